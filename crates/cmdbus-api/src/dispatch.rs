@@ -1,0 +1,63 @@
+//! Handing recorded commands to the broker: publish `{id, generation}` on the confirm channel,
+//! then `new` → `queue` for the messages the broker confirmed. A row whose publish failed stays
+//! `new`, and the relay tries again: the row is durable before anything is published.
+
+use cmdbus_bus::{Broker, Outgoing};
+use cmdbus_domain::{CommandMessage, Lane};
+use cmdbus_store::{CommandRow, StoreError};
+use sqlx::PgPool;
+
+/// Publishes `rows` (all `new`) and returns them as they are afterwards, in the same order.
+pub(crate) async fn dispatch(
+    pool: &PgPool,
+    broker: &Broker,
+    rows: Vec<CommandRow>,
+) -> Result<Vec<CommandRow>, StoreError> {
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    let outgoing: Vec<Outgoing> = rows
+        .iter()
+        .map(|row| Outgoing {
+            kind: row.kind.clone(),
+            message: CommandMessage {
+                id: row.id,
+                generation: row.generation,
+            },
+            priority: u8::try_from(row.priority).unwrap_or(0),
+            ordering_key: row.ordering_key.clone(),
+            lane: Lane::Main,
+        })
+        .collect();
+    let results = broker.publish_commands(&outgoing).await;
+    let confirmed: Vec<_> = rows
+        .iter()
+        .zip(&results)
+        .filter(|(_, result)| result.is_ok())
+        .map(|(row, _)| row.id)
+        .collect();
+    if let Some(Err(error)) = results.iter().find(|result| result.is_err()) {
+        tracing::warn!(%error, failed = rows.len() - confirmed.len(), "not published; the relay will retry");
+    }
+    let mut queued = cmdbus_store::mark_queued(pool, &confirmed).await?;
+    announce(broker, &queued).await;
+    // A confirmed row that was not `new` any more moved on already (a fast worker claimed it
+    // before the confirm came back): answer with what it is now, not with a stale `new`.
+    for id in confirmed {
+        if !queued.iter().any(|row| row.id == id)
+            && let Some(row) = cmdbus_store::lookup(pool, id).await?
+        {
+            queued.push(row);
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| queued.iter().find(|q| q.id == row.id).cloned().unwrap_or(row))
+        .collect())
+}
+
+/// Publishes the state change of each row (best effort: clients resume from PostgreSQL).
+pub(crate) async fn announce(broker: &Broker, rows: &[CommandRow]) {
+    let events: Vec<_> = rows.iter().filter_map(|row| row.event().ok()).collect();
+    broker.publish_events(&events).await;
+}

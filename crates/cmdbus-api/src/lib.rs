@@ -1,0 +1,80 @@
+//! The api role: the REST surface of `/v1/commands`, and the sweeps that make sure every recorded
+//! command reaches the broker (the outbox relay) and no dead worker's command stays `running`
+//! (the lease reaper).
+
+mod commands;
+mod dispatch;
+mod error;
+mod operate;
+mod sweep;
+mod types;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
+use cmdbus_bus::{Broker, ChangeFeed};
+use sqlx::PgPool;
+use std::{sync::Arc, time::Duration};
+
+pub use error::{ApiError, ApiJson};
+pub use sweep::{SweepConfig, run_sweeps};
+
+/// Api settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// How long a submit waits for the broker's confirm before it answers with `new`.
+    pub publish_wait: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            body_limit: 256 * 1024,
+            publish_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    pub(crate) pool: PgPool,
+    pub(crate) broker: Broker,
+    pub(crate) feed: ChangeFeed,
+    pub(crate) types: Arc<types::TypeCache>,
+    pub(crate) config: ApiConfig,
+}
+
+impl ApiState {
+    /// State over a pool, a broker and this process's change feed.
+    pub fn new(pool: PgPool, broker: Broker, feed: ChangeFeed, config: ApiConfig) -> Self {
+        Self {
+            types: Arc::new(types::TypeCache::new(pool.clone(), broker.clone())),
+            pool,
+            broker,
+            feed,
+            config,
+        }
+    }
+}
+
+/// The `/v1` REST routes.
+pub fn router(state: ApiState) -> Router {
+    let body_limit = state.config.body_limit;
+    Router::new()
+        .route(
+            "/v1/commands",
+            post(commands::submit).get(commands::list),
+        )
+        .route("/v1/commands/retry", post(operate::retry_matching))
+        .route("/v1/commands/{id}", get(commands::show))
+        .route("/v1/commands/{id}/retry", post(operate::retry))
+        .route("/v1/commands/{id}/cancel", post(operate::cancel))
+        .route("/v1/types", get(types::list))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

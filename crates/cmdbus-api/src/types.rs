@@ -1,0 +1,86 @@
+//! The registered command types, cached briefly: a submit must not cost a catalogue query.
+
+use axum::extract::State;
+use cmdbus_bus::Broker;
+use cmdbus_domain::TypeInfo;
+use serde::Serialize;
+use sqlx::PgPool;
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use crate::{ApiError, ApiJson, ApiState};
+
+/// How long the catalogue is trusted before it is read again.
+const FRESH_FOR: Duration = Duration::from_secs(5);
+
+type Catalogue = Arc<BTreeMap<String, TypeInfo>>;
+
+#[derive(Debug)]
+pub(crate) struct TypeCache {
+    pool: PgPool,
+    broker: Broker,
+    cached: RwLock<Option<(Instant, Catalogue)>>,
+}
+
+impl TypeCache {
+    pub(crate) fn new(pool: PgPool, broker: Broker) -> Self {
+        Self {
+            pool,
+            broker,
+            cached: RwLock::new(None),
+        }
+    }
+
+    /// The catalogue, reloaded when stale or when `name` is missing from it (a worker may have
+    /// registered it a moment ago).
+    pub(crate) async fn catalogue(&self, name: Option<&str>) -> Result<Catalogue, ApiError> {
+        if let Some((loaded, catalogue)) = self
+            .cached
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            && loaded.elapsed() < FRESH_FOR
+            && name.is_none_or(|name| catalogue.contains_key(name))
+        {
+            return Ok(Arc::clone(catalogue));
+        }
+        let types = cmdbus_store::list_types(&self.pool).await?;
+        let names: Vec<String> = types.iter().map(|t| t.name.clone()).collect();
+        // Publishing with `mandatory` needs the type's queue: declare what we accept.
+        if let Err(error) = self.broker.ensure_types(&names).await {
+            tracing::warn!(%error, "cannot declare type queues now");
+        }
+        let catalogue: Catalogue =
+            Arc::new(types.into_iter().map(|t| (t.name.clone(), t)).collect());
+        *self
+            .cached
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((Instant::now(), Arc::clone(&catalogue)));
+        Ok(catalogue)
+    }
+
+    pub(crate) async fn get(&self, name: &str) -> Result<TypeInfo, ApiError> {
+        self.catalogue(Some(name))
+            .await?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ApiError::UnknownType(name.to_owned()))
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct TypeList {
+    items: Vec<TypeInfo>,
+}
+
+/// `GET /v1/types`.
+pub(crate) async fn list(State(state): State<ApiState>) -> Result<ApiJson<TypeList>, ApiError> {
+    let catalogue = state.types.catalogue(None).await?;
+    Ok(ApiJson(TypeList {
+        items: catalogue.values().cloned().collect(),
+    }))
+}

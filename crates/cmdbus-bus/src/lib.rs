@@ -1,0 +1,289 @@
+//! The RabbitMQ bus: one long-lived connection per process, rebuilt from scratch by a supervisor
+//! whenever it fails, a publisher that counts a message only on a confirm ack with nothing
+//! returned, and the topology every role relies on.
+
+mod feed;
+mod publish;
+mod topology;
+
+use cmdbus_domain::Names;
+use futures_util::StreamExt;
+use lapin::{
+    Channel, Connection, ConnectionProperties, Event,
+    options::ConfirmSelectOptions,
+    uri::AMQPUri,
+};
+use std::{
+    collections::BTreeSet,
+    str::FromStr,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+use tokio::sync::watch;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use feed::ChangeFeed;
+pub use publish::Outgoing;
+pub use topology::{DELAY_HEADER, routing_key};
+
+/// What can go wrong on the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// No connection to the broker right now.
+    #[error("broker unavailable")]
+    Unavailable,
+    /// The broker refused the message (nack).
+    #[error("broker did not accept the message")]
+    Nacked,
+    /// The message matched no queue and came back.
+    #[error("message was unroutable")]
+    Unroutable,
+    /// No confirm came in time.
+    #[error("timed out waiting for the broker")]
+    Timeout,
+    /// The AMQP client failed.
+    #[error("amqp: {0}")]
+    Amqp(#[from] lapin::Error),
+    /// The AMQP URL does not parse.
+    #[error("invalid amqp url: {0}")]
+    Url(String),
+    /// A message did not encode.
+    #[error("encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Broker settings.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    /// `amqp://user:pass@host:port/vhost`; a `heartbeat` of 10 s is added unless it names one.
+    pub url: String,
+    /// Names of every exchange and queue.
+    pub names: Names,
+    /// Shown in the management UI.
+    pub connection_name: String,
+}
+
+/// A live connection with its publishing channels. Dropped (and so closed) when it fails.
+#[derive(Debug)]
+pub struct Session {
+    connection: Connection,
+    /// Confirm-mode channel for command messages: pipelined confirms, one per process.
+    publisher: Channel,
+    /// Plain channel for events: they are notifications, PostgreSQL holds the facts.
+    events: Channel,
+    /// Cancelled when an operation on this session failed, so the supervisor rebuilds it.
+    broken: CancellationToken,
+}
+
+impl Session {
+    /// Opens a new channel (consumers get their own, so that prefetch is theirs).
+    pub async fn open_channel(&self) -> Result<Channel, BusError> {
+        self.connection
+            .create_channel()
+            .await
+            .map_err(|error| self.fail(error))
+    }
+
+    /// Tells the supervisor this session is no longer usable.
+    pub fn mark_broken(&self) {
+        self.broken.cancel();
+    }
+
+    /// Resolves when the session has failed or is being replaced.
+    pub async fn closed(&self) {
+        self.broken.cancelled().await
+    }
+
+    fn fail(&self, error: lapin::Error) -> BusError {
+        self.mark_broken();
+        BusError::Amqp(error)
+    }
+}
+
+/// Handle to the process's broker connection; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: BusConfig,
+    uri: AMQPUri,
+    session: watch::Sender<Option<Arc<Session>>>,
+    /// Command types whose queues every new session declares.
+    kinds: Mutex<BTreeSet<String>>,
+}
+
+impl Broker {
+    /// Starts the supervisor, which connects (and reconnects, with backoff) until `shutdown`.
+    pub fn start(
+        config: BusConfig,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Result<Self, BusError> {
+        let mut uri = AMQPUri::from_str(&config.url).map_err(BusError::Url)?;
+        // A dead broker must be noticed in seconds, not after the server's 60 s default.
+        uri.query.heartbeat.get_or_insert(10);
+        let (session, _) = watch::channel(None);
+        let broker = Self {
+            inner: Arc::new(Inner {
+                config,
+                uri,
+                session,
+                kinds: Mutex::new(BTreeSet::new()),
+            }),
+        };
+        tracker.spawn(supervise(broker.clone(), shutdown));
+        Ok(broker)
+    }
+
+    /// Names of every exchange and queue.
+    pub fn names(&self) -> &Names {
+        &self.inner.config.names
+    }
+
+    /// The live session, if connected.
+    pub fn session(&self) -> Option<Arc<Session>> {
+        self.inner.session.borrow().clone()
+    }
+
+    /// Sees every new session (and `None` while disconnected).
+    pub fn watch_sessions(&self) -> watch::Receiver<Option<Arc<Session>>> {
+        self.inner.session.subscribe()
+    }
+
+    /// Whether a session is up.
+    pub fn is_connected(&self) -> bool {
+        self.inner.session.borrow().is_some()
+    }
+
+    /// Waits until connected, at most `timeout`.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let mut sessions = self.watch_sessions();
+        tokio::time::timeout(timeout, sessions.wait_for(Option::is_some))
+            .await
+            .is_ok_and(|result| result.is_ok())
+    }
+
+    /// Makes sure the queues of these command types exist, now (when connected) and on every
+    /// reconnect.
+    pub async fn ensure_types(&self, kinds: &[String]) -> Result<(), BusError> {
+        let added: Vec<String> = {
+            let mut known = self.lock_kinds();
+            kinds
+                .iter()
+                .filter(|kind| known.insert((*kind).clone()))
+                .cloned()
+                .collect()
+        };
+        if added.is_empty() {
+            return Ok(());
+        }
+        let Some(session) = self.session() else {
+            return Ok(()); // the next session declares them
+        };
+        for kind in &added {
+            topology::declare_type(&session.publisher, self.names(), kind)
+                .await
+                .inspect_err(|_| session.mark_broken())?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every exchange and queue of this namespace (tests and teardown).
+    pub async fn delete_topology(&self) -> Result<(), BusError> {
+        let session = self.session().ok_or(BusError::Unavailable)?;
+        let channel = session.open_channel().await?;
+        let kinds: Vec<String> = self.lock_kinds().iter().cloned().collect();
+        topology::delete_all(&channel, self.names(), &kinds).await
+    }
+
+    fn lock_kinds(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        // A panic while holding this lock cannot leave the set half-changed.
+        self.inner
+            .kinds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn establish(&self) -> Result<Session, BusError> {
+        let properties = ConnectionProperties::default()
+            .with_connection_name(self.inner.config.connection_name.clone().into());
+        let connection = Connection::connect_uri(self.inner.uri.clone(), properties).await?;
+        let publisher = connection.create_channel().await?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        topology::declare_core(&publisher, self.names()).await?;
+        let kinds: Vec<String> = self.lock_kinds().iter().cloned().collect();
+        for kind in &kinds {
+            topology::declare_type(&publisher, self.names(), kind).await?;
+        }
+        let events = connection.create_channel().await?;
+        Ok(Session {
+            connection,
+            publisher,
+            events,
+            broken: CancellationToken::new(),
+        })
+    }
+}
+
+/// Keeps one session alive: connect, publish it, wait for it to fail, withdraw it, back off,
+/// connect again. Rebuilding from scratch is simpler to reason about than recovering channels
+/// and consumers in place, and consumers re-consume when they see the new session.
+async fn supervise(broker: Broker, shutdown: CancellationToken) {
+    const MIN_DELAY: Duration = Duration::from_millis(100);
+    const MAX_DELAY: Duration = Duration::from_secs(5);
+    let mut delay = MIN_DELAY;
+    while !shutdown.is_cancelled() {
+        match broker.establish().await {
+            Ok(session) => {
+                delay = MIN_DELAY;
+                let session = Arc::new(session);
+                tracing::info!("connected to the broker");
+                let mut events = session.connection.events_listener();
+                broker.inner.session.send_replace(Some(session.clone()));
+                let reason = loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break "shutdown".to_owned(),
+                        _ = session.broken.cancelled() => break "an operation failed".to_owned(),
+                        event = events.next() => match event {
+                            Some(Event::Error(error)) => break error.to_string(),
+                            None => break "connection closed".to_owned(),
+                            Some(_) => {}
+                        },
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                            if !session.connection.status().connected() {
+                                break "connection lost".to_owned();
+                            }
+                        }
+                    }
+                };
+                broker.inner.session.send_replace(None);
+                session.mark_broken();
+                if shutdown.is_cancelled() {
+                    let close = session.connection.close(200, "shutdown".into());
+                    let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
+                    break;
+                }
+                tracing::warn!(%reason, "broker session ended; reconnecting");
+            }
+            Err(error) => tracing::warn!(%error, ?delay, "cannot connect to the broker"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(jitter(delay)) => {}
+        }
+        delay = (delay * 2).min(MAX_DELAY);
+    }
+}
+
+/// 50–100 % of `delay`, so that many processes do not reconnect in lockstep.
+fn jitter(delay: Duration) -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    delay.mul_f64(0.5 + f64::from(nanos % 1000) / 2000.0)
+}

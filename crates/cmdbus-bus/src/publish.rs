@@ -1,0 +1,193 @@
+//! Publishing. Command messages go out persistent and `mandatory` on the confirm channel and
+//! count only on an ack with nothing returned; many publishes share the channel, so their confirms
+//! are pipelined instead of costing a round trip each. Events go out on a plain channel.
+
+use cmdbus_domain::{CommandMessage, Event, Lane};
+use lapin::{
+    BasicProperties, Confirmation,
+    options::BasicPublishOptions,
+    types::{AMQPValue, FieldTable},
+};
+use std::time::Duration;
+
+use crate::{Broker, BusError, Session, topology};
+
+/// How long a publish may wait for its confirm before it counts as failed.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A command message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Command type: the routing key.
+    pub kind: String,
+    /// Id and generation.
+    pub message: CommandMessage,
+    /// AMQP priority, 0..=9.
+    pub priority: u8,
+    /// Carried as a header for operators; partition routing comes later.
+    pub ordering_key: Option<String>,
+    /// Which queue of the type it goes to.
+    pub lane: Lane,
+}
+
+/// Where a message goes: exchange, routing key and extra headers.
+struct Route {
+    exchange: String,
+    routing_key: String,
+    headers: Vec<(&'static str, AMQPValue)>,
+}
+
+impl Broker {
+    /// Publishes one command message and waits for its confirm.
+    pub async fn publish_command(&self, outgoing: &Outgoing) -> Result<(), BusError> {
+        let mut results = self.publish_commands(std::slice::from_ref(outgoing)).await;
+        results.pop().unwrap_or(Err(BusError::Unavailable))
+    }
+
+    /// Publishes many command messages back to back, then waits for all their confirms.
+    /// One result per message, in order.
+    pub async fn publish_commands(&self, batch: &[Outgoing]) -> Vec<Result<(), BusError>> {
+        let mut routed = Vec::with_capacity(batch.len());
+        for outgoing in batch {
+            let route = Route {
+                exchange: self.names().commands_exchange(),
+                routing_key: topology::routing_key(&outgoing.kind, outgoing.lane),
+                headers: Vec::new(),
+            };
+            routed.push((outgoing, route));
+        }
+        self.publish_confirmed(routed).await
+    }
+
+    /// Publishes a command message into the delay tier of `delay_ms`; it comes back to its queue
+    /// when the tier's TTL runs out.
+    pub async fn publish_delayed(&self, outgoing: &Outgoing, delay_ms: u32) -> Result<(), BusError> {
+        let route = Route {
+            exchange: self.names().retry_exchange(),
+            routing_key: topology::routing_key(&outgoing.kind, outgoing.lane),
+            headers: vec![(
+                topology::DELAY_HEADER,
+                AMQPValue::LongString(delay_ms.to_string().into()),
+            )],
+        };
+        let mut results = self.publish_confirmed(vec![(outgoing, route)]).await;
+        results.pop().unwrap_or(Err(BusError::Unavailable))
+    }
+
+    /// Parks a command message in an exception lane of its type.
+    pub async fn park(&self, outgoing: &Outgoing, lane: Lane) -> Result<(), BusError> {
+        let route = Route {
+            exchange: self.names().exceptions_exchange(),
+            routing_key: topology::routing_key(&outgoing.kind, lane),
+            headers: Vec::new(),
+        };
+        let mut results = self.publish_confirmed(vec![(outgoing, route)]).await;
+        results.pop().unwrap_or(Err(BusError::Unavailable))
+    }
+
+    /// Publishes a state change to the events fanout. Not confirmed: a lost event is healed by
+    /// resuming from PostgreSQL, which holds every fact.
+    pub async fn publish_event(&self, event: &Event) -> Result<(), BusError> {
+        let session = self.session().ok_or(BusError::Unavailable)?;
+        let body = serde_json::to_vec(event)?;
+        let properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_message_id(event.command.id.to_string().into());
+        session
+            .events
+            .basic_publish(
+                self.names().events_exchange().into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                &body,
+                properties,
+            )
+            .await
+            .map_err(|error| session.fail(error))?;
+        Ok(())
+    }
+
+    /// Publishes many state changes, best effort (logged, never failing the caller).
+    pub async fn publish_events(&self, events: &[Event]) {
+        for event in events {
+            if let Err(error) = self.publish_event(event).await {
+                tracing::debug!(%error, id = %event.command.id, "event not published");
+            }
+        }
+    }
+
+    async fn publish_confirmed(&self, batch: Vec<(&Outgoing, Route)>) -> Vec<Result<(), BusError>> {
+        let Some(session) = self.session() else {
+            return batch.iter().map(|_| Err(BusError::Unavailable)).collect();
+        };
+        // Send everything first, then wait: the confirms arrive pipelined.
+        let mut pending = Vec::with_capacity(batch.len());
+        for (outgoing, route) in &batch {
+            pending.push(send(&session, outgoing, route).await);
+        }
+        let mut results = Vec::with_capacity(pending.len());
+        for sent in pending {
+            results.push(match sent {
+                Ok(confirm) => settle(&session, confirm).await,
+                Err(error) => Err(error),
+            });
+        }
+        results
+    }
+}
+
+/// What the broker said about one published message.
+async fn settle(session: &Session, confirm: lapin::PublisherConfirm) -> Result<(), BusError> {
+    match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
+        Err(_) => Err(BusError::Timeout),
+        Ok(Err(error)) => Err(session.fail(error)),
+        Ok(Ok(Confirmation::Ack(None))) => Ok(()),
+        Ok(Ok(Confirmation::Ack(Some(_)))) => Err(BusError::Unroutable),
+        Ok(Ok(Confirmation::Nack(_))) => Err(BusError::Nacked),
+        // The publisher channel is always in confirm mode; anything else is a bug.
+        Ok(Ok(Confirmation::NotRequested)) => Err(BusError::Nacked),
+    }
+}
+
+async fn send(
+    session: &Session,
+    outgoing: &Outgoing,
+    route: &Route,
+) -> Result<lapin::PublisherConfirm, BusError> {
+    let body = serde_json::to_vec(&outgoing.message)?;
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "x-cmdbus-generation".into(),
+        AMQPValue::LongInt(outgoing.message.generation),
+    );
+    if let Some(key) = &outgoing.ordering_key {
+        headers.insert(
+            "x-cmdbus-ordering-key".into(),
+            AMQPValue::LongString(key.as_str().into()),
+        );
+    }
+    for (name, value) in &route.headers {
+        headers.insert((*name).into(), value.clone());
+    }
+    let properties = BasicProperties::default()
+        .with_delivery_mode(2) // persistent: survives a broker restart
+        .with_content_type("application/json".into())
+        .with_message_id(outgoing.message.id.to_string().into())
+        .with_priority(outgoing.priority)
+        .with_type(outgoing.kind.as_str().into())
+        .with_headers(headers);
+    session
+        .publisher
+        .basic_publish(
+            route.exchange.as_str().into(),
+            route.routing_key.as_str().into(),
+            BasicPublishOptions {
+                mandatory: true, // an unroutable message must come back, not vanish
+                immediate: false,
+            },
+            &body,
+            properties,
+        )
+        .await
+        .map_err(|error| session.fail(error))
+}

@@ -1,0 +1,190 @@
+//! The broker topology, declared in one place with every option spelled out. Every declaration
+//! is idempotent, so each new connection declares everything again: a broker that lost its
+//! definitions gets them back, and a worker never consumes from a queue that does not exist.
+
+use cmdbus_domain::{Lane, Names, RETRY_TIERS};
+use lapin::{
+    Channel, ExchangeKind,
+    options::{
+        ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+        QueueDeleteOptions,
+    },
+    types::{AMQPValue, FieldTable},
+};
+
+use crate::BusError;
+
+/// Header that routes a delayed message to its tier in the headers exchange `<ns>.retry`.
+pub const DELAY_HEADER: &str = "x-cmdbus-delay";
+
+/// Highest AMQP priority of the classic command queues (0..=9 like the API's `priority`).
+const MAX_PRIORITY: u8 = 9;
+
+/// Declares the exchanges and delay tiers every role relies on.
+pub(crate) async fn declare_core(channel: &Channel, names: &Names) -> Result<(), BusError> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    // Commands are routed by type: a direct exchange is exactly "routing key = queue".
+    channel
+        .exchange_declare(
+            names.commands_exchange().into(),
+            ExchangeKind::Direct,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    // Every notifier sees every state change.
+    channel
+        .exchange_declare(
+            names.events_exchange().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    // Delayed messages keep their routing key (the type) and are routed to a tier by header,
+    // so that dead-lettering sends them back to `<ns>.commands` under the right key.
+    channel
+        .exchange_declare(
+            names.retry_exchange().into(),
+            ExchangeKind::Headers,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .exchange_declare(
+            names.exceptions_exchange().into(),
+            ExchangeKind::Direct,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    for delay in RETRY_TIERS {
+        let queue = names.retry_queue(delay);
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-message-ttl".into(), AMQPValue::LongUInt(delay));
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(names.commands_exchange().into()),
+        );
+        channel
+            .queue_declare(queue.as_str().into(), durable_queue(), arguments)
+            .await?;
+        let mut binding = FieldTable::default();
+        binding.insert("x-match".into(), AMQPValue::LongString("all".into()));
+        binding.insert(
+            DELAY_HEADER.into(),
+            AMQPValue::LongString(delay.to_string().into()),
+        );
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                names.retry_exchange().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                binding,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Declares the queues of one command type: its main queue and its two exception lanes.
+pub(crate) async fn declare_type(
+    channel: &Channel,
+    names: &Names,
+    kind: &str,
+) -> Result<(), BusError> {
+    for lane in [Lane::Main, Lane::Exceptions1, Lane::Exceptions2] {
+        let queue = names.command_queue(kind, lane);
+        let mut arguments = FieldTable::default();
+        // Classic queues with priorities: a priority-9 command overtakes a backlog of 0s.
+        arguments.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(MAX_PRIORITY));
+        // A rejected message is parked in the next lane, atomically with its removal here:
+                arguments.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(names.exceptions_exchange().into()),
+        );
+        arguments.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(routing_key(kind, lane.parked_in()).into()),
+        );
+        channel
+            .queue_declare(queue.as_str().into(), durable_queue(), arguments)
+            .await?;
+        let routing_key = routing_key(kind, lane);
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                names.commands_exchange().into(),
+                routing_key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        if lane != Lane::Main {
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    names.exceptions_exchange().into(),
+                    routing_key.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The routing key of a type's queue in a lane: `<type>` or `<type>.<lane>`.
+pub fn routing_key(kind: &str, lane: Lane) -> String {
+    match lane.suffix() {
+        None => kind.to_owned(),
+        Some(suffix) => format!("{kind}.{suffix}"),
+    }
+}
+
+fn durable_queue() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+/// Deletes every exchange and queue of a namespace (tests and teardown).
+pub(crate) async fn delete_all(
+    channel: &Channel,
+    names: &Names,
+    kinds: &[String],
+) -> Result<(), BusError> {
+    for kind in kinds {
+        for lane in [Lane::Main, Lane::Exceptions1, Lane::Exceptions2] {
+            channel
+                .queue_delete(
+                    names.command_queue(kind, lane).into(),
+                    QueueDeleteOptions::default(),
+                )
+                .await?;
+        }
+    }
+    for delay in RETRY_TIERS {
+        channel
+            .queue_delete(names.retry_queue(delay).into(), QueueDeleteOptions::default())
+            .await?;
+    }
+    for exchange in [
+        names.commands_exchange(),
+        names.events_exchange(),
+        names.retry_exchange(),
+        names.exceptions_exchange(),
+    ] {
+        channel
+            .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
+            .await?;
+    }
+    Ok(())
+}

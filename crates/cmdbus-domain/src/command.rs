@@ -1,0 +1,155 @@
+//! Command states and the command view: the one shape of a command that every client sees.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::{fmt, str::FromStr};
+use uuid::Uuid;
+
+/// Where a command is in its life. The strings are the same in the database and on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Recorded in PostgreSQL; the broker has not yet confirmed its message.
+    New,
+    /// The broker holds its message; waiting for a worker.
+    Queue,
+    /// A worker holds a live lease and runs the handler.
+    Running,
+    /// The handler finished; `result` is set.
+    Success,
+    /// The handler failed for good; `error` is set.
+    Fail,
+    /// Cancelled before it could finish.
+    Cancelled,
+}
+
+impl Status {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Status; 6] = [
+        Status::New,
+        Status::Queue,
+        Status::Running,
+        Status::Success,
+        Status::Fail,
+        Status::Cancelled,
+    ];
+
+    /// The exact string stored and sent for this status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Queue => "queue",
+            Status::Running => "running",
+            Status::Success => "success",
+            Status::Fail => "fail",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// A terminal command never changes state again (unless an operator replays it).
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Success | Status::Fail | Status::Cancelled)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that names no status.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for Status {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
+    }
+}
+
+/// Why a command failed, as stored in `commands.error` and shown to clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// Stable, machine-readable snake_case code (`handler_error`, `panicked`, `lease_lost`, ...).
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Whether another attempt could succeed.
+    pub retryable: bool,
+}
+
+/// A command as clients see it: the REST body, the WebSocket payload and the event on the bus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandView {
+    /// UUID v7, so ids sort by creation time.
+    pub id: Uuid,
+    /// The registered command type, e.g. `demo.sleep`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Lifecycle state.
+    pub status: Status,
+    /// 0 (lowest) to 9 (highest).
+    pub priority: i16,
+    /// Commands sharing a key run one at a time, in submission order.
+    pub ordering_key: Option<String>,
+    /// Attempts started so far (0 before the first claim).
+    pub attempt: i32,
+    /// Attempts allowed before the command fails for good.
+    pub max_attempts: i32,
+    /// Fraction done, 0.0 to 1.0, as last reported by the handler.
+    pub progress: Option<f32>,
+    /// Free text the handler attached to its last progress report.
+    pub progress_note: Option<String>,
+    /// The handler's result, once `success`.
+    pub result: Option<Value>,
+    /// Why it failed, once `fail` (or why the last attempt failed, while retrying).
+    pub error: Option<ErrorInfo>,
+    /// Global, strictly increasing change counter: keep a change only if its version is higher.
+    pub version: i64,
+    /// When the api recorded it.
+    pub created_at: DateTime<Utc>,
+    /// When the broker first confirmed its message.
+    pub queued_at: Option<DateTime<Utc>>,
+    /// When the current attempt started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a terminal state.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A registered command type, as `GET /v1/types` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TypeInfo {
+    /// The type's name, also the routing key of its messages.
+    pub name: String,
+    /// What the handler does.
+    pub description: String,
+    /// Attempts a command of this type gets unless the submitter asks otherwise.
+    pub max_attempts: i32,
+    /// A payload that works, for forms and documentation.
+    pub example: Option<Value>,
+    /// JSON Schema of the payload, where the handler declares one.
+    pub payload_schema: Option<Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_strings_round_trip() {
+        for status in Status::ALL {
+            assert_eq!(status.as_str().parse::<Status>().ok(), Some(status));
+            let json = serde_json::to_string(&status).ok();
+            assert_eq!(json, Some(format!("\"{}\"", status.as_str())));
+        }
+        assert!("done".parse::<Status>().is_err());
+    }
+}

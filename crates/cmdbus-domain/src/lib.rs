@@ -1,0 +1,17 @@
+//! The contract of cmdbus, free of I/O: command states, the command view that the api, the
+//! notifier and the web UI show, the messages that travel through RabbitMQ, and the names of
+//! every exchange and queue.
+
+mod command;
+mod message;
+mod names;
+
+pub use command::{CommandView, ErrorInfo, Status, TypeInfo};
+pub use message::{CommandMessage, Event};
+pub use names::{Lane, Names, RETRY_TIERS};
+
+/// The tenant used until tenants and API keys exist.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// Highest priority a command may carry (AMQP priorities 0..=9 on classic queues).
+pub const MAX_PRIORITY: i16 = 9;

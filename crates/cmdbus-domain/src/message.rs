@@ -1,0 +1,25 @@
+//! What travels through RabbitMQ. A command message carries only identity: the payload lives in
+//! PostgreSQL and the claim returns it, so the broker never holds the only copy of a fact.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::CommandView;
+
+/// The body of a message on a command queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandMessage {
+    /// The command's id (also the AMQP `message_id`).
+    pub id: Uuid,
+    /// Bumped by every replay; a message of an older generation claims nothing.
+    pub generation: i32,
+}
+
+/// A state change on the `events` fanout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Whose command it is: the notifier only shows a tenant its own commands.
+    pub tenant: String,
+    /// The command as it is after the change.
+    pub command: CommandView,
+}

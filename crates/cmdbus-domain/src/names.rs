@@ -1,0 +1,121 @@
+//! Every exchange and queue name, derived from one namespace so that environments and tests can
+//! share a broker without seeing each other's messages.
+
+/// Delay tiers for retries and deferrals, in milliseconds, shortest first.
+pub const RETRY_TIERS: [u32; 5] = [1_000, 5_000, 30_000, 120_000, 600_000];
+
+/// Which copy of a type's queue a worker consumes: the main queue or a parking lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lane {
+    /// `<ns>.cmd.<type>`: live traffic.
+    #[default]
+    Main,
+    /// `<ns>.cmd.<type>.exceptions1`: parked failures; failures here go to lane 2.
+    Exceptions1,
+    /// `<ns>.cmd.<type>.exceptions2`: parked failures of lane 1; failures here go back to lane 1.
+    Exceptions2,
+}
+
+impl Lane {
+    /// The suffix of the lane's queue name and its routing key in the exceptions exchange.
+    pub fn suffix(self) -> Option<&'static str> {
+        match self {
+            Lane::Main => None,
+            Lane::Exceptions1 => Some("exceptions1"),
+            Lane::Exceptions2 => Some("exceptions2"),
+        }
+    }
+
+    /// Where a command that fails for good in this lane is parked: main → exceptions1 →
+    /// exceptions2 → exceptions1, so that a re-run never loops back into live traffic.
+    pub fn parked_in(self) -> Lane {
+        match self {
+            Lane::Main | Lane::Exceptions2 => Lane::Exceptions1,
+            Lane::Exceptions1 => Lane::Exceptions2,
+        }
+    }
+}
+
+/// Names of the broker objects under one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    namespace: String,
+}
+
+impl Names {
+    /// Names under `namespace` (e.g. `cmdbus`).
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+        }
+    }
+
+    /// The namespace itself.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Direct exchange that routes a command message by its type to the type's queue.
+    pub fn commands_exchange(&self) -> String {
+        format!("{}.commands", self.namespace)
+    }
+
+    /// The queue of a command type in a lane.
+    pub fn command_queue(&self, kind: &str, lane: Lane) -> String {
+        match lane.suffix() {
+            None => format!("{}.cmd.{kind}", self.namespace),
+            Some(suffix) => format!("{}.cmd.{kind}.{suffix}", self.namespace),
+        }
+    }
+
+    /// Fanout exchange of state changes.
+    pub fn events_exchange(&self) -> String {
+        format!("{}.events", self.namespace)
+    }
+
+    /// Headers exchange that routes a delayed message to its tier by the `x-cmdbus-delay` header,
+    /// keeping its routing key so that dead-lettering sends it back to the right queue.
+    pub fn retry_exchange(&self) -> String {
+        format!("{}.retry", self.namespace)
+    }
+
+    /// The delay queue of one tier.
+    pub fn retry_queue(&self, delay_ms: u32) -> String {
+        format!("{}.retry.{}", self.namespace, tier_label(delay_ms))
+    }
+
+    /// Direct exchange of parked failures, routed by `<type>.<lane>`.
+    pub fn exceptions_exchange(&self) -> String {
+        format!("{}.exceptions", self.namespace)
+    }
+}
+
+/// `1000` → `1s`, `120000` → `2m`.
+fn tier_label(delay_ms: u32) -> String {
+    if delay_ms % 60_000 == 0 {
+        format!("{}m", delay_ms / 60_000)
+    } else if delay_ms % 1_000 == 0 {
+        format!("{}s", delay_ms / 1_000)
+    } else {
+        format!("{delay_ms}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_namespace() {
+        let names = Names::new("t1");
+        assert_eq!(names.commands_exchange(), "t1.commands");
+        assert_eq!(names.command_queue("demo.echo", Lane::Main), "t1.cmd.demo.echo");
+        assert_eq!(
+            names.command_queue("demo.echo", Lane::Exceptions2),
+            "t1.cmd.demo.echo.exceptions2"
+        );
+        assert_eq!(names.retry_queue(1_000), "t1.retry.1s");
+        assert_eq!(names.retry_queue(120_000), "t1.retry.2m");
+        assert_eq!(names.retry_queue(1_500), "t1.retry.1500ms");
+    }
+}

@@ -1,0 +1,75 @@
+//! The notifier role: the WebSocket hub at `/v1/ws`. It relays every state change from the
+//! change feed to the clients subscribed to it, and resumes a client that was away from
+//! PostgreSQL with no gap (subscribe live first, replay by version, drop duplicates).
+
+mod catch_up;
+mod protocol;
+mod session;
+
+use axum::{
+    Router,
+    extract::{State, WebSocketUpgrade},
+    response::Response,
+    routing::get,
+};
+use cmdbus_bus::ChangeFeed;
+use sqlx::PgPool;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub use catch_up::fill_gaps;
+
+/// Notifier settings.
+#[derive(Debug, Clone)]
+pub struct NotifierConfig {
+    /// How often the server pings; a peer silent for two intervals is dropped.
+    pub ping_interval: Duration,
+    /// A send that takes longer than this means the client is too slow: it is disconnected.
+    pub send_timeout: Duration,
+}
+
+impl Default for NotifierConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(20),
+            send_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What every connection shares.
+#[derive(Debug, Clone)]
+pub struct NotifierState {
+    pub(crate) pool: PgPool,
+    pub(crate) feed: ChangeFeed,
+    pub(crate) config: NotifierConfig,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl NotifierState {
+    /// State over a pool and this process's change feed; connections close on `shutdown`.
+    pub fn new(
+        pool: PgPool,
+        feed: ChangeFeed,
+        config: NotifierConfig,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            pool,
+            feed,
+            config,
+            shutdown,
+        }
+    }
+}
+
+/// The `/v1/ws` route.
+pub fn router(state: NotifierState) -> Router {
+    Router::new().route("/v1/ws", get(upgrade)).with_state(state)
+}
+
+async fn upgrade(State(state): State<NotifierState>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| session::serve(state, socket))
+}

@@ -1,0 +1,56 @@
+//! The WebSocket protocol's messages (DESIGN.md section 6).
+
+use cmdbus_domain::CommandView;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Most ids one subscribe may name, and most one connection may hold.
+pub(crate) const MAX_IDS_PER_MESSAGE: usize = 1_000;
+pub(crate) const MAX_IDS_PER_CONNECTION: usize = 10_000;
+
+/// Client → server.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub(crate) enum ClientMessage {
+    /// Start receiving changes of these commands (or all), optionally resuming after `since`.
+    Subscribe(Selector),
+    /// Stop receiving changes of these commands (or all).
+    Unsubscribe(Selector),
+}
+
+/// Which commands a (un)subscribe is about.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Selector {
+    /// Command ids.
+    #[serde(default)]
+    pub(crate) ids: Vec<Uuid>,
+    /// Every command of the tenant.
+    #[serde(default)]
+    pub(crate) all: bool,
+    /// Replay every matching change after this version first.
+    pub(crate) since: Option<i64>,
+}
+
+/// Server → client.
+#[derive(Debug, Serialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub(crate) enum ServerMessage<'a> {
+    /// The subscription took effect; `version` is the tenant's current version.
+    Subscribed {
+        /// Resume from here later to miss nothing.
+        version: i64,
+    },
+    /// A command changed (or, during a replay, its latest state).
+    Command {
+        /// The command after the change.
+        command: &'a CommandView,
+    },
+    /// A request was not understood; the socket stays open.
+    Error {
+        /// Stable snake_case code.
+        code: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+}

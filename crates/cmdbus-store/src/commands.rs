@@ -1,0 +1,307 @@
+//! Submitting, reading and operating on commands (the api's side of the table).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+// The dynamic SQL below only splices this module's own constants, never input.
+use sqlx::{AssertSqlSafe, PgConnection, PgExecutor, types::Json};
+use uuid::Uuid;
+
+use crate::{CommandRow, StoreError};
+
+/// A command to record, already validated by the api.
+#[derive(Debug, Clone)]
+pub struct NewCommand {
+    /// UUID v7 chosen by the api.
+    pub id: Uuid,
+    /// Owner.
+    pub tenant: String,
+    /// Registered type.
+    pub kind: String,
+    /// Handler input.
+    pub payload: Value,
+    /// 0..=9.
+    pub priority: i16,
+    /// Serialises commands sharing it.
+    pub ordering_key: Option<String>,
+    /// From the `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+}
+
+/// The outcome of recording one command.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The stored row: the new one, or the earlier one with the same idempotency key.
+    pub row: CommandRow,
+    /// False when the idempotency key matched an earlier command.
+    pub created: bool,
+}
+
+/// Records commands as `new`, in the order given. A command whose idempotency key is already
+/// taken is not inserted; the earlier command is returned instead, with `created = false`.
+pub async fn insert(
+    conn: &mut PgConnection,
+    commands: &[NewCommand],
+) -> Result<Vec<Submitted>, StoreError> {
+    let ids: Vec<Uuid> = commands.iter().map(|c| c.id).collect();
+    let tenants: Vec<&str> = commands.iter().map(|c| c.tenant.as_str()).collect();
+    let kinds: Vec<&str> = commands.iter().map(|c| c.kind.as_str()).collect();
+    let payloads: Vec<Json<&Value>> = commands.iter().map(|c| Json(&c.payload)).collect();
+    let priorities: Vec<i16> = commands.iter().map(|c| c.priority).collect();
+    let ordering_keys: Vec<Option<&str>> =
+        commands.iter().map(|c| c.ordering_key.as_deref()).collect();
+    let idempotency_keys: Vec<Option<&str>> =
+        commands.iter().map(|c| c.idempotency_key.as_deref()).collect();
+    let max_attempts: Vec<i32> = commands.iter().map(|c| c.max_attempts).collect();
+
+    let inserted: Vec<CommandRow> = sqlx::query_as(
+        "insert into commands
+             (id, tenant, type, payload, priority, ordering_key, idempotency_key, max_attempts)
+         select * from unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int2[],
+                              $6::text[], $7::text[], $8::int4[])
+         on conflict on constraint commands_idempotency_key do nothing
+         returning *",
+    )
+    .bind(&ids)
+    .bind(&tenants)
+    .bind(&kinds)
+    .bind(&payloads)
+    .bind(&priorities)
+    .bind(&ordering_keys)
+    .bind(&idempotency_keys)
+    .bind(&max_attempts)
+    .fetch_all(&mut *conn)
+    .await?;
+
+    let mut submitted = Vec::with_capacity(commands.len());
+    for command in commands {
+        if let Some(row) = inserted.iter().find(|row| row.id == command.id) {
+            submitted.push(Submitted {
+                row: row.clone(),
+                created: true,
+            });
+            continue;
+        }
+        // Not inserted: its idempotency key is taken. The conflicting insert has committed
+        // (ON CONFLICT waits for it), so this statement's fresh snapshot sees the row.
+        let row: CommandRow =
+            sqlx::query_as("select * from commands where tenant = $1 and idempotency_key = $2")
+                .bind(&command.tenant)
+                .bind(&command.idempotency_key)
+                .fetch_one(&mut *conn)
+                .await?;
+        submitted.push(Submitted {
+            row,
+            created: false,
+        });
+    }
+    Ok(submitted)
+}
+
+/// `new` → `queue` for commands whose message the broker confirmed. Rows that moved on in the
+/// meantime (a fast worker already claimed one) are left alone and not returned.
+pub async fn mark_queued<'c>(
+    executor: impl PgExecutor<'c>,
+    ids: &[Uuid],
+) -> Result<Vec<CommandRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "update commands
+            set status = 'queue', queued_at = coalesce(queued_at, now()),
+                version = nextval('command_version')
+          where id = any($1) and status = 'new'
+          returning *",
+    )
+    .bind(ids)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// One command of a tenant.
+pub async fn get<'c>(
+    executor: impl PgExecutor<'c>,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Option<CommandRow>, StoreError> {
+    Ok(
+        sqlx::query_as("select * from commands where tenant = $1 and id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(executor)
+            .await?,
+    )
+}
+
+/// One command by id, whatever its tenant (workers act on ids from messages).
+pub async fn lookup<'c>(
+    executor: impl PgExecutor<'c>,
+    id: Uuid,
+) -> Result<Option<CommandRow>, StoreError> {
+    Ok(sqlx::query_as("select * from commands where id = $1")
+        .bind(id)
+        .fetch_optional(executor)
+        .await?)
+}
+
+/// Filters for listing commands.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this type.
+    pub kind: Option<String>,
+    /// Only commands older than this id (the cursor of the previous page).
+    pub before: Option<Uuid>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// A tenant's commands, newest first.
+pub async fn list<'c>(
+    executor: impl PgExecutor<'c>,
+    tenant: &str,
+    filter: &ListFilter,
+) -> Result<Vec<CommandRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "select * from commands
+          where tenant = $1
+            and ($2::text is null or status = $2)
+            and ($3::text is null or type = $3)
+            and ($4::uuid is null or id < $4)
+          order by id desc
+          limit $5",
+    )
+    .bind(tenant)
+    .bind(&filter.status)
+    .bind(&filter.kind)
+    .bind(filter.before)
+    .bind(filter.limit)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Commands changed after `since`, oldest change first: what a client that was away missed.
+/// `tenant` (all tenants when `None`) and `ids` narrow it.
+pub async fn changed_since<'c>(
+    executor: impl PgExecutor<'c>,
+    tenant: Option<&str>,
+    since: i64,
+    ids: Option<&[Uuid]>,
+    limit: i64,
+) -> Result<Vec<CommandRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "select * from commands
+          where ($1::text is null or tenant = $1) and version > $2
+            and ($3::uuid[] is null or id = any($3))
+          order by version
+          limit $4",
+    )
+    .bind(tenant)
+    .bind(since)
+    .bind(ids)
+    .bind(limit)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// The highest version of a tenant's commands (0 when it has none).
+pub async fn current_version<'c>(
+    executor: impl PgExecutor<'c>,
+    tenant: &str,
+) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("select coalesce(max(version), 0) from commands where tenant = $1")
+            .bind(tenant)
+            .fetch_one(executor)
+            .await?,
+    )
+}
+
+/// Cancels a command: one that has not started becomes `cancelled` at once; a running one gets
+/// `cancel_requested` so that its handler stops. `None` when the state allows neither.
+pub async fn cancel<'c>(
+    executor: impl PgExecutor<'c>,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Option<CommandRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "update commands
+            set status = case when status = 'running' then status else 'cancelled' end,
+                finished_at = case when status = 'running' then null else now() end,
+                cancel_requested = true,
+                version = nextval('command_version')
+          where tenant = $1 and id = $2
+            and (status in ('new', 'queue') or (status = 'running' and not cancel_requested))
+          returning *",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(executor)
+    .await?)
+}
+
+/// Replays a failed or cancelled command: a new generation, back to `new` (the caller publishes
+/// it). Older copies of its message are fenced out by the generation. `None` when not allowed.
+pub async fn replay<'c>(
+    executor: impl PgExecutor<'c>,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Option<CommandRow>, StoreError> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "update commands set {REPLAY_SET}
+          where tenant = $1 and id = $2 and status in ('fail', 'cancelled')
+          returning *"
+    )))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(executor)
+    .await?)
+}
+
+/// What `replay` resets: a fresh generation and attempt budget.
+const REPLAY_SET: &str = "status = 'new', generation = generation + 1, attempt = 0,
+    result = null, error = null, progress = null, progress_note = null, lane = null,
+    worker = null, lease_until = null, cancel_requested = false, started_at = null,
+    finished_at = null, version = nextval('command_version')";
+
+/// Replays every failed command matching the filters (type, error code, finished in a window);
+/// with `dry_run` only counts them. Returns the count and, unless dry, the replayed rows.
+pub async fn replay_matching<'c>(
+    executor: impl PgExecutor<'c>,
+    tenant: &str,
+    kind: Option<&str>,
+    error_code: Option<&str>,
+    window: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    dry_run: bool,
+) -> Result<(i64, Vec<CommandRow>), StoreError> {
+    const MATCH: &str = "tenant = $1 and status = 'fail'
+        and ($2::text is null or type = $2)
+        and ($3::text is null or error->>'code' = $3)
+        and ($4::timestamptz is null or finished_at >= $4)
+        and ($5::timestamptz is null or finished_at < $5)";
+    if dry_run {
+        let count: i64 =
+            sqlx::query_scalar(AssertSqlSafe(format!(
+                "select count(*) from commands where {MATCH}"
+            )))
+                .bind(tenant)
+                .bind(kind)
+                .bind(error_code)
+                .bind(window.0)
+                .bind(window.1)
+                .fetch_one(executor)
+                .await?;
+        return Ok((count, Vec::new()));
+    }
+    let rows: Vec<CommandRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "update commands set {REPLAY_SET} where {MATCH} returning *"
+    )))
+    .bind(tenant)
+    .bind(kind)
+    .bind(error_code)
+    .bind(window.0)
+    .bind(window.1)
+    .fetch_all(executor)
+    .await?;
+    Ok((rows.len() as i64, rows))
+}

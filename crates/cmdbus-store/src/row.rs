@@ -1,0 +1,103 @@
+//! The `commands` row as stored, and its conversion to the view clients see.
+
+use chrono::{DateTime, Utc};
+use cmdbus_domain::{CommandView, ErrorInfo, Event, Status};
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::StoreError;
+
+/// Every column of `commands`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CommandRow {
+    /// UUID v7.
+    pub id: Uuid,
+    /// Owner of the command.
+    pub tenant: String,
+    /// Registered command type.
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    /// The handler's input.
+    pub payload: Json<Value>,
+    /// Lifecycle state, one of the `Status` strings.
+    pub status: String,
+    /// 0..=9.
+    pub priority: i16,
+    /// Serialises commands that share it.
+    pub ordering_key: Option<String>,
+    /// Makes a repeated submit return this command.
+    pub idempotency_key: Option<String>,
+    /// Bumped by each replay; fences out older messages.
+    pub generation: i32,
+    /// Attempts started.
+    pub attempt: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// 0.0..=1.0.
+    pub progress: Option<f32>,
+    /// Free text of the last progress report.
+    pub progress_note: Option<String>,
+    /// Handler result.
+    pub result: Option<Json<Value>>,
+    /// Last error.
+    pub error: Option<Json<ErrorInfo>>,
+    /// Exception lane the command was parked in, if any.
+    pub lane: Option<String>,
+    /// Holder of the lease (while running) or the worker that finished it.
+    pub worker: Option<String>,
+    /// The lease ends here unless renewed.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// Someone asked a running command to stop.
+    pub cancel_requested: bool,
+    /// Global change counter.
+    pub version: i64,
+    /// Recorded.
+    pub created_at: DateTime<Utc>,
+    /// First confirmed by the broker.
+    pub queued_at: Option<DateTime<Utc>>,
+    /// Current attempt started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Reached a terminal state.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl CommandRow {
+    /// The row's status as the domain type.
+    pub fn status(&self) -> Result<Status, StoreError> {
+        self.status.parse().map_err(|_| StoreError::Corrupt {
+            id: self.id,
+            reason: format!("status {:?}", self.status),
+        })
+    }
+
+    /// The view clients see.
+    pub fn view(&self) -> Result<CommandView, StoreError> {
+        Ok(CommandView {
+            id: self.id,
+            kind: self.kind.clone(),
+            status: self.status()?,
+            priority: self.priority,
+            ordering_key: self.ordering_key.clone(),
+            attempt: self.attempt,
+            max_attempts: self.max_attempts,
+            progress: self.progress,
+            progress_note: self.progress_note.clone(),
+            result: self.result.as_ref().map(|json| json.0.clone()),
+            error: self.error.as_ref().map(|json| json.0.clone()),
+            version: self.version,
+            created_at: self.created_at,
+            queued_at: self.queued_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        })
+    }
+
+    /// The state-change event for this row.
+    pub fn event(&self) -> Result<Event, StoreError> {
+        Ok(Event {
+            tenant: self.tenant.clone(),
+            command: self.view()?,
+        })
+    }
+}

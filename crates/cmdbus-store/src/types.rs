@@ -1,0 +1,63 @@
+//! The catalogue of command types. Workers register the types they handle; the api accepts only
+//! registered types, so that a command is never queued where nobody will ever run it.
+
+use cmdbus_domain::TypeInfo;
+use serde_json::Value;
+use sqlx::{PgExecutor, types::Json};
+
+use crate::StoreError;
+
+/// Upserts type definitions.
+pub async fn register_types<'c>(
+    executor: impl PgExecutor<'c>,
+    types: &[TypeInfo],
+) -> Result<(), StoreError> {
+    let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
+    let descriptions: Vec<&str> = types.iter().map(|t| t.description.as_str()).collect();
+    let max_attempts: Vec<i32> = types.iter().map(|t| t.max_attempts).collect();
+    let examples: Vec<Option<Json<&Value>>> =
+        types.iter().map(|t| t.example.as_ref().map(Json)).collect();
+    let schemas: Vec<Option<Json<&Value>>> = types
+        .iter()
+        .map(|t| t.payload_schema.as_ref().map(Json))
+        .collect();
+    sqlx::query(
+        "insert into command_types (name, description, max_attempts, example, payload_schema)
+         select * from unnest($1::text[], $2::text[], $3::int4[], $4::jsonb[], $5::jsonb[])
+         on conflict (name) do update
+            set description = excluded.description, max_attempts = excluded.max_attempts,
+                example = excluded.example, payload_schema = excluded.payload_schema,
+                updated_at = now()",
+    )
+    .bind(&names)
+    .bind(&descriptions)
+    .bind(&max_attempts)
+    .bind(&examples)
+    .bind(&schemas)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Every registered type, by name.
+pub async fn list_types<'c>(executor: impl PgExecutor<'c>) -> Result<Vec<TypeInfo>, StoreError> {
+    let rows: Vec<(String, String, i32, Option<Json<Value>>, Option<Json<Value>>)> =
+        sqlx::query_as(
+            "select name, description, max_attempts, example, payload_schema
+               from command_types order by name",
+        )
+        .fetch_all(executor)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(name, description, max_attempts, example, payload_schema)| TypeInfo {
+                name,
+                description,
+                max_attempts,
+                example: example.map(|json| json.0),
+                payload_schema: payload_schema.map(|json| json.0),
+            },
+        )
+        .collect())
+}

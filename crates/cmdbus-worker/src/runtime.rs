@@ -1,0 +1,462 @@
+//! The consume loop and the life of one delivery: claim → run → finish in PostgreSQL → publish
+//! the event → ack. The ack always comes last, so a crash anywhere before it leaves a message
+//! that the broker delivers again, and the claim decides whether it still has work to do.
+
+use cmdbus_bus::{Broker, Outgoing, Session};
+use cmdbus_domain::{CommandMessage, Lane, RETRY_TIERS, Status};
+use cmdbus_store::{Claim, CommandRow, Finish, Outcome, StoreError};
+use futures_util::StreamExt;
+use lapin::{
+    message::Delivery,
+    options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions, BasicQosOptions},
+    types::FieldTable,
+};
+use sqlx::PgPool;
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    Context, HandlerError, Registry,
+    context::Shared,
+    lease::{self, Inflight},
+};
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique per process: the lease holder's name.
+    pub worker_id: String,
+    /// Handlers running at once.
+    pub concurrency: usize,
+    /// Unacked messages the broker may send ahead (per queue consumed).
+    pub prefetch: u16,
+    /// How long a claim holds without a heartbeat.
+    pub lease: Duration,
+    /// Main queues, or an exception lane.
+    pub lane: Lane,
+    /// On shutdown, how long running handlers may take before they are cancelled.
+    pub shutdown_grace: Duration,
+}
+
+/// Everything a delivery's task needs.
+struct Runtime {
+    shared: Arc<Shared>,
+    registry: Registry,
+    inflight: Arc<Inflight>,
+    lane: Lane,
+}
+
+/// Registers the types, then consumes until `shutdown`; lets running handlers finish (cancelling
+/// them after the grace period) before it returns.
+pub async fn run(
+    config: WorkerConfig,
+    pool: PgPool,
+    broker: Broker,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> Result<(), StoreError> {
+    cmdbus_store::register_types(&pool, &registry.types()).await?;
+    if let Err(error) = broker.ensure_types(&registry.names()).await {
+        tracing::warn!(%error, "cannot declare queues now; the next broker session will");
+    }
+    let runtime = Arc::new(Runtime {
+        shared: Arc::new(Shared {
+            pool,
+            broker: broker.clone(),
+            worker: config.worker_id.clone(),
+            lease: config.lease,
+            last_progress: Default::default(),
+        }),
+        registry,
+        inflight: Arc::default(),
+        lane: config.lane,
+    });
+    let stop_renewing = CancellationToken::new();
+    let renewer = tokio::spawn(lease::renew_loop(
+        Arc::clone(&runtime.shared),
+        Arc::clone(&runtime.inflight),
+        stop_renewing.clone(),
+    ));
+    let tasks = TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let mut sessions = broker.watch_sessions();
+    while !shutdown.is_cancelled() {
+        let session = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            session = sessions.wait_for(Option::is_some) => match session {
+                Ok(session) => session.clone(),
+                Err(_) => break, // the broker handle is gone
+            },
+        };
+        let Some(session) = session else { continue };
+        if let Err(error) =
+            consume(&runtime, &session, &config, &permits, &tasks, &shutdown).await
+        {
+            tracing::warn!(%error, "consumer stopped");
+        }
+        if !shutdown.is_cancelled() {
+            // Re-consume (on this session if it is still alive) after a short pause.
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
+    tasks.close();
+    tracing::info!(running = runtime.inflight.len(), "worker draining");
+    if tokio::time::timeout(config.shutdown_grace, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over; cancelling running handlers");
+        runtime.inflight.cancel_all();
+        tasks.wait().await;
+    }
+    stop_renewing.cancel();
+    let _ = renewer.await;
+    Ok(())
+}
+
+/// Consumes every registered type's queue on one channel until the channel or session ends or
+/// `shutdown` fires; each delivery runs in its own task once a handler slot is free.
+async fn consume(
+    runtime: &Arc<Runtime>,
+    session: &Session,
+    config: &WorkerConfig,
+    permits: &Arc<Semaphore>,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<(), cmdbus_bus::BusError> {
+    let channel = session.open_channel().await?;
+    channel
+        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await?;
+    let names = runtime.shared.broker.names().clone();
+    let mut consumers = Vec::new();
+    for kind in runtime.registry.names() {
+        let queue = names.command_queue(&kind, config.lane);
+        let consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                format!("{}:{queue}", config.worker_id).into(),
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        consumers.push(consumer);
+    }
+    let tags: Vec<_> = consumers.iter().map(|consumer| consumer.tag()).collect();
+    let mut deliveries = futures_util::stream::select_all(consumers);
+    tracing::info!(queues = tags.len(), lane = ?config.lane, "consuming");
+    loop {
+        let delivery = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = session.closed() => return Ok(()),
+            delivery = deliveries.next() => delivery,
+        };
+        let delivery = match delivery {
+            Some(Ok(delivery)) => delivery,
+            Some(Err(error)) => return Err(error.into()),
+            None => return Ok(()), // the broker cancelled the consumers
+        };
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break, // unstarted: requeued when the channel closes
+            permit = Arc::clone(permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        tasks.spawn(process(Arc::clone(runtime), delivery, permit));
+    }
+    // Stop new deliveries; running ones keep the channel open to ack when they finish.
+    for tag in tags {
+        let _ = channel.basic_cancel(tag, BasicCancelOptions::default()).await;
+    }
+    Ok(())
+}
+
+/// What to do with a delivery once the database says how its attempt ended.
+enum Settle {
+    Ack,
+    Requeue,
+    /// Reject without requeue: the queue dead-letters it to the type's next exception lane.
+    Park,
+    /// Publish into a delay tier, then ack.
+    Delay(u32),
+}
+
+async fn process(runtime: Arc<Runtime>, delivery: Delivery, _permit: OwnedSemaphorePermit) {
+    let settle = match serde_json::from_slice::<CommandMessage>(&delivery.data) {
+        Ok(message) => handle_message(&runtime, message, &delivery).await,
+        Err(error) => {
+            tracing::error!(%error, "undecodable message; parking it");
+            Settle::Park
+        }
+    };
+    settle_delivery(&runtime, delivery, settle).await;
+}
+
+async fn handle_message(runtime: &Runtime, message: CommandMessage, delivery: &Delivery) -> Settle {
+    let shared = &runtime.shared;
+    let claim = Claim {
+        id: message.id,
+        generation: message.generation,
+    };
+    let claimed = match cmdbus_store::claim(&shared.pool, &[claim], &shared.worker, shared.lease).await
+    {
+        Ok(mut rows) => rows.pop(),
+        Err(error) => {
+            tracing::warn!(%error, id = %message.id, "cannot claim; requeueing");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return Settle::Requeue;
+        }
+    };
+    let Some(row) = claimed else {
+        return unclaimed(runtime, message, delivery).await;
+    };
+    announce(&shared.broker, std::slice::from_ref(&row)).await;
+    let outcome = run_handler(runtime, &row).await;
+    finish(runtime, &row, outcome).await
+}
+
+/// A delivery that claimed nothing: a duplicate, a stale generation, or a command another worker
+/// holds. Only the last needs a second look later, in case that worker dies.
+async fn unclaimed(runtime: &Runtime, message: CommandMessage, delivery: &Delivery) -> Settle {
+    let row = match cmdbus_store::lookup(&runtime.shared.pool, message.id).await {
+        Ok(row) => row,
+        Err(error) => {
+            tracing::warn!(%error, id = %message.id, "cannot look up command; requeueing");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return Settle::Requeue;
+        }
+    };
+    let Some(row) = row else {
+        tracing::warn!(id = %message.id, "message for an unknown command; dropping it");
+        return Settle::Ack;
+    };
+    let held = row.status == Status::Running.as_str() && row.generation == message.generation;
+    match (held, row.lease_until) {
+        (true, Some(until)) => {
+            let remaining = (until - chrono::Utc::now()).num_milliseconds().max(0) as u64;
+            tracing::debug!(id = %row.id, remaining, "held by another worker; deferring");
+            let _ = delivery; // the copy itself is what we defer
+            Settle::Delay(tier_at_least(remaining))
+        }
+        _ => Settle::Ack, // duplicate or stale: nothing to do
+    }
+}
+
+/// The shortest delay tier that is at least `ms` long (the longest if none is).
+fn tier_at_least(ms: u64) -> u32 {
+    RETRY_TIERS
+        .into_iter()
+        .find(|tier| u64::from(*tier) >= ms)
+        .unwrap_or(RETRY_TIERS[RETRY_TIERS.len() - 1])
+}
+
+/// The delay before retry number `attempt` (1-based): the tiers in turn, then the longest.
+fn backoff_tier(attempt: i32) -> u32 {
+    let index = usize::try_from(attempt.max(1) - 1).unwrap_or(0);
+    RETRY_TIERS[index.min(RETRY_TIERS.len() - 1)]
+}
+
+async fn run_handler(runtime: &Runtime, row: &CommandRow) -> Outcome {
+    let lease = runtime.inflight.insert(row.id);
+    let ctx = Context {
+        id: row.id,
+        kind: row.kind.clone(),
+        attempt: row.attempt,
+        max_attempts: row.max_attempts,
+        cancel: lease.cancel.clone(),
+        shared: Arc::clone(&runtime.shared),
+    };
+    let result = match runtime.registry.call(&row.kind, ctx, row.payload.0.clone()) {
+        // Its own task, so that a panicking handler fails its command, not the worker.
+        Some(future) => match tokio::spawn(future).await {
+            Ok(result) => result,
+            Err(error) => Err(HandlerError::permanent(
+                "panicked",
+                format!("handler panicked: {error}"),
+            )),
+        },
+        None => Err(HandlerError::permanent(
+            "unknown_type",
+            format!("no handler for {}", row.kind),
+        )),
+    };
+    let cancel_requested = lease.cancel_requested.load(Ordering::SeqCst);
+    match result {
+        Ok(value) => Outcome::Success(value),
+        Err(_) if cancel_requested => Outcome::Cancelled,
+        Err(_) if runtime.inflight_shutdown(&lease) => Outcome::Released,
+        Err(error) if error.retryable && row.attempt < row.max_attempts => {
+            Outcome::Retry(error.info())
+        }
+        Err(error) => Outcome::Fail(error.info()),
+    }
+}
+
+impl Runtime {
+    /// The handler stopped because the worker is shutting down (not cancelled, lease kept).
+    fn inflight_shutdown(&self, lease: &lease::Lease) -> bool {
+        lease.cancel.is_cancelled() && !lease.lost.load(Ordering::SeqCst)
+    }
+}
+
+/// Records the end of the attempt (retrying while the database is away), publishes the event,
+/// and says how to settle the message.
+async fn finish(runtime: &Runtime, row: &CommandRow, outcome: Outcome) -> Settle {
+    let shared = &runtime.shared;
+    let settle = match &outcome {
+        Outcome::Success(_) | Outcome::Cancelled => Settle::Ack,
+        Outcome::Fail(_) => Settle::Park,
+        Outcome::Retry(_) => Settle::Delay(backoff_tier(row.attempt)),
+        Outcome::Released => Settle::Requeue,
+    };
+    let lane = matches!(outcome, Outcome::Fail(_))
+        .then(|| runtime.lane.parked_in().suffix().map(str::to_owned))
+        .flatten();
+    let request = Finish {
+        id: row.id,
+        worker: shared.worker.clone(),
+        attempt: row.attempt,
+        outcome,
+        lane,
+    };
+    let mut delay = Duration::from_millis(100);
+    let finished = loop {
+        match cmdbus_store::finish(&shared.pool, std::slice::from_ref(&request)).await {
+            Ok(rows) => break Some(rows),
+            // Still ours while the lease lasts (the renewer keeps it while it can).
+            Err(error) if delay < shared.lease => {
+                tracing::warn!(%error, id = %row.id, "cannot record the outcome; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(error) => {
+                tracing::error!(%error, id = %row.id, "cannot record the outcome; requeueing");
+                break None;
+            }
+        }
+    };
+    runtime.inflight.remove(row.id);
+    shared
+        .last_progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&row.id);
+    match finished {
+        None => Settle::Requeue,
+        Some(rows) if rows.is_empty() => {
+            // Fenced out: our lease was lost and another claim owns the command now.
+            tracing::warn!(id = %row.id, attempt = row.attempt, "finish fenced out");
+            Settle::Ack
+        }
+        Some(rows) => {
+            announce(&shared.broker, &rows).await;
+            settle
+        }
+    }
+}
+
+async fn settle_delivery(runtime: &Runtime, delivery: Delivery, settle: Settle) {
+    let result = match settle {
+        Settle::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
+        Settle::Requeue => {
+            let requeue = BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            };
+            delivery.acker.nack(requeue).await
+        }
+        Settle::Park => {
+            let park = BasicNackOptions {
+                multiple: false,
+                requeue: false,
+            };
+            delivery.acker.nack(park).await
+        }
+        Settle::Delay(delay_ms) => {
+            let republished = match serde_json::from_slice::<CommandMessage>(&delivery.data) {
+                Ok(message) => {
+                    let outgoing = Outgoing {
+                        kind: delivery.properties.kind().as_ref().map_or_else(
+                            || strip_lane(delivery.routing_key.as_str()),
+                            |kind| kind.to_string(),
+                        ),
+                        message,
+                        priority: delivery.properties.priority().unwrap_or(0),
+                        ordering_key: None,
+                        lane: runtime.lane,
+                    };
+                    runtime
+                        .shared
+                        .broker
+                        .publish_delayed(&outgoing, delay_ms)
+                        .await
+                }
+                Err(error) => Err(error.into()),
+            };
+            match republished {
+                Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot delay the message; requeueing it");
+                    let requeue = BasicNackOptions {
+                        multiple: false,
+                        requeue: true,
+                    };
+                    delivery.acker.nack(requeue).await
+                }
+            }
+        }
+    };
+    if let Err(error) = result {
+        // The channel is gone: the broker requeues the message and the claim sorts it out.
+        tracing::debug!(%error, "cannot settle delivery");
+    }
+}
+
+/// `demo.echo.exceptions1` → `demo.echo`.
+fn strip_lane(routing_key: &str) -> String {
+    [".exceptions1", ".exceptions2"]
+        .into_iter()
+        .find_map(|suffix| routing_key.strip_suffix(suffix))
+        .unwrap_or(routing_key)
+        .to_owned()
+}
+
+/// Publishes the state change of each row. Best effort: a lost event is healed by resuming
+/// from PostgreSQL.
+pub(crate) async fn announce(broker: &Broker, rows: &[CommandRow]) {
+    let events: Vec<_> = rows.iter().filter_map(|row| row.event().ok()).collect();
+    broker.publish_events(&events).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cmdbus_domain::ErrorInfo;
+
+    #[test]
+    fn tiers_cover_remaining_leases() {
+        assert_eq!(tier_at_least(0), 1_000);
+        assert_eq!(tier_at_least(1_000), 1_000);
+        assert_eq!(tier_at_least(1_001), 5_000);
+        assert_eq!(tier_at_least(10_000_000), 600_000);
+        assert_eq!(backoff_tier(1), 1_000);
+        assert_eq!(backoff_tier(2), 5_000);
+        assert_eq!(backoff_tier(99), 600_000);
+        assert_eq!(strip_lane("demo.echo.exceptions1"), "demo.echo");
+        assert_eq!(strip_lane("demo.echo"), "demo.echo");
+    }
+
+    #[test]
+    fn error_info_keeps_retryability() {
+        let info: ErrorInfo = HandlerError::retryable("busy", "try later").info();
+        assert!(info.retryable);
+    }
+}

@@ -1,0 +1,124 @@
+//! Every setting, as a flag with a `CMDBUS_*` environment variable. Defaults point at the local
+//! services, so `cmdbus` alone runs everything on one machine.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::{net::SocketAddr, time::Duration};
+
+/// cmdbus: an HTTP command bus with a status database and push notifications.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Which role to run (default: all of them in one process).
+    #[command(subcommand)]
+    pub role: Option<Role>,
+    /// Settings shared by every role.
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// The roles; each can run alone or all together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Role {
+    /// api + worker + notifier + web UI in one process.
+    All,
+    /// REST api, outbox relay and lease reaper.
+    Api,
+    /// Runs handlers.
+    Worker,
+    /// WebSocket hub.
+    Notifier,
+    /// Creates the database if missing, applies migrations, exits.
+    Migrate,
+}
+
+impl Role {
+    pub(crate) fn serves_api(self) -> bool {
+        matches!(self, Role::All | Role::Api)
+    }
+    pub(crate) fn serves_ws(self) -> bool {
+        matches!(self, Role::All | Role::Notifier)
+    }
+    pub(crate) fn runs_worker(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
+}
+
+/// Lane a worker consumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LaneArg {
+    /// Live traffic.
+    Main,
+    /// Parked failures.
+    Exceptions1,
+    /// Parked failures of lane 1.
+    Exceptions2,
+}
+
+/// Settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// HTTP listen address (api, WebSocket, web UI, health).
+    #[arg(long, env = "CMDBUS_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+    /// PostgreSQL URL; the database is created if missing.
+    #[arg(
+        long,
+        env = "CMDBUS_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/cmdbus",
+        global = true
+    )]
+    pub database_url: String,
+    /// RabbitMQ URL.
+    #[arg(
+        long,
+        env = "CMDBUS_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        global = true
+    )]
+    pub amqp_url: String,
+    /// Prefix of every exchange and queue name.
+    #[arg(long, env = "CMDBUS_NAMESPACE", default_value = "cmdbus", global = true)]
+    pub namespace: String,
+    /// Handlers a worker runs at once.
+    #[arg(long, env = "CMDBUS_WORKER_CONCURRENCY", default_value_t = 16, global = true)]
+    pub worker_concurrency: usize,
+    /// Messages the broker may send a worker ahead of its acks.
+    #[arg(long, env = "CMDBUS_PREFETCH", default_value_t = 32, global = true)]
+    pub prefetch: u16,
+    /// Seconds a claim holds without a heartbeat.
+    #[arg(long, env = "CMDBUS_LEASE_SECS", default_value_t = 30.0, global = true)]
+    pub lease_secs: f64,
+    /// Which queues a worker consumes.
+    #[arg(long, env = "CMDBUS_LANE", value_enum, default_value = "main", global = true)]
+    pub lane: LaneArg,
+    /// Seconds running handlers get to finish on shutdown before they are cancelled.
+    #[arg(long, env = "CMDBUS_SHUTDOWN_GRACE_SECS", default_value_t = 30.0, global = true)]
+    pub shutdown_grace_secs: f64,
+    /// PostgreSQL connections per process.
+    #[arg(long, env = "CMDBUS_DB_MAX_CONNECTIONS", default_value_t = 20, global = true)]
+    pub db_max_connections: u32,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "CMDBUS_MAX_BODY_BYTES", default_value_t = 256 * 1024, global = true)]
+    pub max_body_bytes: usize,
+    /// Milliseconds between outbox relay and lease reaper sweeps.
+    #[arg(long, env = "CMDBUS_SWEEP_INTERVAL_MS", default_value_t = 1000, global = true)]
+    pub sweep_interval_ms: u64,
+    /// Tracing filter, e.g. `info` or `cmdbus=debug,info`.
+    #[arg(long, env = "CMDBUS_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+impl Config {
+    pub(crate) fn lease(&self) -> Duration {
+        Duration::from_secs_f64(self.lease_secs.max(1.0))
+    }
+
+    pub(crate) fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs_f64(self.shutdown_grace_secs.max(0.0))
+    }
+
+    /// Defaults, as if no flag or variable were given (tests start from here).
+    pub fn defaults() -> Self {
+        Cli::parse_from(["cmdbus"]).config
+    }
+}

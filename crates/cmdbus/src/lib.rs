@@ -1,0 +1,165 @@
+//! The `cmdbus` binary's wiring, as a library so that tests start the real app in-process:
+//! `run(role, config, registry, listener, shutdown)` connects to PostgreSQL and RabbitMQ, starts
+//! the role's tasks and serves HTTP until `shutdown`.
+
+mod config;
+mod health;
+mod web;
+
+use anyhow::Context as _;
+use axum::Router;
+use cmdbus_bus::{Broker, BusConfig, ChangeFeed};
+use cmdbus_domain::{Lane, Names};
+use cmdbus_store::PoolConfig;
+use cmdbus_worker::{Registry, WorkerConfig};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use config::{Cli, Config, LaneArg, Role};
+
+/// Events one process buffers for its WebSocket clients and long-polls before a slow reader is
+/// told it lagged.
+const FEED_CAPACITY: usize = 4_096;
+
+/// The handlers built into the binary: the demo types.
+pub fn builtin_registry() -> Registry {
+    let mut registry = Registry::new();
+    cmdbus_worker::demo::register(&mut registry);
+    registry
+}
+
+/// Runs `role` until `shutdown` is cancelled, then shuts down gracefully: stop accepting, stop
+/// consuming, let running handlers finish (or give them back), close the broker connection.
+pub async fn run(
+    role: Role,
+    config: Config,
+    registry: Registry,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let pool = cmdbus_store::connect_and_migrate(&PoolConfig {
+        url: config.database_url.clone(),
+        max_connections: config.db_max_connections,
+    })
+    .await
+    .context("cannot prepare the database")?;
+    if role == Role::Migrate {
+        tracing::info!("database migrated");
+        return Ok(());
+    }
+    // The catalogue is what the api accepts; any role registers the types this binary handles.
+    cmdbus_store::register_types(&pool, &registry.types())
+        .await
+        .context("cannot register command types")?;
+
+    // The broker outlives the roles' shutdown, so that draining workers can still ack.
+    let tracker = TaskTracker::new();
+    let broker_stop = CancellationToken::new();
+    let broker = Broker::start(
+        BusConfig {
+            url: config.amqp_url.clone(),
+            names: Names::new(config.namespace.clone()),
+            connection_name: format!("cmdbus {role:?} {}", std::process::id()),
+        },
+        broker_stop.clone(),
+        &tracker,
+    )?;
+
+    let mut app = health::router(pool.clone(), broker.clone());
+    let feed = (role.serves_api() || role.serves_ws())
+        .then(|| ChangeFeed::start(broker.clone(), FEED_CAPACITY, shutdown.clone(), &tracker));
+    if let (true, Some(feed)) = (role.serves_api(), &feed) {
+        let state = cmdbus_api::ApiState::new(
+            pool.clone(),
+            broker.clone(),
+            feed.clone(),
+            cmdbus_api::ApiConfig {
+                body_limit: config.max_body_bytes,
+                ..Default::default()
+            },
+        );
+        app = app.merge(cmdbus_api::router(state));
+        tracker.spawn(cmdbus_api::run_sweeps(
+            cmdbus_api::SweepConfig {
+                interval: Duration::from_millis(config.sweep_interval_ms.max(10)),
+                relay_after: Duration::from_secs(3),
+                reap_after: config.lease(),
+            },
+            pool.clone(),
+            broker.clone(),
+            shutdown.clone(),
+        ));
+    }
+    if let (true, Some(feed)) = (role.serves_ws(), &feed) {
+        let state = cmdbus_notifier::NotifierState::new(
+            pool.clone(),
+            feed.clone(),
+            Default::default(),
+            shutdown.clone(),
+        );
+        app = app.merge(cmdbus_notifier::router(state));
+        tracker.spawn(cmdbus_notifier::fill_gaps(
+            pool.clone(),
+            feed.clone(),
+            shutdown.clone(),
+        ));
+    }
+    if role == Role::All || role == Role::Api {
+        app = app.merge(web::router());
+    }
+    let worker = role.runs_worker().then(|| {
+        let config = WorkerConfig {
+            worker_id: worker_id(),
+            concurrency: config.worker_concurrency,
+            prefetch: config.prefetch,
+            lease: config.lease(),
+            lane: match config.lane {
+                LaneArg::Main => Lane::Main,
+                LaneArg::Exceptions1 => Lane::Exceptions1,
+                LaneArg::Exceptions2 => Lane::Exceptions2,
+            },
+            shutdown_grace: config.shutdown_grace(),
+        };
+        tokio::spawn(cmdbus_worker::run(
+            config,
+            pool.clone(),
+            broker.clone(),
+            registry,
+            shutdown.clone(),
+        ))
+    });
+
+    tracing::info!(role = ?role, address = %listener.local_addr()?, "cmdbus running");
+    let served = axum::serve(listener, with_tracing(app))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    shutdown.cancel(); // the server may also stop on its own (listener error)
+    if let Some(worker) = worker {
+        match worker.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "worker failed"),
+            Err(error) => tracing::error!(%error, "worker panicked"),
+        }
+    }
+    broker_stop.cancel();
+    tracker.close();
+    tracker.wait().await;
+    pool.close().await;
+    served.context("http server failed")
+}
+
+fn with_tracing(app: Router) -> Router {
+    app.layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Unique per process: `<host>-<pid>-<random>`, the name on every lease this worker holds.
+fn worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    let random = uuid::Uuid::now_v7().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &random[random.len() - 6..])
+}

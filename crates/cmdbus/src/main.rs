@@ -1,0 +1,50 @@
+//! `cmdbus [all|api|worker|notifier|migrate]`: parses settings, sets up tracing, binds the
+//! listener and runs the role until SIGTERM or Ctrl-C.
+
+use anyhow::Context as _;
+use clap::Parser;
+use cmdbus::{Cli, Role};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.config.log)
+                .context("invalid CMDBUS_LOG filter")?,
+        )
+        .init();
+    let role = cli.role.unwrap_or(Role::All);
+    let listener = tokio::net::TcpListener::bind(cli.config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.config.listen))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    cmdbus::run(role, cli.config, cmdbus::builtin_registry(), listener, shutdown).await
+}
+
+/// Cancels `shutdown` on SIGTERM or Ctrl-C.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}
