@@ -95,7 +95,11 @@ pub(crate) async fn submit(
         idempotency_key,
         max_attempts,
     };
-    let mut conn = state.pool.acquire().await.map_err(cmdbus_store::StoreError::from)?;
+    let mut conn = state
+        .pool
+        .acquire()
+        .await
+        .map_err(cmdbus_store::StoreError::from)?;
     let submitted = cmdbus_store::insert(&mut conn, std::slice::from_ref(&command))
         .await?
         .pop()
@@ -106,11 +110,11 @@ pub(crate) async fn submit(
         if row.kind != command.kind || row.payload.0 != command.payload {
             return Err(ApiError::IdempotencyKeyReused);
         }
-        return Ok(command_response(StatusCode::OK, &row)?);
+        return command_response(StatusCode::OK, &row);
     }
     announce(&state.broker, std::slice::from_ref(&submitted.row)).await;
     let row = publish_now(&state, submitted.row).await;
-    Ok(command_response(StatusCode::ACCEPTED, &row)?)
+    command_response(StatusCode::ACCEPTED, &row)
 }
 
 /// Publishes a fresh row, waiting at most `publish_wait` for the confirm. The publish runs in its

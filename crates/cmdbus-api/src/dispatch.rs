@@ -52,7 +52,13 @@ pub(crate) async fn dispatch(
     }
     Ok(rows
         .into_iter()
-        .map(|row| queued.iter().find(|q| q.id == row.id).cloned().unwrap_or(row))
+        .map(|row| {
+            queued
+                .iter()
+                .find(|q| q.id == row.id)
+                .cloned()
+                .unwrap_or(row)
+        })
         .collect())
 }
 

@@ -66,10 +66,7 @@ impl ApiState {
 pub fn router(state: ApiState) -> Router {
     let body_limit = state.config.body_limit;
     Router::new()
-        .route(
-            "/v1/commands",
-            post(commands::submit).get(commands::list),
-        )
+        .route("/v1/commands", post(commands::submit).get(commands::list))
         .route("/v1/commands/retry", post(operate::retry_matching))
         .route("/v1/commands/{id}", get(commands::show))
         .route("/v1/commands/{id}/retry", post(operate::retry))

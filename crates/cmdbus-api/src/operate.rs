@@ -18,7 +18,9 @@ use crate::{
 /// Why an operation is refused, when the command exists.
 async fn refusal(state: &ApiState, id: uuid::Uuid, verb: &str) -> ApiError {
     match cmdbus_store::get(&state.pool, DEFAULT_TENANT, id).await {
-        Ok(Some(row)) => ApiError::Conflict(format!("cannot {verb} a command in state {}", row.status)),
+        Ok(Some(row)) => {
+            ApiError::Conflict(format!("cannot {verb} a command in state {}", row.status))
+        }
         Ok(None) => ApiError::NotFound,
         Err(error) => error.into(),
     }

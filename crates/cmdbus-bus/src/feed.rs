@@ -96,7 +96,8 @@ async fn listen(feed: ChangeFeed, broker: Broker, shutdown: CancellationToken) {
                         delivery = consumer.next() => delivery,
                     };
                     match delivery {
-                        Some(Ok(delivery)) => match serde_json::from_slice::<Event>(&delivery.data) {
+                        Some(Ok(delivery)) => match serde_json::from_slice::<Event>(&delivery.data)
+                        {
                             Ok(event) => feed.inject(event),
                             Err(error) => tracing::warn!(%error, "undecodable event"),
                         },

@@ -9,9 +9,7 @@ mod topology;
 use cmdbus_domain::Names;
 use futures_util::StreamExt;
 use lapin::{
-    Channel, Connection, ConnectionProperties, Event,
-    options::ConfirmSelectOptions,
-    uri::AMQPUri,
+    Channel, Connection, ConnectionProperties, Event, options::ConfirmSelectOptions, uri::AMQPUri,
 };
 use std::{
     collections::BTreeSet,

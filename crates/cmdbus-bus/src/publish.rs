@@ -61,7 +61,11 @@ impl Broker {
 
     /// Publishes a command message into the delay tier of `delay_ms`; it comes back to its queue
     /// when the tier's TTL runs out.
-    pub async fn publish_delayed(&self, outgoing: &Outgoing, delay_ms: u32) -> Result<(), BusError> {
+    pub async fn publish_delayed(
+        &self,
+        outgoing: &Outgoing,
+        delay_ms: u32,
+    ) -> Result<(), BusError> {
         let route = Route {
             exchange: self.names().retry_exchange(),
             routing_key: topology::routing_key(&outgoing.kind, outgoing.lane),

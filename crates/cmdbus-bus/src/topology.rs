@@ -102,9 +102,12 @@ pub(crate) async fn declare_type(
         let queue = names.command_queue(kind, lane);
         let mut arguments = FieldTable::default();
         // Classic queues with priorities: a priority-9 command overtakes a backlog of 0s.
-        arguments.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(MAX_PRIORITY));
+        arguments.insert(
+            "x-max-priority".into(),
+            AMQPValue::ShortShortUInt(MAX_PRIORITY),
+        );
         // A rejected message is parked in the next lane, atomically with its removal here:
-                arguments.insert(
+        arguments.insert(
             "x-dead-letter-exchange".into(),
             AMQPValue::LongString(names.exceptions_exchange().into()),
         );
@@ -173,7 +176,10 @@ pub(crate) async fn delete_all(
     }
     for delay in RETRY_TIERS {
         channel
-            .queue_delete(names.retry_queue(delay).into(), QueueDeleteOptions::default())
+            .queue_delete(
+                names.retry_queue(delay).into(),
+                QueueDeleteOptions::default(),
+            )
             .await?;
     }
     for exchange in [

@@ -92,9 +92,9 @@ impl Names {
 
 /// `1000` → `1s`, `120000` → `2m`.
 fn tier_label(delay_ms: u32) -> String {
-    if delay_ms % 60_000 == 0 {
+    if delay_ms.is_multiple_of(60_000) {
         format!("{}m", delay_ms / 60_000)
-    } else if delay_ms % 1_000 == 0 {
+    } else if delay_ms.is_multiple_of(1_000) {
         format!("{}s", delay_ms / 1_000)
     } else {
         format!("{delay_ms}ms")
@@ -109,7 +109,10 @@ mod tests {
     fn names_follow_the_namespace() {
         let names = Names::new("t1");
         assert_eq!(names.commands_exchange(), "t1.commands");
-        assert_eq!(names.command_queue("demo.echo", Lane::Main), "t1.cmd.demo.echo");
+        assert_eq!(
+            names.command_queue("demo.echo", Lane::Main),
+            "t1.cmd.demo.echo"
+        );
         assert_eq!(
             names.command_queue("demo.echo", Lane::Exceptions2),
             "t1.cmd.demo.echo.exceptions2"

@@ -65,7 +65,9 @@ impl NotifierState {
 
 /// The `/v1/ws` route.
 pub fn router(state: NotifierState) -> Router {
-    Router::new().route("/v1/ws", get(upgrade)).with_state(state)
+    Router::new()
+        .route("/v1/ws", get(upgrade))
+        .with_state(state)
 }
 
 async fn upgrade(State(state): State<NotifierState>, upgrade: WebSocketUpgrade) -> Response {

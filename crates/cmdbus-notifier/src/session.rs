@@ -124,7 +124,8 @@ impl Connection {
     }
 
     async fn send_error(&mut self, code: &'static str, message: String) -> Result<(), Closed> {
-        self.send_json(&ServerMessage::Error { code, message }).await
+        self.send_json(&ServerMessage::Error { code, message })
+            .await
     }
 
     async fn on_event(&mut self, event: &Arc<Event>) -> Result<(), Closed> {
@@ -191,11 +192,15 @@ impl Connection {
             Err(error) => {
                 tracing::warn!(%error, "cannot read the current version");
                 return self
-                    .send_error("unavailable", "the status database is unavailable".to_owned())
+                    .send_error(
+                        "unavailable",
+                        "the status database is unavailable".to_owned(),
+                    )
                     .await;
             }
         };
-        self.send_json(&ServerMessage::Subscribed { version }).await?;
+        self.send_json(&ServerMessage::Subscribed { version })
+            .await?;
         if let Some(since) = selector.since {
             let ids = (!selector.all).then_some(selector.ids.as_slice());
             self.replay(since, ids).await?;

@@ -51,8 +51,10 @@ pub async fn insert(
     let priorities: Vec<i16> = commands.iter().map(|c| c.priority).collect();
     let ordering_keys: Vec<Option<&str>> =
         commands.iter().map(|c| c.ordering_key.as_deref()).collect();
-    let idempotency_keys: Vec<Option<&str>> =
-        commands.iter().map(|c| c.idempotency_key.as_deref()).collect();
+    let idempotency_keys: Vec<Option<&str>> = commands
+        .iter()
+        .map(|c| c.idempotency_key.as_deref())
+        .collect();
     let max_attempts: Vec<i32> = commands.iter().map(|c| c.max_attempts).collect();
 
     let inserted: Vec<CommandRow> = sqlx::query_as(
@@ -280,17 +282,16 @@ pub async fn replay_matching<'c>(
         and ($4::timestamptz is null or finished_at >= $4)
         and ($5::timestamptz is null or finished_at < $5)";
     if dry_run {
-        let count: i64 =
-            sqlx::query_scalar(AssertSqlSafe(format!(
-                "select count(*) from commands where {MATCH}"
-            )))
-                .bind(tenant)
-                .bind(kind)
-                .bind(error_code)
-                .bind(window.0)
-                .bind(window.1)
-                .fetch_one(executor)
-                .await?;
+        let count: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "select count(*) from commands where {MATCH}"
+        )))
+        .bind(tenant)
+        .bind(kind)
+        .bind(error_code)
+        .bind(window.0)
+        .bind(window.1)
+        .fetch_one(executor)
+        .await?;
         return Ok((count, Vec::new()));
     }
     let rows: Vec<CommandRow> = sqlx::query_as(AssertSqlSafe(format!(

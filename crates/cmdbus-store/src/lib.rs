@@ -93,7 +93,10 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), St
     if !exists {
         // The name is quoted as an identifier.
         let statement = format!("create database \"{}\"", name.replace('"', "\"\""));
-        match sqlx::query(AssertSqlSafe(statement)).execute(&mut admin).await {
+        match sqlx::query(AssertSqlSafe(statement))
+            .execute(&mut admin)
+            .await
+        {
             Ok(_) => tracing::info!(database = %name, "created database"),
             // Another process created it between our check and our create: fine.
             Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => {}
@@ -114,7 +117,9 @@ pub async fn drop_database(options: &PgConnectOptions) -> Result<(), StoreError>
         "drop database if exists \"{}\" with (force)",
         name.replace('"', "\"\"")
     );
-    sqlx::query(AssertSqlSafe(statement)).execute(&mut admin).await?;
+    sqlx::query(AssertSqlSafe(statement))
+        .execute(&mut admin)
+        .await?;
     admin.close().await?;
     Ok(())
 }

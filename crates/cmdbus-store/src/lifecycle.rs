@@ -118,7 +118,10 @@ pub async fn finish<'c>(
     let ids: Vec<Uuid> = finishes.iter().map(|f| f.id).collect();
     let workers: Vec<&str> = finishes.iter().map(|f| f.worker.as_str()).collect();
     let attempts: Vec<i32> = finishes.iter().map(|f| f.attempt).collect();
-    let statuses: Vec<&str> = finishes.iter().map(|f| f.outcome.status().as_str()).collect();
+    let statuses: Vec<&str> = finishes
+        .iter()
+        .map(|f| f.outcome.status().as_str())
+        .collect();
     let histories: Vec<&str> = finishes.iter().map(|f| f.outcome.history()).collect();
     let lanes: Vec<Option<&str>> = finishes.iter().map(|f| f.lane.as_deref()).collect();
     let results: Vec<Option<Json<&Value>>> = finishes

@@ -39,25 +39,32 @@ pub async fn register_types<'c>(
     Ok(())
 }
 
+/// A `command_types` row.
+#[derive(sqlx::FromRow)]
+struct TypeRow {
+    name: String,
+    description: String,
+    max_attempts: i32,
+    example: Option<Json<Value>>,
+    payload_schema: Option<Json<Value>>,
+}
+
 /// Every registered type, by name.
 pub async fn list_types<'c>(executor: impl PgExecutor<'c>) -> Result<Vec<TypeInfo>, StoreError> {
-    let rows: Vec<(String, String, i32, Option<Json<Value>>, Option<Json<Value>>)> =
-        sqlx::query_as(
-            "select name, description, max_attempts, example, payload_schema
-               from command_types order by name",
-        )
-        .fetch_all(executor)
-        .await?;
+    let rows: Vec<TypeRow> = sqlx::query_as(
+        "select name, description, max_attempts, example, payload_schema
+           from command_types order by name",
+    )
+    .fetch_all(executor)
+    .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(name, description, max_attempts, example, payload_schema)| TypeInfo {
-                name,
-                description,
-                max_attempts,
-                example: example.map(|json| json.0),
-                payload_schema: payload_schema.map(|json| json.0),
-            },
-        )
+        .map(|row| TypeInfo {
+            name: row.name,
+            description: row.description,
+            max_attempts: row.max_attempts,
+            example: row.example.map(|json| json.0),
+            payload_schema: row.payload_schema.map(|json| json.0),
+        })
         .collect())
 }

@@ -79,13 +79,19 @@ async fn sleep(ctx: Context, payload: Value) -> Result<Value, HandlerError> {
 
 async fn fail(ctx: Context, payload: Value) -> Result<Value, HandlerError> {
     if payload.get("permanent").and_then(Value::as_bool) == Some(true) {
-        return Err(HandlerError::permanent("demo_permanent", "failed on purpose, for good"));
+        return Err(HandlerError::permanent(
+            "demo_permanent",
+            "failed on purpose, for good",
+        ));
     }
     let times = field(&payload, "times", 1)?;
     if u64::try_from(ctx.attempt()).unwrap_or(0) <= times {
         return Err(HandlerError::retryable(
             "demo_failure",
-            format!("failed on purpose (attempt {} of {times} to fail)", ctx.attempt()),
+            format!(
+                "failed on purpose (attempt {} of {times} to fail)",
+                ctx.attempt()
+            ),
         ));
     }
     Ok(json!({"attempts": ctx.attempt()}))

@@ -109,14 +109,19 @@ impl Registry {
 
     /// Registers `handler` for the type `info.name` (replacing an earlier one).
     pub fn register(&mut self, info: TypeInfo, handler: impl Handler) -> &mut Self {
-        self.handlers
-            .insert(info.name.clone(), (info, Arc::new(Erased(Arc::new(handler)))));
+        self.handlers.insert(
+            info.name.clone(),
+            (info, Arc::new(Erased(Arc::new(handler)))),
+        );
         self
     }
 
     /// The registered types.
     pub fn types(&self) -> Vec<TypeInfo> {
-        self.handlers.values().map(|(info, _)| info.clone()).collect()
+        self.handlers
+            .values()
+            .map(|(info, _)| info.clone())
+            .collect()
     }
 
     /// The registered type names.

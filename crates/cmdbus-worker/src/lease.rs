@@ -67,7 +67,11 @@ impl Inflight {
 }
 
 /// Renews every lease until `stop`.
-pub(crate) async fn renew_loop(shared: Arc<Shared>, inflight: Arc<Inflight>, stop: CancellationToken) {
+pub(crate) async fn renew_loop(
+    shared: Arc<Shared>,
+    inflight: Arc<Inflight>,
+    stop: CancellationToken,
+) {
     let interval = shared.lease / 3;
     loop {
         tokio::select! {

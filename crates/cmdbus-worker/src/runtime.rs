@@ -93,8 +93,7 @@ pub async fn run(
             },
         };
         let Some(session) = session else { continue };
-        if let Err(error) =
-            consume(&runtime, &session, &config, &permits, &tasks, &shutdown).await
+        if let Err(error) = consume(&runtime, &session, &config, &permits, &tasks, &shutdown).await
         {
             tracing::warn!(%error, "consumer stopped");
         }
@@ -174,7 +173,9 @@ async fn consume(
     }
     // Stop new deliveries; running ones keep the channel open to ack when they finish.
     for tag in tags {
-        let _ = channel.basic_cancel(tag, BasicCancelOptions::default()).await;
+        let _ = channel
+            .basic_cancel(tag, BasicCancelOptions::default())
+            .await;
     }
     Ok(())
 }
@@ -206,15 +207,15 @@ async fn handle_message(runtime: &Runtime, message: CommandMessage, delivery: &D
         id: message.id,
         generation: message.generation,
     };
-    let claimed = match cmdbus_store::claim(&shared.pool, &[claim], &shared.worker, shared.lease).await
-    {
-        Ok(mut rows) => rows.pop(),
-        Err(error) => {
-            tracing::warn!(%error, id = %message.id, "cannot claim; requeueing");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            return Settle::Requeue;
-        }
-    };
+    let claimed =
+        match cmdbus_store::claim(&shared.pool, &[claim], &shared.worker, shared.lease).await {
+            Ok(mut rows) => rows.pop(),
+            Err(error) => {
+                tracing::warn!(%error, id = %message.id, "cannot claim; requeueing");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return Settle::Requeue;
+            }
+        };
     let Some(row) = claimed else {
         return unclaimed(runtime, message, delivery).await;
     };

@@ -58,7 +58,12 @@ pub enum LaneArg {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// HTTP listen address (api, WebSocket, web UI, health).
-    #[arg(long, env = "CMDBUS_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "CMDBUS_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub listen: SocketAddr,
     /// PostgreSQL URL; the database is created if missing.
     #[arg(
@@ -77,10 +82,20 @@ pub struct Config {
     )]
     pub amqp_url: String,
     /// Prefix of every exchange and queue name.
-    #[arg(long, env = "CMDBUS_NAMESPACE", default_value = "cmdbus", global = true)]
+    #[arg(
+        long,
+        env = "CMDBUS_NAMESPACE",
+        default_value = "cmdbus",
+        global = true
+    )]
     pub namespace: String,
     /// Handlers a worker runs at once.
-    #[arg(long, env = "CMDBUS_WORKER_CONCURRENCY", default_value_t = 16, global = true)]
+    #[arg(
+        long,
+        env = "CMDBUS_WORKER_CONCURRENCY",
+        default_value_t = 16,
+        global = true
+    )]
     pub worker_concurrency: usize,
     /// Messages the broker may send a worker ahead of its acks.
     #[arg(long, env = "CMDBUS_PREFETCH", default_value_t = 32, global = true)]
@@ -89,19 +104,40 @@ pub struct Config {
     #[arg(long, env = "CMDBUS_LEASE_SECS", default_value_t = 30.0, global = true)]
     pub lease_secs: f64,
     /// Which queues a worker consumes.
-    #[arg(long, env = "CMDBUS_LANE", value_enum, default_value = "main", global = true)]
+    #[arg(
+        long,
+        env = "CMDBUS_LANE",
+        value_enum,
+        default_value = "main",
+        global = true
+    )]
     pub lane: LaneArg,
     /// Seconds running handlers get to finish on shutdown before they are cancelled.
-    #[arg(long, env = "CMDBUS_SHUTDOWN_GRACE_SECS", default_value_t = 30.0, global = true)]
+    #[arg(
+        long,
+        env = "CMDBUS_SHUTDOWN_GRACE_SECS",
+        default_value_t = 30.0,
+        global = true
+    )]
     pub shutdown_grace_secs: f64,
     /// PostgreSQL connections per process.
-    #[arg(long, env = "CMDBUS_DB_MAX_CONNECTIONS", default_value_t = 20, global = true)]
+    #[arg(
+        long,
+        env = "CMDBUS_DB_MAX_CONNECTIONS",
+        default_value_t = 20,
+        global = true
+    )]
     pub db_max_connections: u32,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CMDBUS_MAX_BODY_BYTES", default_value_t = 256 * 1024, global = true)]
     pub max_body_bytes: usize,
     /// Milliseconds between outbox relay and lease reaper sweeps.
-    #[arg(long, env = "CMDBUS_SWEEP_INTERVAL_MS", default_value_t = 1000, global = true)]
+    #[arg(
+        long,
+        env = "CMDBUS_SWEEP_INTERVAL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
     pub sweep_interval_ms: u64,
     /// Tracing filter, e.g. `info` or `cmdbus=debug,info`.
     #[arg(long, env = "CMDBUS_LOG", default_value = "info", global = true)]

@@ -33,5 +33,8 @@ async fn ready(State(health): State<Health>) -> (StatusCode, Json<Value>) {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({"database": database, "broker": broker})))
+    (
+        status,
+        Json(json!({"database": database, "broker": broker})),
+    )
 }

@@ -161,5 +161,9 @@ fn worker_id() -> String {
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "worker".to_owned());
     let random = uuid::Uuid::now_v7().simple().to_string();
-    format!("{host}-{}-{}", std::process::id(), &random[random.len() - 6..])
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        &random[random.len() - 6..]
+    )
 }

@@ -21,7 +21,14 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", cli.config.listen))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    cmdbus::run(role, cli.config, cmdbus::builtin_registry(), listener, shutdown).await
+    cmdbus::run(
+        role,
+        cli.config,
+        cmdbus::builtin_registry(),
+        listener,
+        shutdown,
+    )
+    .await
 }
 
 /// Cancels `shutdown` on SIGTERM or Ctrl-C.

@@ -9,10 +9,26 @@ use axum::{
 
 /// Every file of `web/`, with its content type.
 const ASSETS: [(&str, &str, &str); 4] = [
-    ("/", "text/html; charset=utf-8", include_str!("../../../web/index.html")),
-    ("/app.js", "text/javascript; charset=utf-8", include_str!("../../../web/app.js")),
-    ("/app.css", "text/css; charset=utf-8", include_str!("../../../web/app.css")),
-    ("/favicon.svg", "image/svg+xml", include_str!("../../../web/favicon.svg")),
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_str!("../../../web/index.html"),
+    ),
+    (
+        "/app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web/app.js"),
+    ),
+    (
+        "/app.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../web/app.css"),
+    ),
+    (
+        "/favicon.svg",
+        "image/svg+xml",
+        include_str!("../../../web/favicon.svg"),
+    ),
 ];
 
 pub(crate) fn router() -> Router {

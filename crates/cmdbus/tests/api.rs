@@ -1,0 +1,408 @@
+//! The REST contract against the real app, PostgreSQL and RabbitMQ: submit, read, list, long-poll,
+//! idempotency, operator actions, and a clear error (with nothing written) for each bad input.
+
+mod common;
+
+use cmdbus::Role;
+use common::{Env, TestApp, id_of};
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn submit_answers_202_with_view_location_and_etag_then_succeeds() {
+    let app = TestApp::start().await;
+    let response = app
+        .http
+        .post(app.url("/v1/commands"))
+        .json(&json!({"type": "demo.echo", "payload": {"n": 7}}))
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(response.headers().contains_key("etag"));
+    let view: Value = response.json().await.expect("json");
+    let id = id_of(&view);
+    assert_eq!(location, format!("/v1/commands/{id}"));
+    assert_eq!(view["type"], "demo.echo");
+    assert!(
+        ["new", "queue", "running", "success"].contains(&view["status"].as_str().unwrap_or(""))
+    );
+    let done = app.wait_status(id, "success", T).await;
+    assert_eq!(done["result"], json!({"n": 7}));
+    assert_eq!(done["attempt"], 1);
+    assert!(done["queued_at"].is_string() && done["finished_at"].is_string());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn etag_answers_304_and_long_poll_returns_on_change() {
+    let app = TestApp::start().await;
+    let id = app
+        .submit_ok(json!({"type": "demo.sleep", "payload": {"ms": 400, "steps": 2}}))
+        .await;
+    let done = app.wait_status(id, "success", T).await;
+    let etag = format!("\"{}\"", done["version"]);
+    let unchanged = app
+        .http
+        .get(app.url(&format!("/v1/commands/{id}")))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
+
+    // A long-poll on a command that changes returns the change, not the old version.
+    let id = app
+        .submit_ok(json!({"type": "demo.sleep", "payload": {"ms": 600, "steps": 1}}))
+        .await;
+    let first: Value = app
+        .http
+        .get(app.url(&format!("/v1/commands/{id}")))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let changed = app
+        .http
+        .get(app.url(&format!("/v1/commands/{id}?wait=20")))
+        .header("if-none-match", format!("\"{}\"", first["version"]))
+        .send()
+        .await
+        .expect("long poll");
+    assert_eq!(changed.status(), StatusCode::OK);
+    let changed: Value = changed.json().await.expect("json");
+    assert!(changed["version"].as_i64() > first["version"].as_i64());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_repeats_of_an_idempotency_key_make_exactly_one_command() {
+    let app = TestApp::start().await;
+    let requests = (0..20).map(|_| {
+        app.http
+            .post(app.url("/v1/commands"))
+            .header("idempotency-key", "order-42")
+            .json(&json!({"type": "demo.echo", "payload": {"order": 42}}))
+            .send()
+    });
+    let responses = join_all(requests).await;
+    let mut ids = Vec::new();
+    let mut created = 0;
+    for response in responses {
+        let response = response.expect("submit");
+        match response.status() {
+            StatusCode::ACCEPTED => created += 1,
+            StatusCode::OK => {}
+            other => panic!("unexpected {other}"),
+        }
+        ids.push(id_of(&response.json::<Value>().await.expect("json")));
+    }
+    assert_eq!(created, 1, "exactly one request creates the command");
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "every answer names the same command"
+    );
+    assert_eq!(app.count("select count(*) from commands").await, 1);
+    app.wait_status(ids[0], "success", T).await;
+
+    // The same key for a different command is refused, not silently answered.
+    let (status, problem) = app.submit(json!({"type": "demo.noop"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{problem}");
+    let reused = app
+        .http
+        .post(app.url("/v1/commands"))
+        .header("idempotency-key", "order-42")
+        .json(&json!({"type": "demo.echo", "payload": {"order": 43}}))
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.count("select count(*) from commands").await, 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_problem_and_writes_nothing() {
+    let app = TestApp::start_with(
+        Env::new(),
+        Role::All,
+        cmdbus::builtin_registry(),
+        |config| {
+            config.max_body_bytes = 1024;
+        },
+    )
+    .await;
+    let post = |body: Vec<u8>, content_type: &'static str| {
+        app.http
+            .post(app.url("/v1/commands"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let json = "application/json";
+    let big = serde_json::to_vec(&json!({"type": "demo.echo", "payload": "x".repeat(4096)}))
+        .expect("json");
+    let cases: Vec<(&str, Vec<u8>, &str, StatusCode, &str)> = vec![
+        (
+            "malformed",
+            b"{\"type\": ".to_vec(),
+            json,
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            "not json",
+            br#"{"type":"demo.echo"}"#.to_vec(),
+            "text/plain",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "too large",
+            big,
+            json,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            "unknown type",
+            br#"{"type":"nope.nope"}"#.to_vec(),
+            json,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_type",
+        ),
+        (
+            "missing type",
+            br#"{"payload":{}}"#.to_vec(),
+            json,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "unknown field",
+            br#"{"type":"demo.echo","colour":"red"}"#.to_vec(),
+            json,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "priority",
+            br#"{"type":"demo.echo","priority":10}"#.to_vec(),
+            json,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            "attempts",
+            br#"{"type":"demo.echo","max_attempts":0}"#.to_vec(),
+            json,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            "empty key",
+            br#"{"type":"demo.echo","ordering_key":""}"#.to_vec(),
+            json,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+    ];
+    for (name, body, content_type, status, code) in cases {
+        let response = post(body, content_type).await.expect("request");
+        assert_eq!(response.status(), status, "{name}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{name}"
+        );
+        let problem: Value = response.json().await.expect("problem body");
+        assert_eq!(problem["code"], code, "{name}: {problem}");
+        assert_eq!(problem["status"], status.as_u16(), "{name}");
+    }
+    let get = |path: String| app.http.get(app.url(&path)).send();
+    let response = get("/v1/commands/not-a-uuid".to_owned())
+        .await
+        .expect("get");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let unknown = uuid::Uuid::now_v7();
+    let response = get(format!("/v1/commands/{unknown}")).await.expect("get");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = get("/v1/commands?status=done".to_owned())
+        .await
+        .expect("get");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.count("select count(*) from commands").await,
+        0,
+        "nothing written"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn list_filters_by_status_and_type_and_pages_newest_first() {
+    let app = TestApp::start().await;
+    let mut echoes = Vec::new();
+    for n in 0..5 {
+        echoes.push(
+            app.submit_ok(json!({"type": "demo.echo", "payload": n}))
+                .await,
+        );
+    }
+    let failed = app
+        .submit_ok(json!({"type": "demo.fail", "payload": {"permanent": true}}))
+        .await;
+    for id in &echoes {
+        app.wait_status(*id, "success", T).await;
+    }
+    app.wait_status(failed, "fail", T).await;
+
+    let page = |query: &str| {
+        let url = app.url(&format!("/v1/commands?{query}"));
+        let http = app.http.clone();
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .expect("list")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let first = page("type=demo.echo&limit=2").await;
+    let ids: Vec<_> = first["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(id_of)
+        .collect();
+    assert_eq!(ids, vec![echoes[4], echoes[3]], "newest first");
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("more pages")
+        .to_owned();
+    let second = page(&format!("type=demo.echo&limit=2&cursor={cursor}")).await;
+    let ids: Vec<_> = second["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(id_of)
+        .collect();
+    assert_eq!(ids, vec![echoes[2], echoes[1]]);
+    let failures = page("status=fail").await;
+    let ids: Vec<_> = failures["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(id_of)
+        .collect();
+    assert_eq!(ids, vec![failed]);
+    assert!(failures["next_cursor"].is_null());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_recorded_and_replays_as_a_new_generation() {
+    let app = TestApp::start().await;
+    let id = app
+        .submit_ok(json!({"type": "demo.fail", "payload": {"permanent": true}}))
+        .await;
+    let failed = app.wait_status(id, "fail", T).await;
+    assert_eq!(failed["error"]["code"], "demo_permanent");
+    assert_eq!(failed["error"]["retryable"], false);
+    assert_eq!(failed["attempt"], 1, "a permanent error is not retried");
+
+    let retry = app
+        .http
+        .post(app.url(&format!("/v1/commands/{id}/retry")))
+        .send()
+        .await
+        .expect("retry");
+    assert_eq!(retry.status(), StatusCode::ACCEPTED);
+    let again = app
+        .wait_until(id, T, |view| {
+            view["status"] == "fail" && view["version"].as_i64() > failed["version"].as_i64()
+        })
+        .await
+        .expect("failed again");
+    assert_eq!(
+        again["attempt"], 1,
+        "the replay starts a fresh attempt budget"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "select max(generation)::int8 from commands where id = '{id}'"
+        ))
+        .await,
+        1
+    );
+    // Retrying something that is not failed is a conflict.
+    let echo = app.submit_ok(json!({"type": "demo.echo"})).await;
+    app.wait_status(echo, "success", T).await;
+    let conflict = app
+        .http
+        .post(app.url(&format!("/v1/commands/{echo}/retry")))
+        .send()
+        .await
+        .expect("retry");
+    assert_eq!(conflict.status(), StatusCode::CONFLICT);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_queued_command_cancels_at_once_and_a_finished_one_conflicts() {
+    // Only the api runs: nothing consumes, so the command waits in `queue`.
+    let app = TestApp::start_with(Env::new(), Role::Api, cmdbus::builtin_registry(), |_| {}).await;
+    let id = app.submit_ok(json!({"type": "demo.echo"})).await;
+    app.wait_status(id, "queue", T).await;
+    let cancel = app
+        .http
+        .post(app.url(&format!("/v1/commands/{id}/cancel")))
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(cancel.status(), StatusCode::ACCEPTED);
+    let view: Value = cancel.json().await.expect("json");
+    assert_eq!(view["status"], "cancelled");
+    let again = app
+        .http
+        .post(app.url(&format!("/v1/commands/{id}/cancel")))
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn types_lists_the_registered_handlers() {
+    let app = TestApp::start().await;
+    let types: Value = app
+        .http
+        .get(app.url("/v1/types"))
+        .send()
+        .await
+        .expect("types")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<_> = types["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|t| t["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(names, ["demo.echo", "demo.fail", "demo.noop", "demo.sleep"]);
+    app.stop().await;
+}

@@ -1,0 +1,330 @@
+//! Test harness: each test gets its own PostgreSQL database and its own broker namespace, starts
+//! the real app in-process on 127.0.0.1:0 (or the real binary as a child process), and talks to
+//! it over HTTP and WebSocket like a client would. Waiting is done on the app's own long-poll and
+//! WebSocket events, never on sleeps.
+
+#![allow(dead_code, unreachable_pub)] // each test binary uses its own part of the harness
+
+use anyhow::{Context as _, bail};
+use cmdbus::{Config, Role};
+use cmdbus_bus::{Broker, BusConfig};
+use cmdbus_domain::Names;
+use cmdbus_worker::Registry;
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::{PgPool, postgres::PgConnectOptions};
+use std::{str::FromStr, time::Duration};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use uuid::Uuid;
+
+pub const DATABASE_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// One isolated environment: a database and a namespace, shared by the app processes of a test.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub database_url: String,
+    pub namespace: String,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        let tag = Uuid::now_v7().simple().to_string();
+        let tag = &tag[tag.len() - 12..];
+        Self {
+            database_url: format!("{DATABASE_SERVER}/cmdbus_test_{tag}"),
+            namespace: format!("test{tag}"),
+        }
+    }
+
+    /// Settings for an app of this environment (fast sweeps, short lease for fault tests).
+    pub fn config(&self) -> Config {
+        let mut config = Config::defaults();
+        config.listen = "127.0.0.1:0".parse().expect("literal address");
+        config.database_url = self.database_url.clone();
+        config.amqp_url = AMQP_URL.to_owned();
+        config.namespace = self.namespace.clone();
+        config.sweep_interval_ms = 200;
+        config.db_max_connections = 10;
+        config.shutdown_grace_secs = 5.0;
+        config
+    }
+
+    /// Environment variables that make the `cmdbus` binary join this environment.
+    pub fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CMDBUS_DATABASE_URL", self.database_url.clone()),
+            ("CMDBUS_AMQP_URL", AMQP_URL.to_owned()),
+            ("CMDBUS_NAMESPACE", self.namespace.clone()),
+            ("CMDBUS_LISTEN", "127.0.0.1:0".to_owned()),
+            ("CMDBUS_LOG", "warn".to_owned()),
+        ]
+    }
+
+    /// Deletes the namespace's exchanges and queues and drops the database.
+    pub async fn teardown(&self, kinds: &[String]) -> anyhow::Result<()> {
+        let tracker = TaskTracker::new();
+        let stop = CancellationToken::new();
+        let broker = Broker::start(
+            BusConfig {
+                url: AMQP_URL.to_owned(),
+                names: Names::new(self.namespace.clone()),
+                connection_name: "cmdbus test teardown".to_owned(),
+            },
+            stop.clone(),
+            &tracker,
+        )?;
+        if broker.wait_connected(Duration::from_secs(10)).await {
+            broker.ensure_types(kinds).await?;
+            broker.delete_topology().await?;
+        }
+        stop.cancel();
+        tracker.close();
+        tracker.wait().await;
+        cmdbus_store::drop_database(&PgConnectOptions::from_str(&self.database_url)?).await?;
+        Ok(())
+    }
+}
+
+/// The app running in this test's process.
+pub struct TestApp {
+    pub env: Env,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub pool: PgPool,
+    kinds: Vec<String>,
+    shutdown: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    /// `cmdbus all` with the built-in handlers.
+    pub async fn start() -> Self {
+        Self::start_with(Env::new(), Role::All, cmdbus::builtin_registry(), |_| {}).await
+    }
+
+    pub async fn start_with(
+        env: Env,
+        role: Role,
+        registry: Registry,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut config = env.config();
+        tweak(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let kinds = registry.names();
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(cmdbus::run(
+            role,
+            config,
+            registry,
+            listener,
+            shutdown.clone(),
+        ));
+        let http = reqwest::Client::new();
+        wait_ready(&http, &base).await;
+        let pool = PgPool::connect(&env.database_url).await.expect("test pool");
+        Self {
+            env,
+            base,
+            http,
+            pool,
+            kinds,
+            shutdown,
+            handle,
+        }
+    }
+
+    /// Stops the app gracefully and removes its database and namespace.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let result = self.handle.await.expect("app task");
+        result.expect("app ended with an error");
+        self.pool.close().await;
+        self.env.teardown(&self.kinds).await.expect("teardown");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("{}/v1/ws", self.base.replacen("http", "ws", 1))
+    }
+
+    /// `POST /v1/commands`.
+    pub async fn submit(&self, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(self.url("/v1/commands"))
+            .json(&body)
+            .send()
+            .await
+            .expect("submit");
+        let status = response.status();
+        (status, response.json().await.expect("json body"))
+    }
+
+    /// Submits and returns the new command's id.
+    pub async fn submit_ok(&self, body: Value) -> Uuid {
+        let (status, view) = self.submit(body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{view}");
+        id_of(&view)
+    }
+
+    /// Long-polls `GET /v1/commands/{id}` until `done(view)` holds, for at most `timeout`.
+    pub async fn wait_until(
+        &self,
+        id: Uuid,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut etag: Option<String> = None;
+        let mut last = Value::Null;
+        while tokio::time::Instant::now() < deadline {
+            let mut request = self
+                .http
+                .get(self.url(&format!("/v1/commands/{id}?wait=5")));
+            if let Some(etag) = &etag {
+                request = request.header("if-none-match", etag);
+            }
+            let response = request.send().await?;
+            if response.status() == StatusCode::NOT_MODIFIED {
+                continue;
+            }
+            if response.status() != StatusCode::OK {
+                bail!("GET {id}: {}", response.status());
+            }
+            etag = response
+                .headers()
+                .get("etag")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            last = response.json().await?;
+            if done(&last) {
+                return Ok(last);
+            }
+        }
+        bail!("timed out waiting on {id}; last seen {last}")
+    }
+
+    /// Waits until the command has `status`.
+    pub async fn wait_status(&self, id: Uuid, status: &str, timeout: Duration) -> Value {
+        self.wait_until(id, timeout, |view| view["status"] == status)
+            .await
+            .expect("status reached")
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&self.pool)
+            .await
+            .expect("count query")
+    }
+}
+
+pub fn id_of(view: &Value) -> Uuid {
+    view["id"]
+        .as_str()
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .expect("view has an id")
+}
+
+/// Polls `/readyz` until both dependencies are up (the app's own readiness signal).
+pub async fn wait_ready(http: &reqwest::Client, base: &str) {
+    for _ in 0..300 {
+        if let Ok(response) = http.get(format!("{base}/readyz")).send().await
+            && response.status() == StatusCode::OK
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await; // polling readiness, not ordering
+    }
+    panic!("app at {base} never became ready");
+}
+
+pub type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket client of `/v1/ws`.
+pub struct WsClient {
+    socket: Socket,
+}
+
+impl WsClient {
+    pub async fn connect(url: &str) -> Self {
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connect");
+        Self { socket }
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("websocket send");
+    }
+
+    /// Subscribes (to all, or after `since`) and returns the `subscribed` version.
+    pub async fn subscribe_all(&mut self, since: Option<i64>) -> i64 {
+        let mut request = json!({"op": "subscribe", "all": true});
+        if let Some(since) = since {
+            request["since"] = json!(since);
+        }
+        self.send(request).await;
+        let reply = self
+            .next_json(Duration::from_secs(10))
+            .await
+            .expect("reply");
+        assert_eq!(reply["op"], "subscribed", "{reply}");
+        reply["version"].as_i64().expect("version")
+    }
+
+    /// The next JSON text message, skipping pings.
+    pub async fn next_json(&mut self, timeout: Duration) -> anyhow::Result<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .context("websocket timed out")?
+                .context("websocket closed")??;
+            match message {
+                Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
+                Message::Close(frame) => bail!("closed by server: {frame:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Collects `command` messages until `done` holds for one of them.
+    pub async fn collect_until(
+        &mut self,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Vec<Value>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let message = self.next_json(remaining).await?;
+            if message["op"] != "command" {
+                bail!("unexpected message {message}");
+            }
+            let command = message["command"].clone();
+            let finished = done(&command);
+            seen.push(command);
+            if finished {
+                return Ok(seen);
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}
