@@ -16,8 +16,9 @@ const LONG_POLL_WAIT_S = 25;          // polling mode: GET /v1/commands/{id}?wai
 const MAX_LONG_POLLS = 4;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10000;
-const FAILS_BEFORE_POLLING = 4;       // 0.5 + 1 + 2 + 4 s of trying before we fall back
-const BACKGROUND_WS_RETRY_MS = 20000; // while polling, try the WebSocket again this often
+// After this many failed attempts in a row (first try + retries after 0.5, 1, 2 s) we poll
+// instead; the WebSocket retries carry on in the background at the 10 s backoff cap.
+const FAILS_BEFORE_POLLING = 4;
 const STABLE_CONNECTION_MS = 10000;   // a socket that lived this long resets the failure count
 const MAX_STORED = 5000;              // prune views that are not on screen past this many
 
@@ -48,6 +49,8 @@ const transport = {
   failures: 0,          // consecutive connection attempts that did not last
   openedAt: 0,
   freshSubscription: false,
+  haveBaseline: false,  // a subscription told us where the stream stood: resume with "since" from now on
+  subscribed: false,    // the current socket got its "subscribed" answer
   retryTimer: 0,
   pollTimer: 0,
   refreshing: false,
@@ -324,7 +327,8 @@ function updateRow(tr, v, previous) {
   time.title = fmtDate(v.created_at);
   paintTimes(tr, v);
   paintActions(tr.querySelector('.c-actions'), v);
-  tr.setAttribute('aria-label', `${v.type} ${shortId(v.id)}, ${v.status}`);
+  const pct = v.status === 'running' && typeof v.progress === 'number' ? `, ${progressPercent(v)}%` : '';
+  tr.setAttribute('aria-label', `${v.type} ${shortId(v.id)}, ${v.status}${pct}`);
   if (previous && previous.status !== v.status) flash(tr);
 }
 
@@ -584,13 +588,12 @@ function syncUrl() {
 let noticeTimer = 0;
 
 function notify(message, kind = 'info') {
-  const el = $('#notice');
+  const el = $('#notice'); // live region: always rendered, only its content changes
   clearTimeout(noticeTimer);
-  el.className = `notice ${kind}`;
-  el.replaceChildren(h('span', {}, message),
-    h('button', { type: 'button', class: 'link-btn', onclick: () => notify('') }, 'Dismiss'));
-  el.hidden = !message;
   if (!message) { el.replaceChildren(); return; }
+  el.replaceChildren(h('div', { class: `notice-box ${kind}` },
+    h('span', {}, message),
+    h('button', { type: 'button', class: 'link-btn', onclick: () => notify('') }, 'Dismiss')));
   noticeTimer = setTimeout(() => notify(''), kind === 'error' ? 15000 : 6000);
 }
 
@@ -608,7 +611,8 @@ async function runAction(action, id, btn) {
       ? `Retry requested for ${shortId(id)}.`
       : `Cancel requested for ${shortId(id)}.`);
   } catch (err) {
-    notify(actionErrorMessage(ACTION_LABEL[action], err), 'error');
+    // A missing feature is information, not a failure.
+    notify(actionErrorMessage(ACTION_LABEL[action], err), err.notAvailable ? 'info' : 'error');
   } finally {
     if (btn?.isConnected) btn.disabled = false;
   }
@@ -752,10 +756,13 @@ function setFieldError(input, errorEl, message) {
   if (message) input.setAttribute('aria-invalid', 'true'); else input.removeAttribute('aria-invalid');
 }
 
+/** The live region itself stays rendered (regions that appear from display:none are often not
+ *  announced); the styled box inside it comes and goes. */
 function setFormResult(content, kind) {
   const el = $('#form-result');
-  el.className = `form-result ${kind || ''}`.trim();
-  el.replaceChildren(...(Array.isArray(content) ? content : [content]).filter(Boolean));
+  if (!content) { el.replaceChildren(); return; }
+  const parts = (Array.isArray(content) ? content : [content]).filter(Boolean);
+  el.replaceChildren(h('div', { class: `result-box ${kind || ''}`.trim() }, parts));
 }
 
 /** Line/column for a JSON.parse position, because engines phrase errors differently. */
@@ -847,6 +854,10 @@ async function onSubmit(event) {
       rawBody,
       headers: idemKey ? { 'Idempotency-Key': idemKey } : {},
     });
+    if (!data || typeof data.id !== 'string') {
+      setFormResult(`Accepted (${status}), but the answer carried no command.`, 'error');
+      return;
+    }
     if (!state.payloads.has(data.id)) state.payloads.set(data.id, JSON.parse(payloadText));
     showSubmitted(data, status);
   } catch (err) {
@@ -1044,16 +1055,19 @@ function connectWs() {
 function onSocketOpen(ws) {
   if (ws !== transport.ws) return;
   transport.openedAt = Date.now();
+  transport.subscribed = false;
   // Resume from the highest version the stream gave us, so nothing is missed across the gap.
-  transport.freshSubscription = state.wsVersion <= 0;
-  const msg = transport.freshSubscription
-    ? { op: 'subscribe', all: true }
-    : { op: 'subscribe', all: true, since: state.wsVersion };
-  ws.send(JSON.stringify(msg));
-  const wasPolling = state.conn === 'polling';
+  // (That also covers whatever polling did not watch while the socket was down.)
+  sendSubscribe(ws, !transport.haveBaseline);
   stopPolling();
   setConn('live');
-  if (wasPolling && !transport.freshSubscription) loadList('refresh');
+}
+
+function sendSubscribe(ws, fresh) {
+  transport.freshSubscription = fresh;
+  ws.send(JSON.stringify(fresh
+    ? { op: 'subscribe', all: true }
+    : { op: 'subscribe', all: true, since: state.wsVersion }));
 }
 
 function onSocketMessage(ws, event) {
@@ -1062,11 +1076,13 @@ function onSocketMessage(ws, event) {
   try { msg = JSON.parse(event.data); } catch { return; }
   switch (msg?.op) {
     case 'subscribed':
+      transport.subscribed = true;
       // Only a fresh subscription is caught up at this version; a resumed one still has its
       // backlog in flight, and its command events raise wsVersion as they arrive.
       if (transport.freshSubscription) {
+        transport.haveBaseline = true;
         bumpWsVersion(msg.version);
-        // Close the gap between the first list load and the moment the stream started.
+        // Close the gap between the list we hold and the moment the stream started.
         loadList('refresh');
       }
       break;
@@ -1076,6 +1092,8 @@ function onSocketMessage(ws, event) {
       break;
     case 'error':
       console.warn('cmdbus: WebSocket error from server:', msg.code, msg.message);
+      // A server that rejects our resume point: start over with a fresh subscription + list.
+      if (!transport.subscribed && !transport.freshSubscription) sendSubscribe(ws, true);
       break;
     default:
   }
@@ -1093,13 +1111,9 @@ function onSocketGone(ws) {
   transport.openedAt = 0;
   if (lived >= STABLE_CONNECTION_MS) transport.failures = 0;
   transport.failures++;
-  if (state.conn === 'polling' || transport.failures >= FAILS_BEFORE_POLLING) {
-    enterPolling();
-    scheduleConnect(BACKGROUND_WS_RETRY_MS * (0.75 + Math.random() * 0.5));
-  } else {
-    setConn('reconnecting');
-    scheduleConnect(backoffDelay(transport.failures));
-  }
+  if (state.conn === 'polling' || transport.failures >= FAILS_BEFORE_POLLING) enterPolling();
+  else setConn('reconnecting');
+  scheduleConnect(backoffDelay(transport.failures));
 }
 
 /** The network came back: do not wait out the backoff. */
@@ -1237,7 +1251,6 @@ function bindEvents() {
 
 function init() {
   bindEvents();
-  $('#notice').hidden = true;
   setFilter({}); // applies URL filters to the controls and loads the first page
   loadTypes();
   if (state.forcedPolling) enterPolling();
