@@ -149,6 +149,29 @@ fn command_response(status: StatusCode, row: &CommandRow) -> Result<Response, Ap
     Ok(response)
 }
 
+/// The view plus the payload: what `GET /v1/commands/{id}` shows (lists and pushes leave the
+/// payload out to stay small).
+#[derive(Debug, Serialize)]
+struct Detail<'a> {
+    #[serde(flatten)]
+    view: CommandView,
+    payload: &'a Value,
+}
+
+fn detail_response(row: &CommandRow) -> Result<Response, ApiError> {
+    let view = row.view()?;
+    let version = view.version;
+    let mut response = ApiJson(Detail {
+        view,
+        payload: &row.payload.0,
+    })
+    .into_response();
+    if let Ok(etag) = HeaderValue::from_str(&etag(version)) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
 fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
@@ -190,7 +213,7 @@ pub(crate) async fn show(
             .await?
             .ok_or(ApiError::NotFound)?;
         if known != Some(row.version) {
-            return command_response(StatusCode::OK, &row);
+            return detail_response(&row);
         }
         if Instant::now() >= deadline {
             let mut response = StatusCode::NOT_MODIFIED.into_response();

@@ -1,0 +1,17 @@
+# One image for every role: `cmdbus api|worker|notifier|migrate|all`.
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY crates crates
+COPY migrations migrations
+COPY web web
+RUN cargo build --release --locked -p cmdbus
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 cmdbus
+COPY --from=build /src/target/release/cmdbus /usr/local/bin/cmdbus
+USER cmdbus
+ENV CMDBUS_LISTEN=0.0.0.0:8080
+EXPOSE 8080
+ENTRYPOINT ["cmdbus"]
+CMD ["all"]

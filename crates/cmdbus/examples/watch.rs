@@ -1,0 +1,62 @@
+//! Prints what a browser would be told: subscribes to `/v1/ws` and prints every message.
+//!
+//! `cargo run --release -p cmdbus --example watch -- [--url ws://127.0.0.1:8080/v1/ws]
+//!  [--since VERSION] [ID ...]` (no ids: every command).
+
+use anyhow::Context as _;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut url = "ws://127.0.0.1:8080/v1/ws".to_owned();
+    let mut since: Option<i64> = None;
+    let mut ids: Vec<String> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--url" => url = args.next().context("--url needs a value")?,
+            "--since" => since = Some(args.next().context("--since needs a value")?.parse()?),
+            _ => ids.push(arg),
+        }
+    }
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .with_context(|| format!("cannot connect to {url}"))?;
+    let mut subscribe = if ids.is_empty() {
+        json!({"op": "subscribe", "all": true})
+    } else {
+        json!({"op": "subscribe", "ids": ids})
+    };
+    if let Some(since) = since {
+        subscribe["since"] = json!(since);
+    }
+    println!("> {subscribe}");
+    socket
+        .send(Message::Text(subscribe.to_string().into()))
+        .await?;
+    while let Some(message) = socket.next().await {
+        if let Message::Text(text) = message? {
+            let value: Value = serde_json::from_str(text.as_str())?;
+            match value["op"].as_str() {
+                Some("command") => {
+                    let c = &value["command"];
+                    println!(
+                        "< v{:<6} {} {:<10} {:<9} progress={} note={} result={} error={}",
+                        c["version"],
+                        c["id"],
+                        c["type"].as_str().unwrap_or("?"),
+                        c["status"].as_str().unwrap_or("?"),
+                        c["progress"],
+                        c["progress_note"],
+                        c["result"],
+                        c["error"]
+                    );
+                }
+                _ => println!("< {value}"),
+            }
+        }
+    }
+    Ok(())
+}

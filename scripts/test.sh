@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against the real local services. On a fresh machine it first
+# installs and starts what the tests need: PostgreSQL, RabbitMQ, and Debian's Chromium with its
+# driver for the browser tests. Safe to run again: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
+command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+  echo "starting PostgreSQL"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
+fi
+for _ in $(seq 60); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.5; done
+pg_isready -h 127.0.0.1 -p 5432
+
+if ! as_root rabbitmqctl -q status >/dev/null 2>&1; then
+  echo "starting RabbitMQ"
+  as_root rabbitmq-server -detached
+fi
+as_root rabbitmqctl -q await_startup --timeout 120 >/dev/null 2>&1 || true
+# A fault test that was interrupted may have left the broker app stopped.
+as_root rabbitmqctl -q start_app >/dev/null 2>&1 || true
+as_root rabbitmqctl -q await_startup --timeout 60
+
+exec cargo test --workspace "$@"
