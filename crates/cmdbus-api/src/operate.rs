@@ -55,6 +55,13 @@ pub(crate) async fn cancel(
         return Err(refusal(&state, id, "cancel").await);
     };
     announce(&state.broker, std::slice::from_ref(&row)).await;
+    if row.status == cmdbus_domain::Status::Running.as_str() {
+        // The worker's heartbeat would see the request too, but only within a third of a lease.
+        let control = cmdbus_domain::Control::Cancel { id };
+        if let Err(error) = state.broker.publish_control(&control).await {
+            tracing::warn!(%error, %id, "cancel not broadcast; the heartbeat will deliver it");
+        }
+    }
     accepted(&row)
 }
 

@@ -36,7 +36,8 @@ pub async fn run_sweeps(
             Ok(rows) if !rows.is_empty() => {
                 tracing::warn!(count = rows.len(), "reaped commands of dead workers");
                 announce(&broker, &rows).await;
-                if let Err(error) = dispatch(&pool, &broker, rows).await {
+                let unsent = rows.into_iter().filter(|row| row.status == "new").collect();
+                if let Err(error) = dispatch(&pool, &broker, unsent).await {
                     tracing::warn!(%error, "cannot dispatch reaped commands");
                 }
             }

@@ -4,10 +4,6 @@
 
 use cmdbus_domain::Event;
 use futures_util::StreamExt;
-use lapin::{
-    options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
-    types::{AMQPValue, FieldTable},
-};
 use std::sync::{
     Arc,
     atomic::{AtomicI64, Ordering},
@@ -15,7 +11,7 @@ use std::sync::{
 use tokio::sync::{broadcast, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{Broker, BusError, Session};
+use crate::Broker;
 
 /// In-process fan-out of every state change; cheap to clone.
 #[derive(Debug, Clone)]
@@ -83,7 +79,10 @@ async fn listen(feed: ChangeFeed, broker: Broker, shutdown: CancellationToken) {
             },
         };
         let Some(session) = session else { continue };
-        match bind(&broker, &session).await {
+        match session
+            .subscribe_fanout(&broker.names().events_exchange())
+            .await
+        {
             Ok(mut consumer) => {
                 if bound_before {
                     feed.rebound.send_modify(|epoch| *epoch += 1);
@@ -116,42 +115,4 @@ async fn listen(feed: ChangeFeed, broker: Broker, shutdown: CancellationToken) {
             _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
         }
     }
-}
-
-async fn bind(broker: &Broker, session: &Session) -> Result<lapin::Consumer, BusError> {
-    let channel = session.open_channel().await?;
-    let mut arguments = FieldTable::default();
-    // Bounded on the broker too: a stalled process drops old events, never grows without end.
-    arguments.insert("x-max-length".into(), AMQPValue::LongUInt(100_000));
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            arguments,
-        )
-        .await?;
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            broker.names().events_exchange().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    Ok(channel
-        .basic_consume(
-            queue.name().clone(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true, // events are notifications; PostgreSQL holds the facts
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?)
 }

@@ -9,7 +9,10 @@ mod topology;
 use cmdbus_domain::Names;
 use futures_util::StreamExt;
 use lapin::{
-    Channel, Connection, ConnectionProperties, Event, options::ConfirmSelectOptions, uri::AMQPUri,
+    Channel, Connection, ConnectionProperties, Event,
+    options::{BasicConsumeOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions},
+    types::{AMQPValue, FieldTable},
+    uri::AMQPUri,
 };
 use std::{
     collections::BTreeSet,
@@ -80,6 +83,46 @@ impl Session {
             .create_channel()
             .await
             .map_err(|error| self.fail(error))
+    }
+
+    /// Binds a fresh exclusive, auto-delete queue to a fanout exchange and consumes it without
+    /// acks: for notifications, whose facts PostgreSQL holds. The queue is bounded on the broker
+    /// too, so a stalled process drops old notifications instead of growing without end.
+    pub async fn subscribe_fanout(&self, exchange: &str) -> Result<lapin::Consumer, BusError> {
+        let channel = self.open_channel().await?;
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-max-length".into(), AMQPValue::LongUInt(100_000));
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                arguments,
+            )
+            .await?;
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                exchange.into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(channel
+            .basic_consume(
+                queue.name().clone(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?)
     }
 
     /// Tells the supervisor this session is no longer usable.
@@ -187,6 +230,24 @@ impl Broker {
                 .inspect_err(|_| session.mark_broken())?;
         }
         Ok(())
+    }
+
+    /// Messages ready in a queue (operators and tests).
+    pub async fn queue_depth(&self, queue: &str) -> Result<u32, BusError> {
+        let session = self.session().ok_or(BusError::Unavailable)?;
+        let channel = session.open_channel().await?;
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let _ = channel.close(200, "done".into()).await;
+        Ok(declared.message_count())
     }
 
     /// Deletes every exchange and queue of this namespace (tests and teardown).

@@ -2,7 +2,7 @@
 //! count only on an ack with nothing returned; many publishes share the channel, so their confirms
 //! are pipelined instead of costing a round trip each. Events go out on a plain channel.
 
-use cmdbus_domain::{CommandMessage, Event, Lane};
+use cmdbus_domain::{CommandMessage, Control, Event, Lane};
 use lapin::{
     BasicProperties, Confirmation,
     options::BasicPublishOptions,
@@ -105,6 +105,25 @@ impl Broker {
                 BasicPublishOptions::default(),
                 &body,
                 properties,
+            )
+            .await
+            .map_err(|error| session.fail(error))?;
+        Ok(())
+    }
+
+    /// Tells every worker something (cancel a running command). Not confirmed: the heartbeat
+    /// carries the same request a little later should this be lost.
+    pub async fn publish_control(&self, control: &Control) -> Result<(), BusError> {
+        let session = self.session().ok_or(BusError::Unavailable)?;
+        let body = serde_json::to_vec(control)?;
+        session
+            .events
+            .basic_publish(
+                self.names().control_exchange().into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                &body,
+                BasicProperties::default().with_content_type("application/json".into()),
             )
             .await
             .map_err(|error| session.fail(error))?;

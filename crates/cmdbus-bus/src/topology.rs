@@ -14,8 +14,9 @@ use lapin::{
 
 use crate::BusError;
 
-/// Header that routes a delayed message to its tier in the headers exchange `<ns>.retry`.
-pub const DELAY_HEADER: &str = "x-cmdbus-delay";
+/// Header that routes a delayed message to its tier in the headers exchange `<ns>.retry`. Not
+/// `x-` prefixed: a headers exchange ignores those when matching, and would route to every tier.
+pub const DELAY_HEADER: &str = "cmdbus-delay";
 
 /// Highest AMQP priority of the classic command queues (0..=9 like the API's `priority`).
 const MAX_PRIORITY: u8 = 9;
@@ -39,6 +40,15 @@ pub(crate) async fn declare_core(channel: &Channel, names: &Names) -> Result<(),
     channel
         .exchange_declare(
             names.events_exchange().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    // Cancels reach every worker at once, whichever holds the command.
+    channel
+        .exchange_declare(
+            names.control_exchange().into(),
             ExchangeKind::Fanout,
             durable,
             FieldTable::default(),
@@ -185,6 +195,7 @@ pub(crate) async fn delete_all(
     for exchange in [
         names.commands_exchange(),
         names.events_exchange(),
+        names.control_exchange(),
         names.retry_exchange(),
         names.exceptions_exchange(),
     ] {

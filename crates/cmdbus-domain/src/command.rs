@@ -122,6 +122,8 @@ pub struct CommandView {
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a terminal state.
     pub finished_at: Option<DateTime<Utc>>,
+    /// While waiting to be retried: when the next attempt is due.
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// A registered command type, as `GET /v1/types` lists it.

@@ -7,7 +7,7 @@ mod message;
 mod names;
 
 pub use command::{CommandView, ErrorInfo, Status, TypeInfo};
-pub use message::{CommandMessage, Event};
+pub use message::{CommandMessage, Control, Event};
 pub use names::{Lane, Names, RETRY_TIERS};
 
 /// The tenant used until tenants and API keys exist.

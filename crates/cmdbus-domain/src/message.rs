@@ -15,6 +15,17 @@ pub struct CommandMessage {
     pub generation: i32,
 }
 
+/// A message on the `control` fanout, seen by every worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Control {
+    /// Stop the handler of this command now, if it runs here.
+    Cancel {
+        /// The command.
+        id: Uuid,
+    },
+}
+
 /// A state change on the `events` fanout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {

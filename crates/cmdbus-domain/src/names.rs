@@ -73,7 +73,12 @@ impl Names {
         format!("{}.events", self.namespace)
     }
 
-    /// Headers exchange that routes a delayed message to its tier by the `x-cmdbus-delay` header,
+    /// Fanout exchange of control messages to every worker (cancel a running command).
+    pub fn control_exchange(&self) -> String {
+        format!("{}.control", self.namespace)
+    }
+
+    /// Headers exchange that routes a delayed message to its tier by the `cmdbus-delay` header,
     /// keeping its routing key so that dead-lettering sends it back to the right queue.
     pub fn retry_exchange(&self) -> String {
         format!("{}.retry", self.namespace)

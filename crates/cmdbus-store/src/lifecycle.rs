@@ -21,13 +21,15 @@ pub struct Claim {
 
 /// Claims commands for `worker`: `new`/`queue` (or `running` with an expired lease) becomes
 /// `running` with `attempt + 1` and a lease, in one conditional statement that also opens the
-/// attempt's history row. Returns the claimed rows with their payloads; a duplicate, stale or
-/// cancelled delivery is simply absent.
+/// attempt's history row. A worker of an exception lane (`lane`) may also claim the failures
+/// parked in that lane: that is how an operator re-runs them. Returns the claimed rows with their
+/// payloads; a duplicate, stale or cancelled delivery is simply absent.
 pub async fn claim<'c>(
     executor: impl PgExecutor<'c>,
     claims: &[Claim],
     worker: &str,
     lease: Duration,
+    lane: Option<&str>,
 ) -> Result<Vec<CommandRow>, StoreError> {
     let ids: Vec<Uuid> = claims.iter().map(|c| c.id).collect();
     let generations: Vec<i32> = claims.iter().map(|c| c.generation).collect();
@@ -38,10 +40,13 @@ pub async fn claim<'c>(
                     lease_until = now() + make_interval(secs => $4),
                     started_at = now(), progress = null, progress_note = null,
                     queued_at = coalesce(c.queued_at, now()),
+                    next_attempt_at = null, finished_at = null,
                     version = nextval('command_version')
                from unnest($1::uuid[], $2::int4[]) as d(id, generation)
               where c.id = d.id and c.generation = d.generation and not c.cancel_requested
-                and (c.status in ('new', 'queue') or (c.status = 'running' and c.lease_until < now()))
+                and (c.status in ('new', 'queue')
+                     or (c.status = 'running' and c.lease_until < now())
+                     or (c.status = 'fail' and c.lane = $5))
              returning c.*
          ), history as (
              insert into command_attempts (command_id, generation, attempt, worker)
@@ -53,6 +58,7 @@ pub async fn claim<'c>(
     .bind(&generations)
     .bind(worker)
     .bind(lease.as_secs_f64())
+    .bind(lane)
     .fetch_all(executor)
     .await?)
 }
@@ -64,8 +70,8 @@ pub enum Outcome {
     Success(Value),
     /// The handler failed for good (or attempts ran out).
     Fail(ErrorInfo),
-    /// The handler failed and will be tried again: back to `queue`.
-    Retry(ErrorInfo),
+    /// The handler failed and will be tried again after the delay: back to `queue`.
+    Retry(ErrorInfo, Duration),
     /// The handler stopped because a cancel was requested.
     Cancelled,
     /// The worker gave the command back unfinished (shutdown): back to `queue`.
@@ -77,7 +83,7 @@ impl Outcome {
         match self {
             Outcome::Success(_) => Status::Success,
             Outcome::Fail(_) => Status::Fail,
-            Outcome::Retry(_) | Outcome::Released => Status::Queue,
+            Outcome::Retry(..) | Outcome::Released => Status::Queue,
             Outcome::Cancelled => Status::Cancelled,
         }
     }
@@ -87,7 +93,7 @@ impl Outcome {
         match self {
             Outcome::Success(_) => "success",
             Outcome::Fail(_) => "fail",
-            Outcome::Retry(_) => "retry",
+            Outcome::Retry(..) => "retry",
             Outcome::Cancelled => "cancelled",
             Outcome::Released => "released",
         }
@@ -124,6 +130,13 @@ pub async fn finish<'c>(
         .collect();
     let histories: Vec<&str> = finishes.iter().map(|f| f.outcome.history()).collect();
     let lanes: Vec<Option<&str>> = finishes.iter().map(|f| f.lane.as_deref()).collect();
+    let retry_in: Vec<Option<f64>> = finishes
+        .iter()
+        .map(|f| match &f.outcome {
+            Outcome::Retry(_, delay) => Some(delay.as_secs_f64()),
+            _ => None,
+        })
+        .collect();
     let results: Vec<Option<Json<&Value>>> = finishes
         .iter()
         .map(|f| match &f.outcome {
@@ -134,7 +147,7 @@ pub async fn finish<'c>(
     let errors: Vec<Option<Json<&ErrorInfo>>> = finishes
         .iter()
         .map(|f| match &f.outcome {
-            Outcome::Fail(error) | Outcome::Retry(error) => Some(Json(error)),
+            Outcome::Fail(error) | Outcome::Retry(error, _) => Some(Json(error)),
             _ => None,
         })
         .collect();
@@ -143,6 +156,7 @@ pub async fn finish<'c>(
              update commands c
                 set status = f.status, result = f.result, error = coalesce(f.error, c.error),
                     lane = f.lane,
+                    next_attempt_at = now() + make_interval(secs => f.retry_in),
                     progress = case when f.status = 'success' then 1 else c.progress end,
                     finished_at = case when f.status in ('success', 'fail', 'cancelled')
                                        then now() end,
@@ -150,8 +164,8 @@ pub async fn finish<'c>(
                     lease_until = null,
                     version = nextval('command_version')
                from unnest($1::uuid[], $2::text[], $3::int4[], $4::text[], $5::jsonb[],
-                           $6::jsonb[], $7::text[], $8::text[])
-                    as f(id, worker, attempt, status, result, error, lane, history)
+                           $6::jsonb[], $7::text[], $8::text[], $9::float8[])
+                    as f(id, worker, attempt, status, result, error, lane, history, retry_in)
               where c.id = f.id and c.status = 'running'
                 and c.worker = f.worker and c.attempt = f.attempt
              returning c.*, f.history
@@ -172,6 +186,7 @@ pub async fn finish<'c>(
     .bind(&errors)
     .bind(&lanes)
     .bind(&histories)
+    .bind(&retry_in)
     .fetch_all(executor)
     .await?)
 }
@@ -241,8 +256,8 @@ pub async fn relay_candidates<'c>(
 }
 
 /// Running rows whose lease expired more than `grace` ago (their worker died and no copy of the
-/// message claimed them since) go back to `new`, so that they are published again. The lost
-/// attempt is recorded as such.
+/// message claimed them since) go back to `new`, so that they are published again, or become
+/// `cancelled` when a cancel was requested. The lost attempt is recorded as such.
 pub async fn reap_expired<'c>(
     executor: impl PgExecutor<'c>,
     grace: Duration,
@@ -251,7 +266,9 @@ pub async fn reap_expired<'c>(
     Ok(sqlx::query_as(
         "with reaped as (
              update commands
-                set status = 'new', worker = null, lease_until = null,
+                set status = case when cancel_requested then 'cancelled' else 'new' end,
+                    finished_at = case when cancel_requested then now() end,
+                    worker = null, lease_until = null,
                     version = nextval('command_version')
               where status = 'running'
                 and lease_until < coalesce($2, now()) - make_interval(secs => $1)

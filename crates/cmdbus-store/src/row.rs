@@ -60,6 +60,8 @@ pub struct CommandRow {
     pub started_at: Option<DateTime<Utc>>,
     /// Reached a terminal state.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The next attempt is due (retries).
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 impl CommandRow {
@@ -90,6 +92,7 @@ impl CommandRow {
             queued_at: self.queued_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
+            next_attempt_at: self.next_attempt_at,
         })
     }
 

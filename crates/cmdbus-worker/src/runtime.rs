@@ -81,6 +81,11 @@ pub async fn run(
         Arc::clone(&runtime.inflight),
         stop_renewing.clone(),
     ));
+    let listener = tokio::spawn(lease::listen_control(
+        broker.clone(),
+        Arc::clone(&runtime.inflight),
+        stop_renewing.clone(),
+    ));
     let tasks = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let mut sessions = broker.watch_sessions();
@@ -117,6 +122,7 @@ pub async fn run(
     }
     stop_renewing.cancel();
     let _ = renewer.await;
+    let _ = listener.await;
     Ok(())
 }
 
@@ -207,8 +213,10 @@ async fn handle_message(runtime: &Runtime, message: CommandMessage, delivery: &D
         id: message.id,
         generation: message.generation,
     };
+    let lane = runtime.lane.suffix();
     let claimed =
-        match cmdbus_store::claim(&shared.pool, &[claim], &shared.worker, shared.lease).await {
+        match cmdbus_store::claim(&shared.pool, &[claim], &shared.worker, shared.lease, lane).await
+        {
             Ok(mut rows) => rows.pop(),
             Err(error) => {
                 tracing::warn!(%error, id = %message.id, "cannot claim; requeueing");
@@ -294,9 +302,10 @@ async fn run_handler(runtime: &Runtime, row: &CommandRow) -> Outcome {
         Ok(value) => Outcome::Success(value),
         Err(_) if cancel_requested => Outcome::Cancelled,
         Err(_) if runtime.inflight_shutdown(&lease) => Outcome::Released,
-        Err(error) if error.retryable && row.attempt < row.max_attempts => {
-            Outcome::Retry(error.info())
-        }
+        Err(error) if error.retryable && row.attempt < row.max_attempts => Outcome::Retry(
+            error.info(),
+            Duration::from_millis(u64::from(backoff_tier(row.attempt))),
+        ),
         Err(error) => Outcome::Fail(error.info()),
     }
 }
@@ -315,7 +324,7 @@ async fn finish(runtime: &Runtime, row: &CommandRow, outcome: Outcome) -> Settle
     let settle = match &outcome {
         Outcome::Success(_) | Outcome::Cancelled => Settle::Ack,
         Outcome::Fail(_) => Settle::Park,
-        Outcome::Retry(_) => Settle::Delay(backoff_tier(row.attempt)),
+        Outcome::Retry(..) => Settle::Delay(backoff_tier(row.attempt)),
         Outcome::Released => Settle::Requeue,
     };
     let lane = matches!(outcome, Outcome::Fail(_))

@@ -30,7 +30,9 @@ fn args() -> anyhow::Result<Args> {
     };
     let mut raw = std::env::args().skip(1);
     while let Some(flag) = raw.next() {
-        let value = raw.next().with_context(|| format!("{flag} needs a value"))?;
+        let value = raw
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--url" => args.url = value,
             "--count" => args.count = value.parse()?,
@@ -67,7 +69,9 @@ async fn main() -> anyhow::Result<()> {
     let ws_url = format!("{}/v1/ws", args.url.replacen("http", "ws", 1));
     let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url).await?;
     socket
-        .send(Message::Text(json!({"op": "subscribe", "all": true}).to_string().into()))
+        .send(Message::Text(
+            json!({"op": "subscribe", "all": true}).to_string().into(),
+        ))
         .await?;
     // Wait for `subscribed` so no success can slip past before we listen.
     loop {
@@ -85,10 +89,17 @@ async fn main() -> anyhow::Result<()> {
         let expected = args.count;
         tokio::spawn(async move {
             while let Some(Ok(message)) = socket.next().await {
-                let Message::Text(text) = message else { continue };
-                let Ok(value) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let Ok(value) = serde_json::from_str::<Value>(text.as_str()) else {
+                    continue;
+                };
                 if value["op"] == "command" && value["command"]["status"] == "success" {
-                    let id = value["command"]["id"].as_str().unwrap_or_default().to_owned();
+                    let id = value["command"]["id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
                     let mut finished = finished.lock().expect("lock");
                     finished.entry(id).or_insert_with(Instant::now);
                     if finished.len() >= expected {
@@ -104,8 +115,12 @@ async fn main() -> anyhow::Result<()> {
     let kind = args.kind.clone();
     let accept_latencies: Vec<Duration> = stream::iter(0..args.count)
         .map(|n| {
-            let (http, url, kind, submitted) =
-                (http.clone(), args.url.clone(), kind.clone(), Arc::clone(&submitted));
+            let (http, url, kind, submitted) = (
+                http.clone(),
+                args.url.clone(),
+                kind.clone(),
+                Arc::clone(&submitted),
+            );
             async move {
                 let at = Instant::now();
                 let response = http

@@ -37,7 +37,11 @@ async fn submit_answers_202_with_view_location_and_etag_then_succeeds() {
     );
     let done = app.wait_status(id, "success", T).await;
     assert_eq!(done["result"], json!({"n": 7}));
-    assert_eq!(done["payload"], json!({"n": 7}), "the detail carries the payload");
+    assert_eq!(
+        done["payload"],
+        json!({"n": 7}),
+        "the detail carries the payload"
+    );
     assert_eq!(done["attempt"], 1);
     assert!(done["queued_at"].is_string() && done["finished_at"].is_string());
     app.stop().await;

@@ -14,7 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{PgPool, postgres::PgConnectOptions};
-use std::{str::FromStr, time::Duration};
+use std::{net::SocketAddr, str::FromStr, time::Duration};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -98,6 +98,11 @@ pub struct TestApp {
     kinds: Vec<String>,
     shutdown: CancellationToken,
     handle: JoinHandle<anyhow::Result<()>>,
+    /// What `restart` needs to start the same app again.
+    address: SocketAddr,
+    role: Role,
+    config: Config,
+    registry: Registry,
 }
 
 impl TestApp {
@@ -115,13 +120,14 @@ impl TestApp {
         let mut config = env.config();
         tweak(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let address = listener.local_addr().expect("address");
+        let base = format!("http://{address}");
         let kinds = registry.names();
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(cmdbus::run(
             role,
-            config,
-            registry,
+            config.clone(),
+            registry.clone(),
             listener,
             shutdown.clone(),
         ));
@@ -136,7 +142,33 @@ impl TestApp {
             kinds,
             shutdown,
             handle,
+            address,
+            role,
+            config,
+            registry,
         }
+    }
+
+    /// Stops the app gracefully and starts it again on the same address, database and
+    /// namespace: what a client sees when the server it talks to is redeployed. The graceful
+    /// stop closes every WebSocket at once, while running handlers get their grace period to
+    /// finish; the new instance serves the same URL, so clients reconnect to it by themselves.
+    pub async fn restart(&mut self) {
+        self.shutdown.cancel();
+        let result = (&mut self.handle).await.expect("app task");
+        result.expect("app ended with an error");
+        let listener = bind_again(self.address).await;
+        self.shutdown = CancellationToken::new();
+        self.handle = tokio::spawn(cmdbus::run(
+            self.role,
+            self.config.clone(),
+            self.registry.clone(),
+            listener,
+            self.shutdown.clone(),
+        ));
+        // Pooled keep-alive connections went with the old instance.
+        self.http = reqwest::Client::new();
+        wait_ready(&self.http, &self.base).await;
     }
 
     /// Stops the app gracefully and removes its database and namespace.
@@ -146,6 +178,15 @@ impl TestApp {
         result.expect("app ended with an error");
         self.pool.close().await;
         self.env.teardown(&self.kinds).await.expect("teardown");
+    }
+
+    /// Stops the app gracefully but leaves the environment to the app that owns it (a second
+    /// role of the same test).
+    pub async fn stop_keeping_env(self) {
+        self.shutdown.cancel();
+        let result = self.handle.await.expect("app task");
+        result.expect("app ended with an error");
+        self.pool.close().await;
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -246,6 +287,21 @@ pub async fn wait_ready(http: &reqwest::Client, base: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await; // polling readiness, not ordering
     }
     panic!("app at {base} never became ready");
+}
+
+/// Binds `address` again after the app that held it stopped. The port is normally free at once
+/// (the listener is closed and tokio sets `SO_REUSEADDR`); the retry covers a socket the kernel
+/// is still releasing.
+async fn bind_again(address: SocketAddr) -> TcpListener {
+    let mut last_error = None;
+    for _ in 0..100 {
+        match TcpListener::bind(address).await {
+            Ok(listener) => return listener,
+            Err(error) => last_error = Some(error),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await; // waiting for the port, not ordering
+    }
+    panic!("cannot bind {address} again: {last_error:?}");
 }
 
 pub type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
