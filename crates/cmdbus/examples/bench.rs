@@ -75,10 +75,10 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     // Wait for `subscribed` so no success can slip past before we listen.
     loop {
-        if let Some(Message::Text(text)) = socket.next().await.transpose()? {
-            if serde_json::from_str::<Value>(text.as_str())?["op"] == "subscribed" {
-                break;
-            }
+        if let Some(Message::Text(text)) = socket.next().await.transpose()?
+            && serde_json::from_str::<Value>(text.as_str())?["op"] == "subscribed"
+        {
+            break;
         }
     }
 
