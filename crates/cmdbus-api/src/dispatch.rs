@@ -3,7 +3,7 @@
 //! `new`, and the relay tries again: the row is durable before anything is published.
 
 use cmdbus_bus::{Broker, Outgoing};
-use cmdbus_domain::{CommandMessage, Lane};
+use cmdbus_domain::{CommandMessage, Lane, partition_of};
 use cmdbus_store::{CommandRow, StoreError};
 use sqlx::PgPool;
 
@@ -27,6 +27,10 @@ pub(crate) async fn dispatch(
             priority: u8::try_from(row.priority).unwrap_or(0),
             ordering_key: row.ordering_key.clone(),
             lane: Lane::Main,
+            partition: row
+                .ordering_key
+                .as_deref()
+                .map(|key| partition_of(key, broker.partitions())),
         })
         .collect();
     let results = broker.publish_commands(&outgoing).await;

@@ -25,7 +25,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use feed::ChangeFeed;
 pub use publish::Outgoing;
-pub use topology::{DELAY_HEADER, routing_key};
+pub use topology::{DELAY_HEADER, partition_key, routing_key};
 
 /// What can go wrong on the bus.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,20 @@ pub struct BusConfig {
     pub names: Names,
     /// Shown in the management UI.
     pub connection_name: String,
+    /// Ordered partitions per command type.
+    pub partitions: u16,
+    /// Kind of the durable command queues.
+    pub queue_type: QueueType,
+}
+
+/// Kind of the durable command queues (fixed for a namespace: RabbitMQ cannot convert a queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueType {
+    /// Classic queues: priorities work; a queue lives on one node.
+    #[default]
+    Classic,
+    /// Quorum queues: replicated (Raft) and safer across node loss; no priorities.
+    Quorum,
 }
 
 /// A live connection with its publishing channels. Dropped (and so closed) when it fails.
@@ -184,6 +198,11 @@ impl Broker {
         &self.inner.config.names
     }
 
+    /// Ordered partitions per command type.
+    pub fn partitions(&self) -> u16 {
+        self.inner.config.partitions.max(1)
+    }
+
     /// The live session, if connected.
     pub fn session(&self) -> Option<Arc<Session>> {
         self.inner.session.borrow().clone()
@@ -225,7 +244,7 @@ impl Broker {
             return Ok(()); // the next session declares them
         };
         for kind in &added {
-            topology::declare_type(&session.publisher, self.names(), kind)
+            topology::declare_type(&session.publisher, &self.inner.config, kind)
                 .await
                 .inspect_err(|_| session.mark_broken())?;
         }
@@ -250,12 +269,12 @@ impl Broker {
         Ok(declared.message_count())
     }
 
-    /// Deletes every exchange and queue of this namespace (tests and teardown).
-    pub async fn delete_topology(&self) -> Result<(), BusError> {
+    /// Deletes every exchange and queue of this namespace, with the queues of `kinds` (tests and
+    /// teardown).
+    pub async fn delete_topology(&self, kinds: &[String]) -> Result<(), BusError> {
         let session = self.session().ok_or(BusError::Unavailable)?;
         let channel = session.open_channel().await?;
-        let kinds: Vec<String> = self.lock_kinds().iter().cloned().collect();
-        topology::delete_all(&channel, self.names(), &kinds).await
+        topology::delete_all(&channel, self.names(), kinds, self.partitions()).await
     }
 
     fn lock_kinds(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
@@ -277,7 +296,7 @@ impl Broker {
         topology::declare_core(&publisher, self.names()).await?;
         let kinds: Vec<String> = self.lock_kinds().iter().cloned().collect();
         for kind in &kinds {
-            topology::declare_type(&publisher, self.names(), kind).await?;
+            topology::declare_type(&publisher, &self.inner.config, kind).await?;
         }
         let events = connection.create_channel().await?;
         Ok(Session {
@@ -309,6 +328,11 @@ async fn supervise(broker: Broker, shutdown: CancellationToken) {
                         _ = shutdown.cancelled() => break "shutdown".to_owned(),
                         _ = session.broken.cancelled() => break "an operation failed".to_owned(),
                         event = events.next() => match event {
+                            // A channel-level error (a consumer timed out, a failed declare)
+                            // closes that channel only; its owner opens another.
+                            Some(Event::Error(error)) if error.is_amqp_soft_error() => {
+                                tracing::warn!(%error, "a channel was closed by the broker");
+                            }
                             Some(Event::Error(error)) => break error.to_string(),
                             None => break "connection closed".to_owned(),
                             Some(_) => {}

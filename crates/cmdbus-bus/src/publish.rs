@@ -28,6 +28,20 @@ pub struct Outgoing {
     pub ordering_key: Option<String>,
     /// Which queue of the type it goes to.
     pub lane: Lane,
+    /// The ordered partition (commands with an ordering key), instead of the main queue.
+    pub partition: Option<u16>,
+}
+
+impl Outgoing {
+    /// Its routing key in the commands exchange.
+    fn routing_key(&self) -> String {
+        match self.partition {
+            Some(partition) if self.lane == Lane::Main => {
+                topology::partition_key(&self.kind, partition)
+            }
+            _ => topology::routing_key(&self.kind, self.lane),
+        }
+    }
 }
 
 /// Where a message goes: exchange, routing key and extra headers.
@@ -51,7 +65,7 @@ impl Broker {
         for outgoing in batch {
             let route = Route {
                 exchange: self.names().commands_exchange(),
-                routing_key: topology::routing_key(&outgoing.kind, outgoing.lane),
+                routing_key: outgoing.routing_key(),
                 headers: Vec::new(),
             };
             routed.push((outgoing, route));
@@ -68,7 +82,7 @@ impl Broker {
     ) -> Result<(), BusError> {
         let route = Route {
             exchange: self.names().retry_exchange(),
-            routing_key: topology::routing_key(&outgoing.kind, outgoing.lane),
+            routing_key: outgoing.routing_key(),
             headers: vec![(
                 topology::DELAY_HEADER,
                 AMQPValue::LongString(delay_ms.to_string().into()),

@@ -12,7 +12,7 @@ use lapin::{
     types::{AMQPValue, FieldTable},
 };
 
-use crate::BusError;
+use crate::{BusConfig, BusError, QueueType};
 
 /// Header that routes a delayed message to its tier in the headers exchange `<ns>.retry`. Not
 /// `x-` prefixed: a headers exchange ignores those when matching, and would route to every tier.
@@ -102,20 +102,62 @@ pub(crate) async fn declare_core(channel: &Channel, names: &Names) -> Result<(),
     Ok(())
 }
 
-/// Declares the queues of one command type: its main queue and its two exception lanes.
+/// Declares the queues of one command type: its main queue, its two exception lanes, and its
+/// ordered partitions.
 pub(crate) async fn declare_type(
     channel: &Channel,
-    names: &Names,
+    config: &BusConfig,
     kind: &str,
 ) -> Result<(), BusError> {
+    let names = &config.names;
+    let base_arguments = || {
+        let mut arguments = FieldTable::default();
+        if config.queue_type == QueueType::Quorum {
+            arguments.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+        }
+        arguments
+    };
+    for partition in 0..config.partitions.max(1) {
+        let queue = names.partition_queue(kind, partition);
+        let mut arguments = base_arguments();
+        // One consumer at a time per partition, so its commands run strictly in order; no
+        // priorities here, they would let a later command overtake.
+        arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(names.exceptions_exchange().into()),
+        );
+        arguments.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(routing_key(kind, Lane::Exceptions1).into()),
+        );
+        channel
+            .queue_declare(queue.as_str().into(), durable_queue(), arguments)
+            .await?;
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                names.commands_exchange().into(),
+                partition_key(kind, partition).as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
     for lane in [Lane::Main, Lane::Exceptions1, Lane::Exceptions2] {
         let queue = names.command_queue(kind, lane);
-        let mut arguments = FieldTable::default();
+        let mut arguments = base_arguments();
         // Classic queues with priorities: a priority-9 command overtakes a backlog of 0s.
-        arguments.insert(
-            "x-max-priority".into(),
-            AMQPValue::ShortShortUInt(MAX_PRIORITY),
-        );
+        // (Quorum queues of RabbitMQ 3.10 have no priorities.)
+        if config.queue_type == QueueType::Classic {
+            arguments.insert(
+                "x-max-priority".into(),
+                AMQPValue::ShortShortUInt(MAX_PRIORITY),
+            );
+        }
         // A rejected message is parked in the next lane, atomically with its removal here:
         arguments.insert(
             "x-dead-letter-exchange".into(),
@@ -161,6 +203,11 @@ pub fn routing_key(kind: &str, lane: Lane) -> String {
     }
 }
 
+/// The routing key of a type's ordered partition: `<type>.p<N>`.
+pub fn partition_key(kind: &str, partition: u16) -> String {
+    format!("{kind}.p{partition}")
+}
+
 fn durable_queue() -> QueueDeclareOptions {
     QueueDeclareOptions {
         durable: true,
@@ -173,8 +220,17 @@ pub(crate) async fn delete_all(
     channel: &Channel,
     names: &Names,
     kinds: &[String],
+    partitions: u16,
 ) -> Result<(), BusError> {
     for kind in kinds {
+        for partition in 0..partitions {
+            channel
+                .queue_delete(
+                    names.partition_queue(kind, partition).into(),
+                    QueueDeleteOptions::default(),
+                )
+                .await?;
+        }
         for lane in [Lane::Main, Lane::Exceptions1, Lane::Exceptions2] {
             channel
                 .queue_delete(

@@ -8,7 +8,7 @@ mod names;
 
 pub use command::{CommandView, ErrorInfo, Status, TypeInfo};
 pub use message::{CommandMessage, Control, Event};
-pub use names::{Lane, Names, RETRY_TIERS};
+pub use names::{Lane, Names, RETRY_TIERS, partition_of};
 
 /// The tenant used until tenants and API keys exist.
 pub const DEFAULT_TENANT: &str = "default";

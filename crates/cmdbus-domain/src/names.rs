@@ -68,6 +68,11 @@ impl Names {
         }
     }
 
+    /// Ordered partition `partition` of a type: single active consumer, strictly FIFO.
+    pub fn partition_queue(&self, kind: &str, partition: u16) -> String {
+        format!("{}.cmd.{kind}.p{partition}", self.namespace)
+    }
+
     /// Fanout exchange of state changes.
     pub fn events_exchange(&self) -> String {
         format!("{}.events", self.namespace)
@@ -93,6 +98,17 @@ impl Names {
     pub fn exceptions_exchange(&self) -> String {
         format!("{}.exceptions", self.namespace)
     }
+}
+
+/// The partition of an ordering key: FNV-1a, so that every process (and every version of
+/// cmdbus) maps a key to the same partition.
+pub fn partition_of(ordering_key: &str, partitions: u16) -> u16 {
+    let hash = ordering_key
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    (hash % u64::from(partitions.max(1))) as u16
 }
 
 /// `1000` → `1s`, `120000` → `2m`.
@@ -125,5 +141,10 @@ mod tests {
         assert_eq!(names.retry_queue(1_000), "t1.retry.1s");
         assert_eq!(names.retry_queue(120_000), "t1.retry.2m");
         assert_eq!(names.retry_queue(1_500), "t1.retry.1500ms");
+        assert_eq!(names.partition_queue("demo.echo", 3), "t1.cmd.demo.echo.p3");
+        // Stable across processes and releases: these values must never change.
+        assert_eq!(partition_of("acct-1", 4), partition_of("acct-1", 4));
+        assert_eq!(partition_of("", 4), (0xcbf2_9ce4_8422_2325_u64 % 4) as u16);
+        assert!((0..16).all(|n| partition_of(&format!("k{n}"), 4) < 4));
     }
 }

@@ -136,14 +136,39 @@ async fn consume(
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Result<(), cmdbus_bus::BusError> {
+    let names = runtime.shared.broker.names().clone();
+    let kinds = runtime.registry.names();
     let channel = session.open_channel().await?;
     channel
         .basic_qos(config.prefetch, BasicQosOptions::default())
         .await?;
-    let names = runtime.shared.broker.names().clone();
-    let mut consumers = Vec::new();
-    for kind in runtime.registry.names() {
-        let queue = names.command_queue(&kind, config.lane);
+    let mut queues: Vec<(lapin::Channel, String, bool)> = kinds
+        .iter()
+        .map(|kind| {
+            (
+                channel.clone(),
+                names.command_queue(kind, config.lane),
+                false,
+            )
+        })
+        .collect();
+    if config.lane == Lane::Main {
+        // Ordered partitions take one message at a time, so that nothing overtakes.
+        let ordered = session.open_channel().await?;
+        ordered.basic_qos(1, BasicQosOptions::default()).await?;
+        for kind in &kinds {
+            for partition in 0..runtime.shared.broker.partitions() {
+                queues.push((
+                    ordered.clone(),
+                    names.partition_queue(kind, partition),
+                    true,
+                ));
+            }
+        }
+    }
+    let mut consumers = Vec::with_capacity(queues.len());
+    let mut tags = Vec::with_capacity(queues.len());
+    for (channel, queue, ordered) in &queues {
         let consumer = channel
             .basic_consume(
                 queue.as_str().into(),
@@ -152,20 +177,21 @@ async fn consume(
                 FieldTable::default(),
             )
             .await?;
-        consumers.push(consumer);
+        tags.push((channel.clone(), consumer.tag()));
+        let ordered = *ordered;
+        consumers.push(consumer.map(move |delivery| (ordered, delivery)));
     }
-    let tags: Vec<_> = consumers.iter().map(|consumer| consumer.tag()).collect();
     let mut deliveries = futures_util::stream::select_all(consumers);
     tracing::info!(queues = tags.len(), lane = ?config.lane, "consuming");
     loop {
-        let delivery = tokio::select! {
+        let next = tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = session.closed() => return Ok(()),
-            delivery = deliveries.next() => delivery,
+            next = deliveries.next() => next,
         };
-        let delivery = match delivery {
-            Some(Ok(delivery)) => delivery,
-            Some(Err(error)) => return Err(error.into()),
+        let (ordered, delivery) = match next {
+            Some((ordered, Ok(delivery))) => (ordered, delivery),
+            Some((_, Err(error))) => return Err(error.into()),
             None => return Ok(()), // the broker cancelled the consumers
         };
         let permit = tokio::select! {
@@ -175,10 +201,10 @@ async fn consume(
                 Err(_) => break,
             },
         };
-        tasks.spawn(process(Arc::clone(runtime), delivery, permit));
+        tasks.spawn(process(Arc::clone(runtime), delivery, ordered, permit));
     }
     // Stop new deliveries; running ones keep the channel open to ack when they finish.
-    for tag in tags {
+    for (channel, tag) in tags {
         let _ = channel
             .basic_cancel(tag, BasicCancelOptions::default())
             .await;
@@ -196,13 +222,27 @@ enum Settle {
     Delay(u32),
 }
 
-async fn process(runtime: Arc<Runtime>, delivery: Delivery, _permit: OwnedSemaphorePermit) {
+async fn process(
+    runtime: Arc<Runtime>,
+    delivery: Delivery,
+    ordered: bool,
+    _permit: OwnedSemaphorePermit,
+) {
     let settle = match serde_json::from_slice::<CommandMessage>(&delivery.data) {
         Ok(message) => handle_message(&runtime, message, &delivery).await,
         Err(error) => {
             tracing::error!(%error, "undecodable message; parking it");
             Settle::Park
         }
+    };
+    let settle = match settle {
+        // An ordered command waits in place, holding its partition, so that nothing overtakes
+        // it; then it is redelivered to the same (single active) consumer.
+        Settle::Delay(delay_ms) if ordered => {
+            tokio::time::sleep(Duration::from_millis(u64::from(delay_ms))).await;
+            Settle::Requeue
+        }
+        settle => settle,
     };
     settle_delivery(&runtime, delivery, settle).await;
 }
@@ -402,6 +442,7 @@ async fn settle_delivery(runtime: &Runtime, delivery: Delivery, settle: Settle) 
                         priority: delivery.properties.priority().unwrap_or(0),
                         ordering_key: None,
                         lane: runtime.lane,
+                        partition: None,
                     };
                     runtime
                         .shared

@@ -54,6 +54,15 @@ pub enum LaneArg {
     Exceptions2,
 }
 
+/// Kind of the durable command queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueueTypeArg {
+    /// Classic queues with priorities.
+    Classic,
+    /// Replicated quorum queues, without priorities.
+    Quorum,
+}
+
 /// Settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
@@ -100,6 +109,19 @@ pub struct Config {
     /// Messages the broker may send a worker ahead of its acks.
     #[arg(long, env = "CMDBUS_PREFETCH", default_value_t = 32, global = true)]
     pub prefetch: u16,
+    /// Ordered partitions per command type (commands with an ordering key); every process of a
+    /// deployment must use the same number.
+    #[arg(long, env = "CMDBUS_PARTITIONS", default_value_t = 4, global = true)]
+    pub partitions: u16,
+    /// Kind of the command queues of a new namespace (an existing queue keeps its kind).
+    #[arg(
+        long,
+        env = "CMDBUS_QUEUE_TYPE",
+        value_enum,
+        default_value = "classic",
+        global = true
+    )]
+    pub queue_type: QueueTypeArg,
     /// Seconds a claim holds without a heartbeat.
     #[arg(long, env = "CMDBUS_LEASE_SECS", default_value_t = 30.0, global = true)]
     pub lease_secs: f64,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-pub use config::{Cli, Config, LaneArg, Role};
+pub use config::{Cli, Config, LaneArg, QueueTypeArg, Role};
 
 /// Events one process buffers for its WebSocket clients and long-polls before a slow reader is
 /// told it lagged.
@@ -61,6 +61,11 @@ pub async fn run(
             url: config.amqp_url.clone(),
             names: Names::new(config.namespace.clone()),
             connection_name: format!("cmdbus {role:?} {}", std::process::id()),
+            partitions: config.partitions,
+            queue_type: match config.queue_type {
+                QueueTypeArg::Classic => cmdbus_bus::QueueType::Classic,
+                QueueTypeArg::Quorum => cmdbus_bus::QueueType::Quorum,
+            },
         },
         broker_stop.clone(),
         &tracker,

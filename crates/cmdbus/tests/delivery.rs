@@ -70,6 +70,8 @@ async fn the_same_message_delivered_twice_runs_the_handler_once() {
             url: AMQP_URL.to_owned(),
             names: Names::new(env.namespace.clone()),
             connection_name: "test duplicate publisher".to_owned(),
+            partitions: cmdbus::Config::defaults().partitions,
+            queue_type: Default::default(),
         },
         stop.clone(),
         &tracker,
@@ -83,6 +85,7 @@ async fn the_same_message_delivered_twice_runs_the_handler_once() {
             priority: 0,
             ordering_key: None,
             lane: Lane::Main,
+            partition: None,
         };
         broker.publish_command(&outgoing).await.expect("published");
     }

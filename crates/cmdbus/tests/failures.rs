@@ -40,6 +40,8 @@ impl TestBroker {
                 url: AMQP_URL.to_owned(),
                 names: Names::new(env.namespace.clone()),
                 connection_name: "test broker handle".to_owned(),
+                partitions: cmdbus::Config::defaults().partitions,
+                queue_type: Default::default(),
             },
             stop.clone(),
             &tracker,
@@ -355,6 +357,7 @@ async fn bulk_replay_counts_first_then_replays_and_fences_out_old_copies() {
             priority: 0,
             ordering_key: None,
             lane: Lane::Main,
+            partition: None,
         })
         .await
         .expect("publish");
@@ -463,5 +466,149 @@ async fn a_high_priority_command_overtakes_a_backlog() {
         "the priority-9 command ran first: {started:?}"
     );
     worker.stop_keeping_env().await;
+    app.stop().await;
+}
+
+/// One successful run of `test.ordered`: which key, which position, when.
+#[derive(Debug, Clone)]
+struct Run {
+    key: String,
+    n: u64,
+    attempt: i32,
+    start: std::time::Instant,
+    end: std::time::Instant,
+}
+
+fn ordered_registry(runs: Arc<std::sync::Mutex<Vec<Run>>>) -> Registry {
+    let mut registry = Registry::new();
+    registry.register(
+        TypeInfo {
+            name: "test.ordered".to_owned(),
+            description: "records the order it runs in".to_owned(),
+            max_attempts: 3,
+            example: None,
+            payload_schema: None,
+        },
+        move |ctx: Context, payload: Value| {
+            let runs = Arc::clone(&runs);
+            async move {
+                let start = std::time::Instant::now();
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                if payload["fail_once"] == true && ctx.attempt() == 1 {
+                    return Err(HandlerError::retryable("once", "fails its first attempt"));
+                }
+                runs.lock().expect("runs").push(Run {
+                    key: payload["key"].as_str().unwrap_or_default().to_owned(),
+                    n: payload["n"].as_u64().unwrap_or_default(),
+                    attempt: ctx.attempt(),
+                    start,
+                    end: std::time::Instant::now(),
+                });
+                Ok(Value::Null)
+            }
+        },
+    );
+    registry
+}
+
+#[tokio::test]
+async fn commands_with_an_ordering_key_run_in_order_retries_included_while_keys_run_in_parallel() {
+    let runs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let app = TestApp::start_with(
+        Env::new(),
+        Role::All,
+        ordered_registry(Arc::clone(&runs)),
+        |config| config.worker_concurrency = 8,
+    )
+    .await;
+    // Two keys in different partitions, so that they can run side by side.
+    let partitions = cmdbus::Config::defaults().partitions;
+    let first = "account-1".to_owned();
+    let second = (2..100)
+        .map(|n| format!("account-{n}"))
+        .find(|key| {
+            cmdbus_domain::partition_of(key, partitions)
+                != cmdbus_domain::partition_of(&first, partitions)
+        })
+        .expect("a key in another partition");
+    let mut ids = Vec::new();
+    for n in 0..6_u64 {
+        for key in [&first, &second] {
+            let payload = json!({"key": key, "n": n, "fail_once": key == &first && n == 2});
+            ids.push(
+                app.submit_ok(
+                    json!({"type": "test.ordered", "payload": payload, "ordering_key": key}),
+                )
+                .await,
+            );
+        }
+    }
+    for id in &ids {
+        app.wait_status(*id, "success", T).await;
+    }
+    let runs = runs.lock().expect("runs").clone();
+    for key in [&first, &second] {
+        let mut mine: Vec<&Run> = runs.iter().filter(|run| &run.key == key).collect();
+        mine.sort_by_key(|run| run.start);
+        let order: Vec<u64> = mine.iter().map(|run| run.n).collect();
+        assert_eq!(
+            order,
+            (0..6).collect::<Vec<_>>(),
+            "{key} ran in submission order"
+        );
+        assert!(
+            mine.windows(2).all(|pair| pair[0].end <= pair[1].start),
+            "{key}: one at a time"
+        );
+    }
+    let retried = runs
+        .iter()
+        .find(|run| run.key == first && run.n == 2)
+        .expect("run");
+    assert_eq!(retried.attempt, 2, "the failed one was retried in place");
+    let overlapped = runs.iter().filter(|a| a.key == first).any(|a| {
+        runs.iter()
+            .filter(|b| b.key == second)
+            .any(|b| a.start < b.end && b.start < a.end)
+    });
+    assert!(overlapped, "different keys ran in parallel");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn quorum_queues_carry_commands_retries_and_ordered_partitions() {
+    let app = TestApp::start_with(
+        Env::new(),
+        Role::All,
+        cmdbus::builtin_registry(),
+        |config| {
+            config.queue_type = cmdbus::QueueTypeArg::Quorum;
+        },
+    )
+    .await;
+    let plain = app
+        .submit_ok(json!({"type": "demo.echo", "payload": 1}))
+        .await;
+    let ordered = app
+        .submit_ok(json!({"type": "demo.echo", "payload": 2, "ordering_key": "k"}))
+        .await;
+    let retried = app
+        .submit_ok(json!({"type": "demo.fail", "payload": {"times": 1}}))
+        .await;
+    for id in [plain, ordered, retried] {
+        app.wait_status(id, "success", T).await;
+    }
+    let output = std::process::Command::new("rabbitmqctl")
+        .args(["list_queues", "name", "type"])
+        .output()
+        .expect("rabbitmqctl");
+    let listing = String::from_utf8_lossy(&output.stdout);
+    let queue = format!("{}.cmd.demo.echo\t", app.env.namespace);
+    assert!(
+        listing
+            .lines()
+            .any(|line| line.starts_with(&queue) && line.ends_with("quorum")),
+        "{queue} is a quorum queue"
+    );
     app.stop().await;
 }

@@ -609,3 +609,62 @@ async fn an_api_killed_between_insert_and_publish_loses_nothing() {
     }
     worker.stop().await;
 }
+
+/// Lowers the broker's consumer timeout for channels opened from now on; restores the default
+/// (30 min) when dropped, even if the test fails.
+struct ConsumerTimeout;
+
+impl ConsumerTimeout {
+    fn set(ms: u32) -> Self {
+        rabbitmqctl(&[
+            "eval",
+            &format!("application:set_env(rabbit, consumer_timeout, {ms})."),
+        ]);
+        Self
+    }
+}
+
+impl Drop for ConsumerTimeout {
+    fn drop(&mut self) {
+        rabbitmqctl(&[
+            "eval",
+            "application:set_env(rabbit, consumer_timeout, 1800000).",
+        ]);
+    }
+}
+
+#[tokio::test]
+async fn a_handler_longer_than_the_consumer_timeout_still_finishes_exactly_once() {
+    let _serial = SERIAL.lock().await;
+    let _timeout = ConsumerTimeout::set(2_000);
+    // The broker checks consumer timeouts about once a minute: the handler outlasts that check,
+    // so the broker closes the worker's channel and requeues the message while it runs.
+    let app = TestApp::start_with(
+        Env::new(),
+        Role::All,
+        cmdbus::builtin_registry(),
+        |config| {
+            config.lease_secs = 5.0;
+        },
+    )
+    .await;
+    let id = app
+        .submit_ok(json!({"type": "demo.sleep", "payload": {"ms": 75000, "steps": 75}}))
+        .await;
+    let done = app
+        .wait_status(id, "success", Duration::from_secs(180))
+        .await;
+    assert_eq!(
+        done["attempt"], 1,
+        "the redelivered copy never ran the handler again"
+    );
+    let successes = app
+        .count("select count(*) from command_attempts where outcome = 'success'")
+        .await;
+    let attempts = app.count("select count(*) from command_attempts").await;
+    println!(
+        "consumer timeout: accepted=1 success=1 attempts={attempts} successful finishes={successes}"
+    );
+    assert_eq!((attempts, successes), (1, 1));
+    app.stop().await;
+}

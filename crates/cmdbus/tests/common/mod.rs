@@ -73,13 +73,14 @@ impl Env {
                 url: AMQP_URL.to_owned(),
                 names: Names::new(self.namespace.clone()),
                 connection_name: "cmdbus test teardown".to_owned(),
+                partitions: cmdbus::Config::defaults().partitions,
+                queue_type: Default::default(),
             },
             stop.clone(),
             &tracker,
         )?;
         if broker.wait_connected(Duration::from_secs(10)).await {
-            broker.ensure_types(kinds).await?;
-            broker.delete_topology().await?;
+            broker.delete_topology(kinds).await?;
         }
         stop.cancel();
         tracker.close();
