@@ -896,11 +896,14 @@ function formatPayload() {
   payloadEl.value = pretty(JSON.parse(payloadEl.value));
 }
 
-/** Validate while typing, but only after a short pause so errors do not flicker. */
+/** Validate while typing, but only after a short pause so errors do not flicker. An error
+ *  already shown is re-checked at once: it must go the moment the JSON is fixed, or it is
+ *  stale, and its removal on blur moves the Submit button away from a pointer mid-click. */
 let payloadTimer = 0;
 function onPayloadInput() {
   clearTimeout(payloadTimer);
-  payloadTimer = setTimeout(validatePayload, 300);
+  if (!$('#payload-error').hidden) validatePayload();
+  else payloadTimer = setTimeout(validatePayload, 300);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -51,6 +51,27 @@ impl Drop for BrokerStopped {
     }
 }
 
+/// Waits until `/readyz` reports the broker outage (the app notices within moments).
+async fn wait_not_ready(app: &TestApp) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = app
+            .http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz");
+        if ready.status() == StatusCode::SERVICE_UNAVAILABLE {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still ready without a broker"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await; // polling readiness
+    }
+}
+
 /// A `cmdbus worker` child process of this test's environment.
 fn spawn_worker(env: &Env, lease_secs: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_cmdbus"))
@@ -96,17 +117,7 @@ async fn commands_submitted_while_the_broker_is_stopped_all_finish_after_it_star
         );
         ids.push(common::id_of(&view));
     }
-    let ready = app
-        .http
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(
-        ready.status(),
-        StatusCode::SERVICE_UNAVAILABLE,
-        "not ready without a broker"
-    );
+    wait_not_ready(&app).await;
     drop(stopped); // start_app
     for id in &ids {
         app.wait_status(*id, "success", T).await;
@@ -415,13 +426,7 @@ async fn stream_survives_broker_stop_app_and_start_app() {
     let _serial = SERIAL.lock().await;
     stream_with_fault("broker stop_app/start_app", |app| async move {
         let stopped = BrokerStopped::stop_app();
-        let ready = app
-            .http
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .expect("readyz");
-        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        wait_not_ready(&app).await;
         tokio::time::sleep(Duration::from_secs(1)).await; // the outage lasts a while
         drop(stopped);
     })
