@@ -34,4 +34,14 @@ as_root rabbitmqctl -q await_startup --timeout 120 >/dev/null 2>&1 || true
 as_root rabbitmqctl -q start_app >/dev/null 2>&1 || true
 as_root rabbitmqctl -q await_startup --timeout 60
 
-exec cargo test --workspace "$@"
+# cargo prints one "test result" line per test binary; the sum is the suite's closing line.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+sum() { grep -E '^test result:' "$log" | grep -Eo "[0-9]+ $1" | awk '{n += $1} END {print n + 0}'; }
+echo
+echo "tests: $(sum passed) passed, $(sum failed) failed"
+exit "$status"
