@@ -68,51 +68,78 @@ impl ChangeFeed {
 }
 
 async fn listen(feed: ChangeFeed, broker: Broker, shutdown: CancellationToken) {
-    let mut sessions = broker.watch_sessions();
+    let exchange = broker.names().events_exchange();
     let mut bound_before = false;
-    while !shutdown.is_cancelled() {
-        let session = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            session = sessions.wait_for(Option::is_some) => match session {
-                Ok(session) => session.clone(),
-                Err(_) => return,
-            },
-        };
-        let Some(session) = session else { continue };
-        match session
-            .subscribe_fanout(&broker.names().events_exchange())
-            .await
-        {
-            Ok(mut consumer) => {
+    broker
+        .follow_fanout(&exchange, &shutdown, |event| match event {
+            FanoutEvent::Bound => {
                 if bound_before {
                     feed.rebound.send_modify(|epoch| *epoch += 1);
                 }
                 bound_before = true;
-                loop {
-                    let delivery = tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = session.closed() => break,
-                        delivery = consumer.next() => delivery,
-                    };
-                    match delivery {
-                        Some(Ok(delivery)) => match serde_json::from_slice::<Event>(&delivery.data)
-                        {
-                            Ok(event) => feed.inject(event),
-                            Err(error) => tracing::warn!(%error, "undecodable event"),
-                        },
-                        Some(Err(error)) => {
-                            tracing::warn!(%error, "event consumer failed");
-                            break;
+            }
+            FanoutEvent::Message(data) => match serde_json::from_slice::<Event>(data) {
+                Ok(event) => feed.inject(event),
+                Err(error) => tracing::warn!(%error, "undecodable event"),
+            },
+        })
+        .await;
+}
+
+/// What following a fanout exchange reports.
+#[derive(Debug)]
+pub enum FanoutEvent<'a> {
+    /// A fresh queue was bound (first, or again after the broker was away: what was published
+    /// in between was missed).
+    Bound,
+    /// A message's body.
+    Message(&'a [u8]),
+}
+
+impl Broker {
+    /// Follows a fanout exchange until `stop`, through every session: binds a fresh exclusive
+    /// queue on each, and hands every message to `on_event`.
+    pub async fn follow_fanout(
+        &self,
+        exchange: &str,
+        stop: &CancellationToken,
+        mut on_event: impl FnMut(FanoutEvent<'_>),
+    ) {
+        let mut sessions = self.watch_sessions();
+        while !stop.is_cancelled() {
+            let session = tokio::select! {
+                _ = stop.cancelled() => return,
+                session = sessions.wait_for(Option::is_some) => match session {
+                    Ok(session) => session.clone(),
+                    Err(_) => return,
+                },
+            };
+            let Some(session) = session else { continue };
+            match session.subscribe_fanout(exchange).await {
+                Ok(mut consumer) => {
+                    on_event(FanoutEvent::Bound);
+                    loop {
+                        let delivery = tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = session.closed() => break,
+                            delivery = consumer.next() => delivery,
+                        };
+                        match delivery {
+                            Some(Ok(delivery)) => on_event(FanoutEvent::Message(&delivery.data)),
+                            Some(Err(error)) => {
+                                tracing::warn!(%error, exchange, "fanout consumer failed");
+                                break;
+                            }
+                            None => break,
                         }
-                        None => break,
                     }
                 }
+                Err(error) => tracing::warn!(%error, exchange, "cannot bind to a fanout exchange"),
             }
-            Err(error) => tracing::warn!(%error, "cannot bind to the events exchange"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+            }
         }
     }
 }

@@ -27,51 +27,24 @@ pub(crate) async fn declare_core(channel: &Channel, names: &Names) -> Result<(),
         durable: true,
         ..ExchangeDeclareOptions::default()
     };
-    // Commands are routed by type: a direct exchange is exactly "routing key = queue".
-    channel
-        .exchange_declare(
-            names.commands_exchange().into(),
-            ExchangeKind::Direct,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-    // Every notifier sees every state change.
-    channel
-        .exchange_declare(
-            names.events_exchange().into(),
-            ExchangeKind::Fanout,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-    // Cancels reach every worker at once, whichever holds the command.
-    channel
-        .exchange_declare(
-            names.control_exchange().into(),
-            ExchangeKind::Fanout,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-    // Delayed messages keep their routing key (the type) and are routed to a tier by header,
-    // so that dead-lettering sends them back to `<ns>.commands` under the right key.
-    channel
-        .exchange_declare(
-            names.retry_exchange().into(),
-            ExchangeKind::Headers,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .exchange_declare(
-            names.exceptions_exchange().into(),
-            ExchangeKind::Direct,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
+    let exchanges = [
+        // Commands are routed by type: a direct exchange is exactly "routing key = queue".
+        (names.commands_exchange(), ExchangeKind::Direct),
+        // Every notifier sees every state change.
+        (names.events_exchange(), ExchangeKind::Fanout),
+        // Cancels reach every worker at once, whichever holds the command.
+        (names.control_exchange(), ExchangeKind::Fanout),
+        // Delayed messages keep their routing key (the type) and are routed to a tier by
+        // header, so that dead-lettering sends them back to `<ns>.commands` under the right key.
+        (names.retry_exchange(), ExchangeKind::Headers),
+        // Parked failures, routed by `<type>.<lane>`.
+        (names.exceptions_exchange(), ExchangeKind::Direct),
+    ];
+    for (exchange, kind) in exchanges {
+        channel
+            .exchange_declare(exchange.into(), kind, durable, FieldTable::default())
+            .await?;
+    }
     for delay in RETRY_TIERS {
         let queue = names.retry_queue(delay);
         let mut arguments = FieldTable::default();

@@ -1,9 +1,8 @@
 //! Leases of the commands this worker runs. One loop renews them all in one statement every third
 //! of the lease, and tells each handler when its command was cancelled or its lease was lost.
 
-use cmdbus_bus::Broker;
+use cmdbus_bus::{Broker, FanoutEvent};
 use cmdbus_domain::Control;
-use futures_util::StreamExt;
 use std::{
     collections::HashMap,
     sync::{
@@ -128,37 +127,15 @@ pub(crate) async fn listen_control(
     inflight: Arc<Inflight>,
     stop: CancellationToken,
 ) {
-    let mut sessions = broker.watch_sessions();
-    while !stop.is_cancelled() {
-        let session = tokio::select! {
-            _ = stop.cancelled() => return,
-            session = sessions.wait_for(Option::is_some) => match session {
-                Ok(session) => session.clone(),
-                Err(_) => return,
-            },
-        };
-        let Some(session) = session else { continue };
-        let exchange = broker.names().control_exchange();
-        match session.subscribe_fanout(&exchange).await {
-            Ok(mut consumer) => loop {
-                let delivery = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = session.closed() => break,
-                    delivery = consumer.next() => delivery,
-                };
-                match delivery {
-                    Some(Ok(delivery)) => match serde_json::from_slice::<Control>(&delivery.data) {
-                        Ok(Control::Cancel { id }) => inflight.request_cancel(id),
-                        Err(error) => tracing::warn!(%error, "undecodable control message"),
-                    },
-                    Some(Err(_)) | None => break,
+    let exchange = broker.names().control_exchange();
+    broker
+        .follow_fanout(&exchange, &stop, |event| {
+            if let FanoutEvent::Message(data) = event {
+                match serde_json::from_slice::<Control>(data) {
+                    Ok(Control::Cancel { id }) => inflight.request_cancel(id),
+                    Err(error) => tracing::warn!(%error, "undecodable control message"),
                 }
-            },
-            Err(error) => tracing::warn!(%error, "cannot bind to the control exchange"),
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
-        }
-    }
+            }
+        })
+        .await;
 }

@@ -229,7 +229,7 @@ async fn process(
     _permit: OwnedSemaphorePermit,
 ) {
     let settle = match serde_json::from_slice::<CommandMessage>(&delivery.data) {
-        Ok(message) => handle_message(&runtime, message, &delivery).await,
+        Ok(message) => handle_message(&runtime, message).await,
         Err(error) => {
             tracing::error!(%error, "undecodable message; parking it");
             Settle::Park
@@ -247,7 +247,7 @@ async fn process(
     settle_delivery(&runtime, delivery, settle).await;
 }
 
-async fn handle_message(runtime: &Runtime, message: CommandMessage, delivery: &Delivery) -> Settle {
+async fn handle_message(runtime: &Runtime, message: CommandMessage) -> Settle {
     let shared = &runtime.shared;
     let claim = Claim {
         id: message.id,
@@ -265,7 +265,7 @@ async fn handle_message(runtime: &Runtime, message: CommandMessage, delivery: &D
             }
         };
     let Some(row) = claimed else {
-        return unclaimed(runtime, message, delivery).await;
+        return unclaimed(runtime, message).await;
     };
     announce(&shared.broker, std::slice::from_ref(&row)).await;
     let outcome = run_handler(runtime, &row).await;
@@ -274,7 +274,7 @@ async fn handle_message(runtime: &Runtime, message: CommandMessage, delivery: &D
 
 /// A delivery that claimed nothing: a duplicate, a stale generation, or a command another worker
 /// holds. Only the last needs a second look later, in case that worker dies.
-async fn unclaimed(runtime: &Runtime, message: CommandMessage, delivery: &Delivery) -> Settle {
+async fn unclaimed(runtime: &Runtime, message: CommandMessage) -> Settle {
     let row = match cmdbus_store::lookup(&runtime.shared.pool, message.id).await {
         Ok(row) => row,
         Err(error) => {
@@ -292,7 +292,6 @@ async fn unclaimed(runtime: &Runtime, message: CommandMessage, delivery: &Delive
         (true, Some(until)) => {
             let remaining = (until - chrono::Utc::now()).num_milliseconds().max(0) as u64;
             tracing::debug!(id = %row.id, remaining, "held by another worker; deferring");
-            let _ = delivery; // the copy itself is what we defer
             Settle::Delay(tier_at_least(remaining))
         }
         _ => Settle::Ack, // duplicate or stale: nothing to do

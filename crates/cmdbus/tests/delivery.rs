@@ -4,10 +4,10 @@
 mod common;
 
 use cmdbus::Role;
-use cmdbus_bus::{Broker, BusConfig, Outgoing};
-use cmdbus_domain::{CommandMessage, Lane, Names, TypeInfo};
+use cmdbus_bus::Outgoing;
+use cmdbus_domain::{CommandMessage, Lane, TypeInfo};
 use cmdbus_worker::{Context, Registry};
-use common::{AMQP_URL, Env, TestApp};
+use common::{Env, TestApp, TestBroker};
 use serde_json::{Value, json};
 use std::{
     sync::{
@@ -16,7 +16,6 @@ use std::{
     },
     time::Duration,
 };
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -63,21 +62,7 @@ async fn the_same_message_delivered_twice_runs_the_handler_once() {
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 
     // Deliver the same message again, twice, plus one of a stale generation.
-    let tracker = TaskTracker::new();
-    let stop = CancellationToken::new();
-    let broker = Broker::start(
-        BusConfig {
-            url: AMQP_URL.to_owned(),
-            names: Names::new(env.namespace.clone()),
-            connection_name: "test duplicate publisher".to_owned(),
-            partitions: cmdbus::Config::defaults().partitions,
-            queue_type: Default::default(),
-        },
-        stop.clone(),
-        &tracker,
-    )
-    .expect("broker");
-    assert!(broker.wait_connected(T).await);
+    let broker = TestBroker::connect(&env).await;
     for generation in [0, 0, -1] {
         let outgoing = Outgoing {
             kind: "test.count".to_owned(),
@@ -87,7 +72,11 @@ async fn the_same_message_delivered_twice_runs_the_handler_once() {
             lane: Lane::Main,
             partition: None,
         };
-        broker.publish_command(&outgoing).await.expect("published");
+        broker
+            .broker
+            .publish_command(&outgoing)
+            .await
+            .expect("published");
     }
     // A fresh command queued behind the copies: once it has run, every copy was handled.
     let marker = app
@@ -112,8 +101,6 @@ async fn the_same_message_delivered_twice_runs_the_handler_once() {
         .await,
         1
     );
-    stop.cancel();
-    tracker.close();
-    tracker.wait().await;
+    broker.close().await;
     app.stop().await;
 }

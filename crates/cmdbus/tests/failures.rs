@@ -5,10 +5,10 @@
 mod common;
 
 use cmdbus::{LaneArg, Role};
-use cmdbus_bus::{Broker, BusConfig, Outgoing};
-use cmdbus_domain::{CommandMessage, Lane, Names, TypeInfo};
+use cmdbus_bus::Outgoing;
+use cmdbus_domain::{CommandMessage, Lane, TypeInfo};
 use cmdbus_worker::{Context, HandlerError, Registry};
-use common::{AMQP_URL, Env, TestApp, id_of};
+use common::{Env, TestApp, TestBroker, id_of};
 use lapin::{BasicProperties, options::BasicPublishOptions};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -19,68 +19,9 @@ use std::{
     },
     time::Duration,
 };
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
 const T: Duration = Duration::from_secs(60);
-
-/// A broker handle of the test's own, on the environment's namespace.
-struct TestBroker {
-    broker: Broker,
-    stop: CancellationToken,
-    tracker: TaskTracker,
-}
-
-impl TestBroker {
-    async fn connect(env: &Env) -> Self {
-        let tracker = TaskTracker::new();
-        let stop = CancellationToken::new();
-        let broker = Broker::start(
-            BusConfig {
-                url: AMQP_URL.to_owned(),
-                names: Names::new(env.namespace.clone()),
-                connection_name: "test broker handle".to_owned(),
-                partitions: cmdbus::Config::defaults().partitions,
-                queue_type: Default::default(),
-            },
-            stop.clone(),
-            &tracker,
-        )
-        .expect("broker");
-        assert!(broker.wait_connected(T).await);
-        Self {
-            broker,
-            stop,
-            tracker,
-        }
-    }
-
-    fn queue(&self, kind: &str, lane: Lane) -> String {
-        self.broker.names().command_queue(kind, lane)
-    }
-
-    /// Waits until `queue` holds `depth` ready messages (the broker's own count).
-    async fn wait_depth(&self, queue: &str, depth: u32) {
-        let deadline = tokio::time::Instant::now() + T;
-        loop {
-            let now = self.broker.queue_depth(queue).await.expect("queue depth");
-            if now == depth {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{queue} holds {now}, not {depth}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await; // polling the broker's count
-        }
-    }
-
-    async fn close(self) {
-        self.stop.cancel();
-        self.tracker.close();
-        self.tracker.wait().await;
-    }
-}
 
 fn flaky_registry(broken: Arc<AtomicBool>) -> Registry {
     let mut registry = Registry::new();

@@ -8,7 +8,7 @@
 use anyhow::{Context as _, bail};
 use cmdbus::{Config, Role};
 use cmdbus_bus::{Broker, BusConfig};
-use cmdbus_domain::Names;
+use cmdbus_domain::{Lane, Names};
 use cmdbus_worker::Registry;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
@@ -66,27 +66,69 @@ impl Env {
 
     /// Deletes the namespace's exchanges and queues and drops the database.
     pub async fn teardown(&self, kinds: &[String]) -> anyhow::Result<()> {
+        let broker = TestBroker::connect(self).await;
+        broker.broker.delete_topology(kinds).await?;
+        broker.close().await;
+        cmdbus_store::drop_database(&PgConnectOptions::from_str(&self.database_url)?).await?;
+        Ok(())
+    }
+}
+
+/// A broker handle of the test's own, on the environment's namespace.
+pub struct TestBroker {
+    pub broker: Broker,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl TestBroker {
+    pub async fn connect(env: &Env) -> Self {
         let tracker = TaskTracker::new();
         let stop = CancellationToken::new();
         let broker = Broker::start(
             BusConfig {
                 url: AMQP_URL.to_owned(),
-                names: Names::new(self.namespace.clone()),
-                connection_name: "cmdbus test teardown".to_owned(),
+                names: Names::new(env.namespace.clone()),
+                connection_name: "cmdbus test".to_owned(),
                 partitions: cmdbus::Config::defaults().partitions,
                 queue_type: Default::default(),
             },
             stop.clone(),
             &tracker,
-        )?;
-        if broker.wait_connected(Duration::from_secs(10)).await {
-            broker.delete_topology(kinds).await?;
+        )
+        .expect("broker");
+        assert!(broker.wait_connected(Duration::from_secs(30)).await);
+        Self {
+            broker,
+            stop,
+            tracker,
         }
-        stop.cancel();
-        tracker.close();
-        tracker.wait().await;
-        cmdbus_store::drop_database(&PgConnectOptions::from_str(&self.database_url)?).await?;
-        Ok(())
+    }
+
+    pub fn queue(&self, kind: &str, lane: Lane) -> String {
+        self.broker.names().command_queue(kind, lane)
+    }
+
+    /// Waits until `queue` holds `depth` ready messages (the broker's own count).
+    pub async fn wait_depth(&self, queue: &str, depth: u32) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = self.broker.queue_depth(queue).await.expect("queue depth");
+            if now == depth {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{queue} holds {now}, not {depth}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await; // polling the broker's count
+        }
+    }
+
+    pub async fn close(self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
     }
 }
 
