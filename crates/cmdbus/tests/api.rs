@@ -328,12 +328,7 @@ async fn a_permanent_failure_is_recorded_and_replays_as_a_new_generation() {
     assert_eq!(failed["error"]["retryable"], false);
     assert_eq!(failed["attempt"], 1, "a permanent error is not retried");
 
-    let retry = app
-        .http
-        .post(app.url(&format!("/v1/commands/{id}/retry")))
-        .send()
-        .await
-        .expect("retry");
+    let retry = app.post(&format!("/v1/commands/{id}/retry")).await;
     assert_eq!(retry.status(), StatusCode::ACCEPTED);
     let again = app
         .wait_until(id, T, |view| {
@@ -355,12 +350,7 @@ async fn a_permanent_failure_is_recorded_and_replays_as_a_new_generation() {
     // Retrying something that is not failed is a conflict.
     let echo = app.submit_ok(json!({"type": "demo.echo"})).await;
     app.wait_status(echo, "success", T).await;
-    let conflict = app
-        .http
-        .post(app.url(&format!("/v1/commands/{echo}/retry")))
-        .send()
-        .await
-        .expect("retry");
+    let conflict = app.post(&format!("/v1/commands/{echo}/retry")).await;
     assert_eq!(conflict.status(), StatusCode::CONFLICT);
     app.stop().await;
 }
@@ -371,21 +361,11 @@ async fn a_queued_command_cancels_at_once_and_a_finished_one_conflicts() {
     let app = TestApp::start_with(Env::new(), Role::Api, cmdbus::builtin_registry(), |_| {}).await;
     let id = app.submit_ok(json!({"type": "demo.echo"})).await;
     app.wait_status(id, "queue", T).await;
-    let cancel = app
-        .http
-        .post(app.url(&format!("/v1/commands/{id}/cancel")))
-        .send()
-        .await
-        .expect("cancel");
+    let cancel = app.post(&format!("/v1/commands/{id}/cancel")).await;
     assert_eq!(cancel.status(), StatusCode::ACCEPTED);
     let view: Value = cancel.json().await.expect("json");
     assert_eq!(view["status"], "cancelled");
-    let again = app
-        .http
-        .post(app.url(&format!("/v1/commands/{id}/cancel")))
-        .send()
-        .await
-        .expect("cancel");
+    let again = app.post(&format!("/v1/commands/{id}/cancel")).await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
     app.stop().await;
 }

@@ -5,7 +5,7 @@ mod common;
 
 use cmdbus::Role;
 use cmdbus_bus::Outgoing;
-use cmdbus_domain::{CommandMessage, Lane, TypeInfo};
+use cmdbus_domain::{CommandMessage, Lane};
 use cmdbus_worker::{Context, Registry};
 use common::{Env, TestApp, TestBroker};
 use serde_json::{Value, json};
@@ -22,13 +22,7 @@ const T: Duration = Duration::from_secs(30);
 fn counting_registry(runs: Arc<AtomicUsize>) -> Registry {
     let mut registry = Registry::new();
     registry.register(
-        TypeInfo {
-            name: "test.count".to_owned(),
-            description: "counts its runs".to_owned(),
-            max_attempts: 1,
-            example: None,
-            payload_schema: None,
-        },
+        common::test_type("test.count", 1),
         move |_ctx: Context, payload: Value| {
             let runs = Arc::clone(&runs);
             async move {

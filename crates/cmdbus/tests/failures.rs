@@ -6,7 +6,7 @@ mod common;
 
 use cmdbus::{LaneArg, Role};
 use cmdbus_bus::Outgoing;
-use cmdbus_domain::{CommandMessage, Lane, TypeInfo};
+use cmdbus_domain::{CommandMessage, Lane};
 use cmdbus_worker::{Context, HandlerError, Registry};
 use common::{Env, TestApp, TestBroker, id_of};
 use lapin::{BasicProperties, options::BasicPublishOptions};
@@ -26,13 +26,7 @@ const T: Duration = Duration::from_secs(60);
 fn flaky_registry(broken: Arc<AtomicBool>) -> Registry {
     let mut registry = Registry::new();
     registry.register(
-        TypeInfo {
-            name: "test.flaky".to_owned(),
-            description: "fails for good while broken".to_owned(),
-            max_attempts: 2,
-            example: None,
-            payload_schema: None,
-        },
+        common::test_type("test.flaky", 2),
         move |ctx: Context, _payload: Value| {
             let broken = Arc::clone(&broken);
             async move {
@@ -339,12 +333,7 @@ async fn cancelling_a_running_command_stops_its_handler_through_the_control_fano
     .await
     .expect("running");
     let started = std::time::Instant::now();
-    let response = app
-        .http
-        .post(app.url(&format!("/v1/commands/{id}/cancel")))
-        .send()
-        .await
-        .expect("cancel");
+    let response = app.post(&format!("/v1/commands/{id}/cancel")).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let done = app
         .wait_status(id, "cancelled", Duration::from_secs(20))
@@ -355,12 +344,7 @@ async fn cancelling_a_running_command_stops_its_handler_through_the_control_fano
         done["progress"].as_f64() < Some(0.5),
         "stopped early: {done}"
     );
-    let conflict = app
-        .http
-        .post(app.url(&format!("/v1/commands/{id}/cancel")))
-        .send()
-        .await
-        .expect("cancel");
+    let conflict = app.post(&format!("/v1/commands/{id}/cancel")).await;
     assert_eq!(conflict.status(), StatusCode::CONFLICT);
     app.stop().await;
 }
@@ -423,13 +407,7 @@ struct Run {
 fn ordered_registry(runs: Arc<std::sync::Mutex<Vec<Run>>>) -> Registry {
     let mut registry = Registry::new();
     registry.register(
-        TypeInfo {
-            name: "test.ordered".to_owned(),
-            description: "records the order it runs in".to_owned(),
-            max_attempts: 3,
-            example: None,
-            payload_schema: None,
-        },
+        common::test_type("test.ordered", 3),
         move |ctx: Context, payload: Value| {
             let runs = Arc::clone(&runs);
             async move {

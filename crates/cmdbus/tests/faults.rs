@@ -5,7 +5,6 @@
 mod common;
 
 use cmdbus::Role;
-use cmdbus_domain::TypeInfo;
 use cmdbus_worker::{Context, HandlerError, Registry};
 use common::{Env, TestApp};
 use reqwest::StatusCode;
@@ -199,13 +198,7 @@ fn effect_registry(database_url: &str) -> Registry {
     let pool = PgPool::connect_lazy(database_url).expect("lazy pool");
     let mut registry = Registry::new();
     registry.register(
-        TypeInfo {
-            name: "test.effect".to_owned(),
-            description: "records one effect".to_owned(),
-            max_attempts: 10,
-            example: None,
-            payload_schema: None,
-        },
+        common::test_type("test.effect", 10),
         move |ctx: Context, _payload: Value| {
             let pool = pool.clone();
             async move {

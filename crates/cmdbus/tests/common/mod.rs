@@ -253,6 +253,15 @@ impl TestApp {
         (status, response.json().await.expect("json body"))
     }
 
+    /// `POST` with no body, e.g. `/v1/commands/{id}/cancel`.
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Submits and returns the new command's id.
     pub async fn submit_ok(&self, body: Value) -> Uuid {
         let (status, view) = self.submit(body).await;
@@ -309,6 +318,17 @@ impl TestApp {
             .fetch_one(&self.pool)
             .await
             .expect("count query")
+    }
+}
+
+/// A test command type's definition.
+pub fn test_type(name: &str, max_attempts: i32) -> cmdbus_domain::TypeInfo {
+    cmdbus_domain::TypeInfo {
+        name: name.to_owned(),
+        description: format!("test handler {name}"),
+        max_attempts,
+        example: None,
+        payload_schema: None,
     }
 }
 
