@@ -7,6 +7,7 @@ pub mod demo;
 mod handler;
 mod lease;
 mod runtime;
+mod settle;
 
 pub use context::Context;
 pub use handler::{Handler, HandlerError, Registry};

@@ -2,13 +2,13 @@
 //! the event → ack. The ack always comes last, so a crash anywhere before it leaves a message
 //! that the broker delivers again, and the claim decides whether it still has work to do.
 
-use cmdbus_bus::{Broker, Outgoing, Session};
-use cmdbus_domain::{CommandMessage, Lane, RETRY_TIERS, Status};
+use cmdbus_bus::{Broker, Session};
+use cmdbus_domain::{CommandMessage, Lane, Status};
 use cmdbus_store::{Claim, CommandRow, Finish, Outcome, StoreError};
 use futures_util::StreamExt;
 use lapin::{
     message::Delivery,
-    options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions, BasicQosOptions},
+    options::{BasicCancelOptions, BasicQosOptions},
     types::FieldTable,
 };
 use sqlx::PgPool;
@@ -23,6 +23,7 @@ use crate::{
     Context, HandlerError, Registry,
     context::Shared,
     lease::{self, Inflight},
+    settle::{Settle, backoff_tier, settle_delivery, tier_at_least},
 };
 
 /// Worker settings.
@@ -43,11 +44,11 @@ pub struct WorkerConfig {
 }
 
 /// Everything a delivery's task needs.
-struct Runtime {
-    shared: Arc<Shared>,
+pub(crate) struct Runtime {
+    pub(crate) shared: Arc<Shared>,
     registry: Registry,
     inflight: Arc<Inflight>,
-    lane: Lane,
+    pub(crate) lane: Lane,
 }
 
 /// Registers the types, then consumes until `shutdown`; lets running handlers finish (cancelling
@@ -212,16 +213,6 @@ async fn consume(
     Ok(())
 }
 
-/// What to do with a delivery once the database says how its attempt ended.
-enum Settle {
-    Ack,
-    Requeue,
-    /// Reject without requeue: the queue dead-letters it to the type's next exception lane.
-    Park,
-    /// Publish into a delay tier, then ack.
-    Delay(u32),
-}
-
 async fn process(
     runtime: Arc<Runtime>,
     delivery: Delivery,
@@ -296,20 +287,6 @@ async fn unclaimed(runtime: &Runtime, message: CommandMessage) -> Settle {
         }
         _ => Settle::Ack, // duplicate or stale: nothing to do
     }
-}
-
-/// The shortest delay tier that is at least `ms` long (the longest if none is).
-fn tier_at_least(ms: u64) -> u32 {
-    RETRY_TIERS
-        .into_iter()
-        .find(|tier| u64::from(*tier) >= ms)
-        .unwrap_or(RETRY_TIERS[RETRY_TIERS.len() - 1])
-}
-
-/// The delay before retry number `attempt` (1-based): the tiers in turn, then the longest.
-fn backoff_tier(attempt: i32) -> u32 {
-    let index = usize::try_from(attempt.max(1) - 1).unwrap_or(0);
-    RETRY_TIERS[index.min(RETRY_TIERS.len() - 1)]
 }
 
 async fn run_handler(runtime: &Runtime, row: &CommandRow) -> Outcome {
@@ -412,101 +389,9 @@ async fn finish(runtime: &Runtime, row: &CommandRow, outcome: Outcome) -> Settle
     }
 }
 
-async fn settle_delivery(runtime: &Runtime, delivery: Delivery, settle: Settle) {
-    let result = match settle {
-        Settle::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
-        Settle::Requeue => {
-            let requeue = BasicNackOptions {
-                multiple: false,
-                requeue: true,
-            };
-            delivery.acker.nack(requeue).await
-        }
-        Settle::Park => {
-            let park = BasicNackOptions {
-                multiple: false,
-                requeue: false,
-            };
-            delivery.acker.nack(park).await
-        }
-        Settle::Delay(delay_ms) => {
-            let republished = match serde_json::from_slice::<CommandMessage>(&delivery.data) {
-                Ok(message) => {
-                    let outgoing = Outgoing {
-                        kind: delivery.properties.kind().as_ref().map_or_else(
-                            || strip_lane(delivery.routing_key.as_str()),
-                            |kind| kind.to_string(),
-                        ),
-                        message,
-                        priority: delivery.properties.priority().unwrap_or(0),
-                        ordering_key: None,
-                        lane: runtime.lane,
-                        partition: None,
-                    };
-                    runtime
-                        .shared
-                        .broker
-                        .publish_delayed(&outgoing, delay_ms)
-                        .await
-                }
-                Err(error) => Err(error.into()),
-            };
-            match republished {
-                Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot delay the message; requeueing it");
-                    let requeue = BasicNackOptions {
-                        multiple: false,
-                        requeue: true,
-                    };
-                    delivery.acker.nack(requeue).await
-                }
-            }
-        }
-    };
-    if let Err(error) = result {
-        // The channel is gone: the broker requeues the message and the claim sorts it out.
-        tracing::debug!(%error, "cannot settle delivery");
-    }
-}
-
-/// `demo.echo.exceptions1` → `demo.echo`.
-fn strip_lane(routing_key: &str) -> String {
-    [".exceptions1", ".exceptions2"]
-        .into_iter()
-        .find_map(|suffix| routing_key.strip_suffix(suffix))
-        .unwrap_or(routing_key)
-        .to_owned()
-}
-
 /// Publishes the state change of each row. Best effort: a lost event is healed by resuming
 /// from PostgreSQL.
 pub(crate) async fn announce(broker: &Broker, rows: &[CommandRow]) {
     let events: Vec<_> = rows.iter().filter_map(|row| row.event().ok()).collect();
     broker.publish_events(&events).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cmdbus_domain::ErrorInfo;
-
-    #[test]
-    fn tiers_cover_remaining_leases() {
-        assert_eq!(tier_at_least(0), 1_000);
-        assert_eq!(tier_at_least(1_000), 1_000);
-        assert_eq!(tier_at_least(1_001), 5_000);
-        assert_eq!(tier_at_least(10_000_000), 600_000);
-        assert_eq!(backoff_tier(1), 1_000);
-        assert_eq!(backoff_tier(2), 5_000);
-        assert_eq!(backoff_tier(99), 600_000);
-        assert_eq!(strip_lane("demo.echo.exceptions1"), "demo.echo");
-        assert_eq!(strip_lane("demo.echo"), "demo.echo");
-    }
-
-    #[test]
-    fn error_info_keeps_retryability() {
-        let info: ErrorInfo = HandlerError::retryable("busy", "try later").info();
-        assert!(info.retryable);
-    }
 }
