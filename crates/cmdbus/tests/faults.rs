@@ -185,6 +185,36 @@ async fn a_worker_killed_mid_command_loses_its_lease_and_the_command_finishes_on
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_worker_stopped_with_sigterm_finishes_its_running_command_then_exits() {
+    let _serial = SERIAL.lock().await;
+    let env = Env::new();
+    let app = TestApp::start_with(env.clone(), Role::Api, cmdbus::builtin_registry(), |_| {}).await;
+    let mut worker = spawn_worker(&env, "30");
+    let id = app
+        .submit_ok(json!({"type": "demo.sleep", "payload": {"ms": 1500, "steps": 15}}))
+        .await;
+    app.wait_until(id, T, |view| {
+        view["status"] == "running" && view["progress"].as_f64().is_some_and(|p| p > 0.0)
+    })
+    .await
+    .expect("running");
+    let signalled = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(signalled.success());
+    // Graceful: the process lets its handler finish within the grace period, then exits cleanly.
+    let exit = worker.wait().expect("worker exits");
+    assert!(exit.success(), "clean exit: {exit:?}");
+    let view = app.wait_status(id, "success", Duration::from_secs(5)).await;
+    assert_eq!(
+        view["attempt"], 1,
+        "finished by the stopping worker, not re-run"
+    );
+    app.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The stream harness: a steady stream of commands whose handler records its effect in a table
 // with a unique key, one fault in the middle, then the count of what survived.
