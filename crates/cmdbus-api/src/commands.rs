@@ -112,6 +112,8 @@ pub(crate) async fn submit(
         }
         return command_response(StatusCode::OK, &row);
     }
+    metrics::counter!("cmdbus_commands_submitted_total", "type" => command.kind.clone())
+        .increment(1);
     announce(&state.broker, std::slice::from_ref(&submitted.row)).await;
     let row = publish_now(&state, submitted.row).await;
     command_response(StatusCode::ACCEPTED, &row)

@@ -40,6 +40,9 @@ pub(crate) async fn dispatch(
         .filter(|(_, result)| result.is_ok())
         .map(|(row, _)| row.id)
         .collect();
+    metrics::counter!("cmdbus_publish_confirmed_total").increment(confirmed.len() as u64);
+    metrics::counter!("cmdbus_publish_failed_total")
+        .increment((rows.len() - confirmed.len()) as u64);
     if let Some(Err(error)) = results.iter().find(|result| result.is_err()) {
         tracing::warn!(%error, failed = rows.len() - confirmed.len(), "not published; the relay will retry");
     }

@@ -35,6 +35,7 @@ pub async fn run_sweeps(
         match cmdbus_store::reap_expired(&pool, config.reap_after, None).await {
             Ok(rows) if !rows.is_empty() => {
                 tracing::warn!(count = rows.len(), "reaped commands of dead workers");
+                metrics::counter!("cmdbus_reaped_total").increment(rows.len() as u64);
                 announce(&broker, &rows).await;
                 let unsent = rows.into_iter().filter(|row| row.status == "new").collect();
                 if let Err(error) = dispatch(&pool, &broker, unsent).await {
@@ -50,6 +51,7 @@ pub async fn run_sweeps(
         match cmdbus_store::relay_candidates(&pool, config.relay_after, 500).await {
             Ok(rows) if !rows.is_empty() => {
                 tracing::info!(count = rows.len(), "relaying unpublished commands");
+                metrics::counter!("cmdbus_relayed_total").increment(rows.len() as u64);
                 if let Err(error) = dispatch(&pool, &broker, rows).await {
                     tracing::warn!(%error, "relay failed");
                 }

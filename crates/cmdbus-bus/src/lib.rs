@@ -321,6 +321,8 @@ async fn supervise(broker: Broker, shutdown: CancellationToken) {
                 delay = MIN_DELAY;
                 let session = Arc::new(session);
                 tracing::info!("connected to the broker");
+                metrics::counter!("cmdbus_broker_sessions_total").increment(1);
+                metrics::gauge!("cmdbus_broker_connected").set(1.0);
                 let mut events = session.connection.events_listener();
                 broker.inner.session.send_replace(Some(session.clone()));
                 let reason = loop {
@@ -345,6 +347,7 @@ async fn supervise(broker: Broker, shutdown: CancellationToken) {
                     }
                 };
                 broker.inner.session.send_replace(None);
+                metrics::gauge!("cmdbus_broker_connected").set(0.0);
                 session.mark_broken();
                 if shutdown.is_cancelled() {
                     let close = session.connection.close(200, "shutdown".into());

@@ -56,6 +56,8 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket) {
     // Subscribe to live changes before anything else, so that a replay read later can only
     // overlap with them (duplicates are dropped), never leave a gap.
     let mut live = state.feed.subscribe();
+    let connections = metrics::gauge!("cmdbus_ws_connections");
+    connections.increment(1.0);
     let (sink, mut stream) = socket.split();
     let ping_interval = state.config.ping_interval;
     let mut connection = Connection {
@@ -95,7 +97,11 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket) {
             break closed;
         }
     };
+    connections.decrement(1.0);
     if let Closed::Close(code, reason) = closed {
+        if code == 1013 {
+            metrics::counter!("cmdbus_ws_slow_disconnects_total").increment(1);
+        }
         let frame = CloseFrame {
             code,
             reason: Utf8Bytes::from_static(reason),

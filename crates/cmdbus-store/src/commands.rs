@@ -219,6 +219,17 @@ pub async fn current_version<'c>(
     )
 }
 
+/// How many commands are in each status (all tenants), for metrics.
+pub async fn count_by_status<'c>(
+    executor: impl PgExecutor<'c>,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(
+        sqlx::query_as("select status, count(*) from commands group by status")
+            .fetch_all(executor)
+            .await?,
+    )
+}
+
 /// Cancels a command: one that has not started becomes `cancelled` at once; a running one gets
 /// `cancel_requested` so that its handler stops. `None` when the state allows neither.
 pub async fn cancel<'c>(

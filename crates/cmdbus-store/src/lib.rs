@@ -15,8 +15,8 @@ use sqlx::{
 use std::{str::FromStr, time::Duration};
 
 pub use commands::{
-    ListFilter, NewCommand, Submitted, cancel, changed_since, current_version, get, insert, list,
-    lookup, mark_queued, replay, replay_matching,
+    ListFilter, NewCommand, Submitted, cancel, changed_since, count_by_status, current_version,
+    get, insert, list, lookup, mark_queued, replay, replay_matching,
 };
 pub use lifecycle::{
     Claim, Finish, Outcome, claim, finish, heartbeat, progress, reap_expired, relay_candidates,

@@ -88,8 +88,8 @@ impl Outcome {
         }
     }
 
-    /// The word stored in `command_attempts.outcome`.
-    fn history(&self) -> &'static str {
+    /// The word stored in `command_attempts.outcome` (and used as a metric label).
+    pub fn name(&self) -> &'static str {
         match self {
             Outcome::Success(_) => "success",
             Outcome::Fail(_) => "fail",
@@ -128,7 +128,7 @@ pub async fn finish<'c>(
         .iter()
         .map(|f| f.outcome.status().as_str())
         .collect();
-    let histories: Vec<&str> = finishes.iter().map(|f| f.outcome.history()).collect();
+    let histories: Vec<&str> = finishes.iter().map(|f| f.outcome.name()).collect();
     let lanes: Vec<Option<&str>> = finishes.iter().map(|f| f.lane.as_deref()).collect();
     let retry_in: Vec<Option<f64>> = finishes
         .iter()

@@ -223,6 +223,8 @@ async fn process(
         Ok(message) => handle_message(&runtime, message).await,
         Err(error) => {
             tracing::error!(%error, "undecodable message; parking it");
+            metrics::counter!("cmdbus_deliveries_skipped_total", "reason" => "undecodable")
+                .increment(1);
             Settle::Park
         }
     };
@@ -259,7 +261,14 @@ async fn handle_message(runtime: &Runtime, message: CommandMessage) -> Settle {
         return unclaimed(runtime, message).await;
     };
     announce(&shared.broker, std::slice::from_ref(&row)).await;
+    let started = std::time::Instant::now();
     let outcome = run_handler(runtime, &row).await;
+    let labels = [
+        ("type", row.kind.clone()),
+        ("outcome", outcome.name().to_owned()),
+    ];
+    metrics::histogram!("cmdbus_handler_seconds", &labels).record(started.elapsed());
+    metrics::counter!("cmdbus_attempts_total", &labels).increment(1);
     finish(runtime, &row, outcome).await
 }
 
@@ -283,9 +292,15 @@ async fn unclaimed(runtime: &Runtime, message: CommandMessage) -> Settle {
         (true, Some(until)) => {
             let remaining = (until - chrono::Utc::now()).num_milliseconds().max(0) as u64;
             tracing::debug!(id = %row.id, remaining, "held by another worker; deferring");
+            metrics::counter!("cmdbus_deliveries_skipped_total", "reason" => "held").increment(1);
             Settle::Delay(tier_at_least(remaining))
         }
-        _ => Settle::Ack, // duplicate or stale: nothing to do
+        _ => {
+            // A duplicate or stale copy: nothing to do.
+            metrics::counter!("cmdbus_deliveries_skipped_total", "reason" => "duplicate")
+                .increment(1);
+            Settle::Ack
+        }
     }
 }
 

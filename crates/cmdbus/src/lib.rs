@@ -4,6 +4,7 @@
 
 mod config;
 mod health;
+mod telemetry;
 mod web;
 
 use anyhow::Context as _;
@@ -71,7 +72,8 @@ pub async fn run(
         &tracker,
     )?;
 
-    let mut app = health::router(pool.clone(), broker.clone());
+    let mut app =
+        health::router(pool.clone(), broker.clone()).merge(telemetry::router(pool.clone()));
     let feed = (role.serves_api() || role.serves_ws())
         .then(|| ChangeFeed::start(broker.clone(), FEED_CAPACITY, shutdown.clone(), &tracker));
     if let (true, Some(feed)) = (role.serves_api(), &feed) {

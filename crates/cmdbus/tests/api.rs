@@ -391,3 +391,61 @@ async fn types_lists_the_registered_handlers() {
     assert_eq!(names, ["demo.echo", "demo.fail", "demo.noop", "demo.sleep"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_count_commands_by_status_and_attempts_by_outcome() {
+    let app = TestApp::start().await;
+    for n in 0..2 {
+        let id = app
+            .submit_ok(json!({"type": "demo.echo", "payload": n}))
+            .await;
+        app.wait_status(id, "success", T).await;
+    }
+    let failed = app
+        .submit_ok(json!({"type": "demo.fail", "payload": {"permanent": true}}))
+        .await;
+    app.wait_status(failed, "fail", T).await;
+    let response = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("text");
+    // From this test's own database: exact.
+    assert!(
+        text.contains("cmdbus_commands{status=\"success\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cmdbus_commands{status=\"fail\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cmdbus_commands{status=\"running\"} 0"),
+        "{text}"
+    );
+    // Process-wide counters (other tests share the process): present and counting.
+    let attempts = text
+        .lines()
+        .find(|line| {
+            line.starts_with("cmdbus_attempts_total")
+                && line.contains("type=\"demo.fail\"")
+                && line.contains("outcome=\"fail\"")
+        })
+        .expect("attempts by type and outcome");
+    let value: f64 = attempts
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("a number");
+    assert!(value >= 1.0, "{attempts}");
+    assert!(
+        text.contains("cmdbus_handler_seconds_bucket"),
+        "handler time histogram"
+    );
+    assert!(text.contains("cmdbus_commands_submitted_total"));
+    assert!(text.contains("cmdbus_broker_connected"));
+    app.stop().await;
+}

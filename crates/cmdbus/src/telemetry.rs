@@ -1,0 +1,80 @@
+//! `/metrics` in the Prometheus text format: the roles' own counters (submitted, published,
+//! attempts by outcome, handler time, broker sessions, WebSocket clients) and, read from
+//! PostgreSQL at each scrape, how many commands are in each status, so the gauges are the truth.
+
+use axum::{
+    Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::get,
+};
+use cmdbus_domain::Status;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sqlx::PgPool;
+use std::sync::OnceLock;
+
+/// Handler time buckets, in seconds: from a no-op to a long job.
+const SECONDS_BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 1800.0,
+];
+
+/// The process-wide recorder, installed once (`None` when the embedding application installed
+/// its own recorder first: then it owns the metrics).
+fn recorder() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("seconds".to_owned()), &SECONDS_BUCKETS)
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .as_ref()
+}
+
+pub(crate) fn router(pool: PgPool) -> Router {
+    // Install now, so that counters from the first request on are recorded.
+    recorder();
+    Router::new()
+        .route("/metrics", get(render))
+        .with_state(pool)
+}
+
+async fn render(State(pool): State<PgPool>) -> impl IntoResponse {
+    let Some(handle) = recorder() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "metrics are recorded by the host application",
+        )
+            .into_response();
+    };
+    handle.run_upkeep();
+    let mut text = handle.render();
+    // Straight from this deployment's database, not through the process-wide recorder.
+    match cmdbus_store::count_by_status(&pool).await {
+        Ok(counts) => {
+            text.push_str("# HELP cmdbus_commands Commands in each status, from PostgreSQL.\n");
+            text.push_str("# TYPE cmdbus_commands gauge\n");
+            for status in Status::ALL {
+                let count = counts
+                    .iter()
+                    .find(|(name, _)| name == status.as_str())
+                    .map_or(0, |(_, count)| *count);
+                text.push_str(&format!("cmdbus_commands{{status=\"{status}\"}} {count}\n"));
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot count commands for /metrics"),
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
