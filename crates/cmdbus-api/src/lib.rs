@@ -62,6 +62,17 @@ impl ApiState {
     }
 }
 
+/// The OpenAPI 3.1 description of the HTTP API (kept beside the code; a test checks that every
+/// route it names answers).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
 /// The `/v1` REST routes.
 pub fn router(state: ApiState) -> Router {
     let body_limit = state.config.body_limit;
@@ -72,6 +83,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/commands/{id}/retry", post(operate::retry))
         .route("/v1/commands/{id}/cancel", post(operate::cancel))
         .route("/v1/types", get(types::list))
+        .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

@@ -449,3 +449,47 @@ async fn metrics_count_commands_by_status_and_attempts_by_outcome() {
     assert!(text.contains("cmdbus_broker_connected"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_route_in_the_openapi_document_answers() {
+    let app = TestApp::start().await;
+    let doc: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 11, "every route is described");
+    let unknown = uuid::Uuid::now_v7();
+    for (path, operations) in paths {
+        let concrete = path.replace("{id}", &unknown.to_string());
+        for method in operations.as_object().expect("operations").keys() {
+            let request = match method.as_str() {
+                "get" => app.http.get(app.url(&concrete)),
+                "post" => app
+                    .http
+                    .post(app.url(&concrete))
+                    .json(&json!({"type": "demo.noop"})),
+                other => panic!("undocumented method {other}"),
+            };
+            let response = request.send().await.expect("request");
+            let status = response.status();
+            let problem = response
+                .headers()
+                .get("content-type")
+                .is_some_and(|value| value == "application/problem+json");
+            // A route that does not exist answers a bare 404/405; ours answer, or explain.
+            assert!(
+                status != StatusCode::METHOD_NOT_ALLOWED
+                    && (status != StatusCode::NOT_FOUND || problem),
+                "{method} {path}: {status}"
+            );
+        }
+    }
+    app.stop().await;
+}
