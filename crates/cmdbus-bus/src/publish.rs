@@ -106,38 +106,45 @@ impl Broker {
     /// Publishes a state change to the events fanout. Not confirmed: a lost event is healed by
     /// resuming from PostgreSQL, which holds every fact.
     pub async fn publish_event(&self, event: &Event) -> Result<(), BusError> {
-        let session = self.session().ok_or(BusError::Unavailable)?;
-        let body = serde_json::to_vec(event)?;
         let properties = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_message_id(event.command.id.to_string().into());
-        session
-            .events
-            .basic_publish(
-                self.names().events_exchange().into(),
-                "".into(),
-                BasicPublishOptions::default(),
-                &body,
-                properties,
-            )
-            .await
-            .map_err(|error| session.fail(error))?;
-        Ok(())
+        self.notify(
+            self.names().events_exchange(),
+            &serde_json::to_vec(event)?,
+            properties,
+        )
+        .await
     }
 
     /// Tells every worker something (cancel a running command). Not confirmed: the heartbeat
     /// carries the same request a little later should this be lost.
     pub async fn publish_control(&self, control: &Control) -> Result<(), BusError> {
+        let properties = BasicProperties::default().with_content_type("application/json".into());
+        self.notify(
+            self.names().control_exchange(),
+            &serde_json::to_vec(control)?,
+            properties,
+        )
+        .await
+    }
+
+    /// Publishes a notification to a fanout exchange on the plain (unconfirmed) channel.
+    async fn notify(
+        &self,
+        exchange: String,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), BusError> {
         let session = self.session().ok_or(BusError::Unavailable)?;
-        let body = serde_json::to_vec(control)?;
         session
             .events
             .basic_publish(
-                self.names().control_exchange().into(),
+                exchange.into(),
                 "".into(),
                 BasicPublishOptions::default(),
-                &body,
-                BasicProperties::default().with_content_type("application/json".into()),
+                body,
+                properties,
             )
             .await
             .map_err(|error| session.fail(error))?;

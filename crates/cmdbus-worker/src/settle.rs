@@ -2,7 +2,7 @@
 //! or hold it in a delay tier. This is the only place that acks, and it runs last.
 
 use cmdbus_bus::Outgoing;
-use cmdbus_domain::{CommandMessage, RETRY_TIERS};
+use cmdbus_domain::{CommandMessage, Lane, RETRY_TIERS};
 use lapin::{
     message::Delivery,
     options::{BasicAckOptions, BasicNackOptions},
@@ -94,9 +94,10 @@ pub(crate) async fn settle_delivery(runtime: &Runtime, delivery: Delivery, settl
 
 /// `demo.echo.exceptions1` → `demo.echo`.
 fn strip_lane(routing_key: &str) -> String {
-    [".exceptions1", ".exceptions2"]
+    [Lane::Exceptions1, Lane::Exceptions2]
         .into_iter()
-        .find_map(|suffix| routing_key.strip_suffix(suffix))
+        .filter_map(Lane::suffix)
+        .find_map(|suffix| routing_key.strip_suffix(suffix)?.strip_suffix('.'))
         .unwrap_or(routing_key)
         .to_owned()
 }

@@ -266,18 +266,12 @@ async fn bulk_replay_counts_first_then_replays_and_fences_out_old_copies() {
         .await
         .expect("failed again");
     }
-    let deadline = tokio::time::Instant::now() + T;
-    while app
-        .count("select count(*) from commands where generation = 1 and status = 'fail'")
-        .await
-        < 3
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "replays did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await; // polling the database's state
-    }
+    app.wait_count(
+        "select count(*) from commands where generation = 1 and status = 'fail'",
+        "replays did not finish",
+        |count| count == 3,
+    )
+    .await;
     // An old copy of a replayed message runs nothing.
     let broker = TestBroker::connect(&env).await;
     let before = app.count("select count(*) from command_attempts").await;

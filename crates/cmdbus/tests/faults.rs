@@ -267,23 +267,6 @@ struct Census {
     unfinished: i64,
 }
 
-/// Reads a count, riding out a database that is restarting.
-async fn count_eventually(pool: &PgPool, sql: &'static str) -> i64 {
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        match sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await {
-            Ok(count) => return count,
-            Err(error) => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "database never came back: {error}"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await; // waiting for the service
-            }
-        }
-    }
-}
-
 /// Runs a stream of `test.effect` commands, injects `fault` once a third has been submitted,
 /// waits until every recorded command is finished, and checks the counts.
 async fn stream_with_fault<F, Fut>(label: &str, fault: F) -> Census
@@ -340,34 +323,34 @@ where
     let accepted = submitter.await.expect("submitter");
 
     // Quiet: every recorded command reaches a terminal state.
-    let deadline = tokio::time::Instant::now() + T;
-    while count_eventually(
-        &app.pool,
+    app.wait_count(
         "select count(*) from commands where status in ('new', 'queue', 'running')",
+        &format!("{label}: commands stuck"),
+        |count| count == 0,
     )
-    .await
-        > 0
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{label}: commands stuck"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await; // waiting for quiet
-    }
+    .await;
     let census = Census {
         accepted: accepted.len(),
-        rows: count_eventually(&app.pool, "select count(*) from commands").await,
-        success: count_eventually(
-            &app.pool,
-            "select count(*) from commands where status = 'success'",
-        )
-        .await,
-        effects: count_eventually(&app.pool, "select count(*) from effects").await,
-        unfinished: count_eventually(
-            &app.pool,
-            "select count(*) from commands where status in ('new', 'queue', 'running')",
-        )
-        .await,
+        rows: app
+            .wait_count("select count(*) from commands", "reading counts", |_| true)
+            .await,
+        success: app
+            .wait_count(
+                "select count(*) from commands where status = 'success'",
+                "reading counts",
+                |_| true,
+            )
+            .await,
+        effects: app
+            .wait_count("select count(*) from effects", "reading counts", |_| true)
+            .await,
+        unfinished: app
+            .wait_count(
+                "select count(*) from commands where status in ('new', 'queue', 'running')",
+                "reading counts",
+                |_| true,
+            )
+            .await,
     };
     println!(
         "{label}: submitted={STREAM} accepted={} recorded={} success={} effects={} unfinished={}",
@@ -606,18 +589,13 @@ async fn an_api_killed_between_insert_and_publish_loses_nothing() {
     // Another api process finds the unpublished rows and relays them.
     let port = free_port();
     let mut second = spawn_api(&env, port);
-    let deadline = tokio::time::Instant::now() + T;
-    while worker
-        .count("select count(*) from commands where status = 'success'")
-        .await
-        < 5
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "relayed commands did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await; // polling the database's state
-    }
+    worker
+        .wait_count(
+            "select count(*) from commands where status = 'success'",
+            "relayed commands did not finish",
+            |count| count == 5,
+        )
+        .await;
     second.kill().expect("stop second api");
     second.wait().expect("reaped");
     let once = worker

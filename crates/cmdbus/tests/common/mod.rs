@@ -313,6 +313,23 @@ impl TestApp {
             .expect("status reached")
     }
 
+    /// Polls a count until `done(count)` holds (for at most 90 s), riding out a database that is
+    /// restarting; returns the last count.
+    pub async fn wait_count(&self, sql: &str, what: &str, done: impl Fn(i64) -> bool) -> i64 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let read = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned()))
+                .fetch_one(&self.pool)
+                .await;
+            match read {
+                Ok(count) if done(count) => return count,
+                Ok(count) => assert!(tokio::time::Instant::now() < deadline, "{what}: {count}"),
+                Err(error) => assert!(tokio::time::Instant::now() < deadline, "{what}: {error}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await; // polling the database's state
+        }
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_one(&self.pool)
