@@ -1,0 +1,152 @@
+//! The checker's command type `check.work`: sleeps, fails when asked, and otherwise records its
+//! effect in the run's `effects` table inside a transaction fenced by the run's claim, so the
+//! checks can count effects per generation and order them per key.
+
+use cmdbus_domain::TypeInfo;
+use cmdbus_worker::{Context, HandlerError, Registry};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// The checker's command type.
+pub(crate) const WORK: &str = "check.work";
+
+/// Attempts a `check.work` command gets unless the submitter says otherwise.
+const DEFAULT_MAX_ATTEMPTS: i32 = 3;
+
+/// One row per successful run of a handler (an effect). No unique key on purpose: a second
+/// effect of one generation is a violation the checks must be able to see.
+pub(crate) const EFFECTS_TABLE: &str = "create table if not exists effects (
+    command_id   uuid not null,
+    generation   integer not null,
+    attempt      integer not null,
+    ordering_key text,
+    seq          bigint,
+    at           timestamptz not null default clock_timestamp()
+);
+create index if not exists effects_command on effects (command_id, generation)";
+
+/// What a `check.work` payload asks of its handler.
+#[derive(Debug, Default)]
+struct Work {
+    key: Option<String>,
+    seq: Option<i64>,
+    ms: u64,
+    fail_times: i64,
+    permanent: bool,
+    ignore_cancel: bool,
+}
+
+impl Work {
+    fn parse(payload: &Value) -> Result<Self, HandlerError> {
+        let invalid = |field: &str| {
+            HandlerError::permanent("invalid_payload", format!("`{field}` has the wrong type"))
+        };
+        let flag = |field: &str| match payload.get(field) {
+            None | Some(Value::Null) => Ok(false),
+            Some(value) => value.as_bool().ok_or_else(|| invalid(field)),
+        };
+        Ok(Self {
+            key: match payload.get("key") {
+                None | Some(Value::Null) => None,
+                Some(value) => Some(value.as_str().ok_or_else(|| invalid("key"))?.to_owned()),
+            },
+            seq: match payload.get("seq") {
+                None | Some(Value::Null) => None,
+                Some(value) => Some(value.as_i64().ok_or_else(|| invalid("seq"))?),
+            },
+            ms: match payload.get("ms") {
+                None | Some(Value::Null) => 0,
+                Some(value) => value.as_u64().ok_or_else(|| invalid("ms"))?,
+            },
+            fail_times: match payload.get("fail_times") {
+                None | Some(Value::Null) => 0,
+                Some(value) => value.as_i64().ok_or_else(|| invalid("fail_times"))?,
+            },
+            permanent: flag("permanent")?,
+            ignore_cancel: flag("ignore_cancel")?,
+        })
+    }
+}
+
+/// Registers `check.work`, whose effects go to `pool` (the run's database).
+pub(crate) fn register(registry: &mut Registry, pool: PgPool) {
+    let info = TypeInfo {
+        name: WORK.to_owned(),
+        description: "Fault-run work: sleeps `ms`, fails when asked, records its effect once."
+            .to_owned(),
+        max_attempts: DEFAULT_MAX_ATTEMPTS,
+        example: Some(json!({"ms": 100, "key": "k1", "seq": 1})),
+        payload_schema: None,
+    };
+    registry.register(info, move |ctx: Context, payload: Value| {
+        let pool = pool.clone();
+        async move { work(pool, ctx, payload).await }
+    });
+}
+
+async fn work(pool: PgPool, ctx: Context, payload: Value) -> Result<Value, HandlerError> {
+    let work = Work::parse(&payload)?;
+    let nap = tokio::time::sleep(Duration::from_millis(work.ms));
+    if work.ignore_cancel {
+        // Like most real handlers: keeps going whatever the token says.
+        nap.await;
+    } else {
+        tokio::select! {
+            _ = ctx.cancellation().cancelled() => {
+                return Err(HandlerError::retryable("cancelled", "stopped when asked"));
+            }
+            _ = nap => {}
+        }
+    }
+    if work.permanent {
+        return Err(HandlerError::permanent("check_permanent", "fails for good"));
+    }
+    if i64::from(ctx.attempt()) <= work.fail_times {
+        return Err(HandlerError::retryable(
+            "check_retryable",
+            format!(
+                "attempt {} of {} planned failures",
+                ctx.attempt(),
+                work.fail_times
+            ),
+        ));
+    }
+    record_effect(&pool, &ctx, &work)
+        .await
+        .map_err(|error| HandlerError::retryable("effect_not_recorded", error.to_string()))?
+        .then_some(json!({"attempt": ctx.attempt()}))
+        .ok_or_else(|| HandlerError::retryable("fenced", "this run no longer holds its claim"))
+}
+
+/// Records the effect once per (command, generation), only while this run holds its claim.
+/// Returns false when the run was fenced out (nothing written).
+async fn record_effect(pool: &PgPool, ctx: &Context, work: &Work) -> anyhow::Result<bool> {
+    let mut tx = pool.begin().await?;
+    if !crate::claim::hold(ctx, &mut tx).await? {
+        return Ok(false);
+    }
+    let generation = crate::claim::generation(ctx, &mut tx).await?;
+    let done: bool = sqlx::query_scalar(
+        "select exists (select 1 from effects where command_id = $1 and generation = $2)",
+    )
+    .bind(ctx.id())
+    .bind(generation)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !done {
+        sqlx::query(
+            "insert into effects (command_id, generation, attempt, ordering_key, seq)
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(ctx.id())
+        .bind(generation)
+        .bind(ctx.attempt())
+        .bind(&work.key)
+        .bind(work.seq)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}

@@ -1,0 +1,127 @@
+//! The broker side of the checks: which of the namespace's queues still hold messages, and
+//! whether every message parked in an exception lane belongs to a row that failed in that lane.
+
+use cmdbus_bus::{Broker, BusConfig};
+use cmdbus_domain::{Lane, Names, RETRY_TIERS};
+use lapin::options::BasicGetOptions;
+use serde_json::Value;
+use sqlx::PgPool;
+use std::time::Duration;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use uuid::Uuid;
+
+/// A broker connection of the checker's own on the run's namespace.
+#[derive(Debug)]
+pub(crate) struct CheckBroker {
+    pub(crate) broker: Broker,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl CheckBroker {
+    pub(crate) async fn connect(
+        url: &str,
+        namespace: &str,
+        partitions: u16,
+    ) -> anyhow::Result<Self> {
+        let tracker = TaskTracker::new();
+        let stop = CancellationToken::new();
+        let broker = Broker::start(
+            BusConfig {
+                url: url.to_owned(),
+                names: Names::new(namespace),
+                connection_name: "cmdbus-check".to_owned(),
+                partitions,
+                queue_type: Default::default(),
+            },
+            stop.clone(),
+            &tracker,
+        )?;
+        if !broker.wait_connected(Duration::from_secs(30)).await {
+            anyhow::bail!("cannot connect to the broker");
+        }
+        Ok(Self {
+            broker,
+            stop,
+            tracker,
+        })
+    }
+
+    pub(crate) async fn close(self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// Main, partition and retry queues of `kind` that hold ready messages, with their depth.
+    pub(crate) async fn work_queues_with_messages(&self, kind: &str) -> Vec<(String, u32)> {
+        let names = self.broker.names();
+        let mut queues = vec![names.command_queue(kind, Lane::Main)];
+        queues.extend((0..self.broker.partitions()).map(|p| names.partition_queue(kind, p)));
+        queues.extend(RETRY_TIERS.iter().map(|delay| names.retry_queue(*delay)));
+        let mut held = Vec::new();
+        for queue in queues {
+            match self.broker.queue_depth(&queue).await {
+                Ok(0) => {}
+                Ok(depth) => held.push((queue, depth)),
+                Err(error) => held.push((format!("{queue} (unreadable: {error})"), 0)),
+            }
+        }
+        held
+    }
+
+    /// Every message parked in `kind`'s exception lanes whose row is not `fail` in that lane
+    /// (read without acking; closing the channel puts them back). Returns the parked count, the
+    /// messages of a generation a replay superseded (the row failed again: harmless, an
+    /// exception-lane worker claims nothing with them), and the problems.
+    pub(crate) async fn stray_parked(
+        &self,
+        pool: &PgPool,
+        kind: &str,
+    ) -> anyhow::Result<(usize, usize, Vec<String>)> {
+        let session = self
+            .broker
+            .session()
+            .ok_or_else(|| anyhow::anyhow!("broker unavailable"))?;
+        let mut parked = 0;
+        let mut superseded = 0;
+        let mut problems = Vec::new();
+        for lane in [Lane::Exceptions1, Lane::Exceptions2] {
+            let queue = self.broker.names().command_queue(kind, lane);
+            let channel = session.open_channel().await?;
+            while let Some(message) = channel
+                .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
+                .await?
+            {
+                parked += 1;
+                let body: Value = serde_json::from_slice(&message.delivery.data)?;
+                let id = body["id"].as_str().and_then(|id| Uuid::parse_str(id).ok());
+                let generation = body["generation"].as_i64();
+                let Some(id) = id else {
+                    problems.push(format!("{queue}: a message without an id: {body}"));
+                    continue;
+                };
+                let row: Option<(String, Option<String>, i32)> =
+                    sqlx::query_as("select status, lane, generation from commands where id = $1")
+                        .bind(id)
+                        .fetch_optional(pool)
+                        .await?;
+                let lane_name = lane.suffix().unwrap_or_default();
+                match row {
+                    Some((status, Some(row_lane), row_generation))
+                        if status == "fail" && row_lane == lane_name =>
+                    {
+                        if generation != Some(i64::from(row_generation)) {
+                            superseded += 1;
+                        }
+                    }
+                    other => problems.push(format!(
+                        "{queue}: message {body} is needed by no row (row: {other:?})"
+                    )),
+                }
+            }
+            let _ = channel.close(200, "checked".into()).await;
+        }
+        Ok((parked, superseded, problems))
+    }
+}

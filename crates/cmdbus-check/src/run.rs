@@ -1,0 +1,308 @@
+//! `cmdbus-check run`: prepares a fresh database and namespace, starts the processes, clients,
+//! submitter, operator and fault injector, stops the faults after the duration, waits until
+//! everything settled, runs every check, prints the counts and cleans up.
+
+use anyhow::Context as _;
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+use std::{
+    str::FromStr,
+    sync::{Arc, Mutex, atomic::AtomicU64},
+    time::Duration,
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use uuid::Uuid;
+
+use crate::{clients::ClientLog, procs::Cluster};
+
+/// How the checker's own database sessions are named, so the fault injector spares them.
+pub(crate) const APPLICATION_NAME: &str = "cmdbus-check";
+
+/// The local PostgreSQL server (without a database).
+pub(crate) const DATABASE_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// The local RabbitMQ.
+pub(crate) const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Lease losses a command may suffer before it fails (`CMDBUS_MAX_LEASE_LOSSES`).
+pub(crate) const MAX_LEASE_LOSSES: i32 = 2;
+
+/// Ordered partitions per type, passed to every process.
+pub(crate) const PARTITIONS: u16 = 4;
+
+/// Settings of a fault run.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RunArgs {
+    /// Seed of every random choice (print it to reproduce a run).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Seconds of commands and faults, before the run settles and is checked.
+    #[arg(long, default_value_t = 90)]
+    pub(crate) duration: u64,
+    /// Api processes.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) apis: usize,
+    /// Worker processes.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) workers: usize,
+    /// Notifier processes.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) notifiers: usize,
+    /// WebSocket clients.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) clients: usize,
+    /// Commands submitted per second.
+    #[arg(long, default_value_t = 8.0)]
+    pub(crate) rate: f64,
+    /// Seconds a claim holds without a heartbeat (short, so stopped workers lose it).
+    #[arg(long, default_value_t = 2.0)]
+    pub(crate) lease_secs: f64,
+    /// Longest wait, after the faults stop, for every command to end.
+    #[arg(long, default_value_t = 120)]
+    pub(crate) settle_secs: u64,
+    /// PostgreSQL server; the run creates and drops its own database there.
+    #[arg(long, default_value = DATABASE_SERVER)]
+    pub(crate) database_server: String,
+    /// RabbitMQ URL; the run uses and deletes its own namespace there.
+    #[arg(long, default_value = AMQP_URL)]
+    pub(crate) amqp_url: String,
+    /// Keep the database, the namespace and the process logs after the run.
+    #[arg(long)]
+    pub(crate) keep: bool,
+}
+
+/// What the run's tasks count.
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    pub(crate) replays: AtomicU64,
+    pub(crate) cancels: AtomicU64,
+    pub(crate) stops: AtomicU64,
+    pub(crate) kills: AtomicU64,
+    pub(crate) closes: AtomicU64,
+    pub(crate) terminations: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) resets: AtomicU64,
+}
+
+/// What every task of a run shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) seed: u64,
+    /// The run database's name.
+    pub(crate) database: String,
+    /// The run's broker namespace.
+    pub(crate) namespace: String,
+    pub(crate) pool: PgPool,
+    pub(crate) http: reqwest::Client,
+    pub(crate) cluster: Cluster,
+    pub(crate) counts: Counts,
+    accepted: Mutex<Vec<Uuid>>,
+    violations: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    /// The commands an api accepted (202 or 200), in submission order.
+    pub(crate) fn lock_accepted(&self) -> std::sync::MutexGuard<'_, Vec<Uuid>> {
+        self.accepted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a violation seen during the run.
+    pub(crate) fn violation(&self, violation: String) {
+        self.violations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(violation);
+    }
+
+    fn take_violations(&self) -> Vec<String> {
+        std::mem::take(
+            &mut *self
+                .violations
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+/// A random element of `items`.
+pub(crate) fn pick<T: Copy>(rng: &mut fastrand::Rng, items: &[T]) -> Option<T> {
+    (!items.is_empty()).then(|| items[rng.usize(0..items.len())])
+}
+
+/// Runs the whole fault run; true when no check found a violation.
+pub(crate) async fn main(args: RunArgs) -> anyhow::Result<bool> {
+    let suffix = Uuid::now_v7().simple().to_string();
+    let tag = format!("{}_{}", args.seed, &suffix[suffix.len() - 8..]);
+    let database = format!("cmdbus_check_{tag}");
+    let database_url = format!("{}/{database}", args.database_server);
+    let namespace = format!("check{tag}");
+    let log_dir = std::env::temp_dir().join(format!("cmdbus-check-{tag}"));
+    std::fs::create_dir_all(&log_dir).context("cannot create the log directory")?;
+    println!(
+        "cmdbus-check: seed {} duration {}s database {database} namespace {namespace} logs {}",
+        args.seed,
+        args.duration,
+        log_dir.display()
+    );
+
+    let pool = prepare_database(&database_url).await?;
+    let vars = node_vars(&args, &database_url, &namespace);
+    let exe = std::env::current_exe().context("cannot find this binary")?;
+    let shared = Arc::new(Shared {
+        seed: args.seed,
+        database: database.clone(),
+        namespace: namespace.clone(),
+        pool,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?,
+        cluster: Cluster::new(exe, vars, log_dir.clone()),
+        counts: Counts::default(),
+        accepted: Mutex::new(Vec::new()),
+        violations: Mutex::new(Vec::new()),
+    });
+    let outcome = drive_and_check(&args, &shared).await;
+    shared.cluster.stop_all(Duration::from_secs(20)).await;
+    if args.keep {
+        println!(
+            "kept: database {database}, namespace {namespace}, logs {}",
+            log_dir.display()
+        );
+        return outcome;
+    }
+    crate::settle::clean_up(&args.amqp_url, &shared.pool, &database_url, &namespace).await;
+    if matches!(outcome, Ok(true)) {
+        let _ = std::fs::remove_dir_all(&log_dir);
+    } else {
+        println!("process logs kept in {}", log_dir.display());
+    }
+    outcome
+}
+
+async fn prepare_database(database_url: &str) -> anyhow::Result<PgPool> {
+    let migrated = cmdbus_store::connect_and_migrate(&cmdbus_store::PoolConfig {
+        url: database_url.to_owned(),
+        max_connections: 2,
+    })
+    .await
+    .context("cannot create the run database")?;
+    sqlx::raw_sql(crate::handler::EFFECTS_TABLE)
+        .execute(&migrated)
+        .await
+        .context("cannot create the effects table")?;
+    migrated.close().await;
+    let options = PgConnectOptions::from_str(database_url)?.application_name(APPLICATION_NAME);
+    Ok(PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await?)
+}
+
+fn node_vars(args: &RunArgs, database_url: &str, namespace: &str) -> Vec<(String, String)> {
+    [
+        ("CMDBUS_DATABASE_URL", database_url.to_owned()),
+        ("CMDBUS_AMQP_URL", args.amqp_url.clone()),
+        ("CMDBUS_NAMESPACE", namespace.to_owned()),
+        ("CMDBUS_LEASE_SECS", args.lease_secs.to_string()),
+        ("CMDBUS_SWEEP_INTERVAL_MS", "200".to_owned()),
+        ("CMDBUS_SHUTDOWN_GRACE_SECS", "5".to_owned()),
+        ("CMDBUS_DB_MAX_CONNECTIONS", "6".to_owned()),
+        ("CMDBUS_WORKER_CONCURRENCY", "8".to_owned()),
+        ("CMDBUS_PARTITIONS", PARTITIONS.to_string()),
+        ("CMDBUS_MAX_LEASE_LOSSES", MAX_LEASE_LOSSES.to_string()),
+        ("CMDBUS_REDELIVER_AFTER_SECS", "10".to_owned()),
+        ("CMDBUS_TAIL_INTERVAL_MS", "200".to_owned()),
+        ("CMDBUS_LOG", "warn".to_owned()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
+}
+
+/// Starts everything, runs for the duration, settles and checks; true when clean.
+async fn drive_and_check(args: &RunArgs, shared: &Arc<Shared>) -> anyhow::Result<bool> {
+    use crate::procs::NodeRole;
+    for (role, count) in [
+        (NodeRole::Api, args.apis),
+        (NodeRole::Worker, args.workers),
+        (NodeRole::Notifier, args.notifiers),
+    ] {
+        for _ in 0..count.max(1) {
+            shared.cluster.add(role).await?;
+        }
+    }
+
+    // Clients subscribe before the first command, so each sees every command from its start.
+    let calm = CancellationToken::new();
+    let end = CancellationToken::new();
+    let clients_done = TaskTracker::new();
+    let mut logs = Vec::new();
+    for index in 0..args.clients {
+        let log = Arc::new(ClientLog::default());
+        logs.push(log.clone());
+        let (shared, calm, end) = (shared.clone(), calm.clone(), end.clone());
+        let rng = fastrand::Rng::with_seed(args.seed.wrapping_mul(31).wrapping_add(index as u64));
+        clients_done.spawn(async move {
+            crate::clients::client(&shared, &log, rng, calm, end).await;
+        });
+    }
+    for log in &logs {
+        tokio::time::timeout(Duration::from_secs(30), log.subscribed.cancelled())
+            .await
+            .context("a client never subscribed")?;
+    }
+
+    let stop = CancellationToken::new();
+    let faults = TaskTracker::new();
+    let drivers = TaskTracker::new();
+    {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        let rng = fastrand::Rng::with_seed(args.seed);
+        let rate = args.rate;
+        drivers.spawn(async move { crate::operator::submit(&shared, rng, rate, stop).await });
+    }
+    {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        let rng = fastrand::Rng::with_seed(args.seed ^ 0x5eed_0001);
+        drivers.spawn(async move { crate::operator::operate(&shared, rng, stop).await });
+    }
+    drivers.spawn(crate::faults::inject(
+        shared.clone(),
+        fastrand::Rng::with_seed(args.seed ^ 0x5eed_0002),
+        Duration::from_secs_f64(args.lease_secs),
+        stop.clone(),
+        faults.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(args.duration)).await; // the run's length
+    stop.cancel();
+    drivers.close();
+    drivers.wait().await;
+    faults.close();
+    faults.wait().await; // every stopped worker continued, every killed process respawned
+    shared.cluster.refill().await?;
+
+    let mut violations = shared.take_violations();
+    violations.extend(crate::settle::settle_and_check(args, shared, &logs, &calm).await?);
+    end.cancel();
+    clients_done.close();
+    clients_done.wait().await;
+    Ok(crate::settle::report(shared, violations).await)
+}
+
+/// `cmdbus-check clean <tag>`: drops a kept run's database and namespace.
+pub(crate) async fn clean(
+    tag: &str,
+    database_server: &str,
+    amqp_url: &str,
+) -> anyhow::Result<bool> {
+    let database_url = format!("{database_server}/cmdbus_check_{tag}");
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy(&database_url)?;
+    crate::settle::clean_up(amqp_url, &pool, &database_url, &format!("check{tag}")).await;
+    Ok(true)
+}

@@ -1,0 +1,150 @@
+//! The end of a run: wait (bounded) until every command is terminal, the clients caught up and
+//! the work queues drained, stop the processes, run every check, print the counts, clean up.
+
+use sqlx::{PgPool, postgres::PgConnectOptions};
+use std::{str::FromStr, sync::Arc, sync::atomic::Ordering, time::Duration};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    checks,
+    clients::ClientLog,
+    handler::WORK,
+    queues::CheckBroker,
+    run::{MAX_LEASE_LOSSES, PARTITIONS, RunArgs, Shared},
+};
+
+/// How often the settle phase looks at PostgreSQL, the clients and the broker again.
+const POLL: Duration = Duration::from_millis(500);
+/// Longest wait for the clients to hold PostgreSQL's view of every command.
+const CATCH_UP: Duration = Duration::from_secs(30);
+/// Longest wait for stray messages (a deferral, a stale duplicate) to leave the work queues:
+/// longer than the 30 s delay tier.
+const DRAIN: Duration = Duration::from_secs(45);
+
+/// Everything after the faults stopped; returns the violations.
+pub(crate) async fn settle_and_check(
+    args: &RunArgs,
+    shared: &Arc<Shared>,
+    logs: &[Arc<ClientLog>],
+    calm: &CancellationToken,
+) -> anyhow::Result<Vec<String>> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.settle_secs);
+    loop {
+        let open: Result<i64, _> = sqlx::query_scalar(
+            "select count(*) from commands where status not in ('success', 'fail', 'cancelled')",
+        )
+        .fetch_one(&shared.pool)
+        .await;
+        if matches!(open, Ok(0)) || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(POLL).await; // polling PostgreSQL's state
+    }
+    println!("settled in {:.1}s", started.elapsed().as_secs_f64());
+
+    calm.cancel();
+    let rows = checks::final_views(&shared.pool).await?;
+    let caught_up = Instant::now() + CATCH_UP;
+    while Instant::now() < caught_up
+        && logs
+            .iter()
+            .enumerate()
+            .any(|(index, log)| !checks::client_mismatches(index, log, &rows).is_empty())
+    {
+        tokio::time::sleep(POLL).await; // polling the clients' logs
+    }
+
+    let broker = CheckBroker::connect(&args.amqp_url, &shared.namespace, PARTITIONS).await?;
+    let drained = Instant::now() + DRAIN;
+    while Instant::now() < drained && !broker.work_queues_with_messages(WORK).await.is_empty() {
+        tokio::time::sleep(POLL).await; // polling the broker's counts
+    }
+    shared.cluster.stop_all(Duration::from_secs(20)).await;
+
+    let accepted = shared.lock_accepted().clone();
+    let mut violations = checks::database(&shared.pool, &accepted, MAX_LEASE_LOSSES).await?;
+    let rows = checks::final_views(&shared.pool).await?;
+    for (index, log) in logs.iter().enumerate() {
+        let mismatches = checks::client_mismatches(index, log, &rows);
+        violations.extend(mismatches.iter().take(10).cloned());
+        if mismatches.len() > 10 {
+            violations.push(format!(
+                "client {index}: ... {} mismatches in all",
+                mismatches.len()
+            ));
+        }
+        violations.extend(
+            log.problems()
+                .into_iter()
+                .map(|problem| format!("client {index}: {problem}")),
+        );
+    }
+    for (queue, depth) in broker.work_queues_with_messages(WORK).await {
+        violations.push(format!("{queue} still holds {depth} messages"));
+    }
+    let (parked, superseded, strays) = broker.stray_parked(&shared.pool, WORK).await?;
+    println!("parked messages: {parked} ({superseded} of a generation a replay superseded)");
+    violations.extend(strays);
+    broker.close().await;
+    Ok(violations)
+}
+
+/// Prints the counts line and every violation; true when there was none.
+pub(crate) async fn report(shared: &Shared, violations: Vec<String>) -> bool {
+    let census = checks::census(&shared.pool).await.unwrap_or_default();
+    let counts = &shared.counts;
+    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    println!(
+        "seed={} accepted={} rows={} success={} fail={} cancelled={} effects={} replays={} cancels={} \
+         faults: stop={} kill={} close_conn={} pg_terminate={} client_reconnects={} resets={} \
+         max_attempt={} violations={}",
+        shared.seed,
+        shared.lock_accepted().len(),
+        census.rows,
+        census.success,
+        census.fail,
+        census.cancelled,
+        census.effects,
+        load(&counts.replays),
+        load(&counts.cancels),
+        load(&counts.stops),
+        load(&counts.kills),
+        load(&counts.closes),
+        load(&counts.terminations),
+        load(&counts.reconnects),
+        load(&counts.resets),
+        census.max_attempt,
+        violations.len(),
+    );
+    for violation in &violations {
+        println!("VIOLATION {violation}");
+    }
+    violations.is_empty()
+}
+
+/// Deletes the namespace's queues and exchanges and drops the run database.
+pub(crate) async fn clean_up(amqp_url: &str, pool: &PgPool, database_url: &str, namespace: &str) {
+    let mut kinds = cmdbus::builtin_registry().names();
+    kinds.push(WORK.to_owned());
+    match CheckBroker::connect(amqp_url, namespace, PARTITIONS).await {
+        Ok(broker) => {
+            if let Err(error) = broker.broker.delete_topology(&kinds).await {
+                eprintln!("cannot delete namespace {namespace}: {error}");
+            }
+            broker.close().await;
+        }
+        Err(error) => eprintln!("cannot delete namespace {namespace}: {error:#}"),
+    }
+    pool.close().await;
+    let dropped = match PgConnectOptions::from_str(database_url) {
+        Ok(options) => cmdbus_store::drop_database(&options)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(error) => Err(error.into()),
+    };
+    if let Err(error) = dropped {
+        eprintln!("cannot drop the run database: {error:#}");
+    }
+}
