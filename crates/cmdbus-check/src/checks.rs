@@ -139,6 +139,21 @@ pub(crate) async fn database(
         &mut violations,
     )
     .await?;
+    // A run fenced out by a lease loss must not write once the next run of the same
+    // generation claimed the command (the next claim only starts after the reaper committed).
+    each_row(
+        pool,
+        "effect after a later run of its generation began",
+        "select e.command_id::text || ' generation ' || e.generation || ' attempt ' || e.attempt
+                || ' at ' || e.at || ' > attempt ' || a.attempt || ' started ' || a.started_at
+         from effects e join command_attempts a
+           on a.command_id = e.command_id and a.generation = e.generation
+              and a.attempt > e.attempt
+         where a.started_at < e.at",
+        None,
+        &mut violations,
+    )
+    .await?;
     each_row(
         pool,
         "attempt past its bound",

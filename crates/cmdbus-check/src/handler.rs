@@ -69,8 +69,13 @@ impl Work {
     }
 }
 
+/// Set (to anything) in a node's environment to record effects without holding the claim: a
+/// deliberately broken handler, to see the fencing checks fail.
+pub(crate) const UNFENCED_VAR: &str = "CMDBUS_CHECK_UNFENCED";
+
 /// Registers `check.work`, whose effects go to `pool` (the run's database).
 pub(crate) fn register(registry: &mut Registry, pool: PgPool) {
+    let fenced = std::env::var_os(UNFENCED_VAR).is_none();
     let info = TypeInfo {
         name: WORK.to_owned(),
         description: "Fault-run work: sleeps `ms`, fails when asked, records its effect once."
@@ -81,11 +86,16 @@ pub(crate) fn register(registry: &mut Registry, pool: PgPool) {
     };
     registry.register(info, move |ctx: Context, payload: Value| {
         let pool = pool.clone();
-        async move { work(pool, ctx, payload).await }
+        async move { work(pool, fenced, ctx, payload).await }
     });
 }
 
-async fn work(pool: PgPool, ctx: Context, payload: Value) -> Result<Value, HandlerError> {
+async fn work(
+    pool: PgPool,
+    fenced: bool,
+    ctx: Context,
+    payload: Value,
+) -> Result<Value, HandlerError> {
     let work = Work::parse(&payload)?;
     let nap = tokio::time::sleep(Duration::from_millis(work.ms));
     if work.ignore_cancel {
@@ -112,7 +122,7 @@ async fn work(pool: PgPool, ctx: Context, payload: Value) -> Result<Value, Handl
             ),
         ));
     }
-    record_effect(&pool, &ctx, &work)
+    record_effect(&pool, fenced, &ctx, &work)
         .await
         .map_err(|error| HandlerError::retryable("effect_not_recorded", error.to_string()))?
         .then_some(json!({"attempt": ctx.attempt()}))
@@ -121,9 +131,14 @@ async fn work(pool: PgPool, ctx: Context, payload: Value) -> Result<Value, Handl
 
 /// Records the effect once per (command, generation), only while this run holds its claim.
 /// Returns false when the run was fenced out (nothing written).
-async fn record_effect(pool: &PgPool, ctx: &Context, work: &Work) -> anyhow::Result<bool> {
+async fn record_effect(
+    pool: &PgPool,
+    fenced: bool,
+    ctx: &Context,
+    work: &Work,
+) -> anyhow::Result<bool> {
     let mut tx = pool.begin().await?;
-    if !crate::claim::hold(ctx, &mut tx).await? {
+    if fenced && !crate::claim::hold(ctx, &mut tx).await? {
         return Ok(false);
     }
     let generation = crate::claim::generation(ctx, &mut tx).await?;

@@ -68,6 +68,10 @@ pub(crate) struct RunArgs {
     /// RabbitMQ URL; the run uses and deletes its own namespace there.
     #[arg(long, default_value = AMQP_URL)]
     pub(crate) amqp_url: String,
+    /// Nodes record effects without holding their claim: a broken handler, to see that the
+    /// fencing checks catch it (such a run is expected to fail).
+    #[arg(long)]
+    pub(crate) unfenced: bool,
     /// Keep the database, the namespace and the process logs after the run.
     #[arg(long)]
     pub(crate) keep: bool,
@@ -203,7 +207,7 @@ async fn prepare_database(database_url: &str) -> anyhow::Result<PgPool> {
 }
 
 fn node_vars(args: &RunArgs, database_url: &str, namespace: &str) -> Vec<(String, String)> {
-    [
+    let mut vars: Vec<(String, String)> = [
         ("CMDBUS_DATABASE_URL", database_url.to_owned()),
         ("CMDBUS_AMQP_URL", args.amqp_url.clone()),
         ("CMDBUS_NAMESPACE", namespace.to_owned()),
@@ -220,7 +224,11 @@ fn node_vars(args: &RunArgs, database_url: &str, namespace: &str) -> Vec<(String
     ]
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value))
-    .collect()
+    .collect();
+    if args.unfenced {
+        vars.push((crate::handler::UNFENCED_VAR.to_owned(), "1".to_owned()));
+    }
+    vars
 }
 
 /// Starts everything, runs for the duration, settles and checks; true when clean.

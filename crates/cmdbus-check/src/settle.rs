@@ -16,6 +16,8 @@ use crate::{
 
 /// How often the settle phase looks at PostgreSQL, the clients and the broker again.
 const POLL: Duration = Duration::from_millis(500);
+/// How often the settle phase says what it still waits for.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// Longest wait for the clients to hold PostgreSQL's view of every command.
 const CATCH_UP: Duration = Duration::from_secs(30);
 /// Longest wait for stray messages (a deferral, a stale duplicate) to leave the work queues:
@@ -31,14 +33,20 @@ pub(crate) async fn settle_and_check(
 ) -> anyhow::Result<Vec<String>> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.settle_secs);
+    let mut next_report = started + REPORT_EVERY;
     loop {
-        let open: Result<i64, _> = sqlx::query_scalar(
-            "select count(*) from commands where status not in ('success', 'fail', 'cancelled')",
+        let open: Result<Vec<(String, i64)>, _> = sqlx::query_as(
+            "select status, count(*) from commands
+             where status not in ('success', 'fail', 'cancelled') group by status order by status",
         )
-        .fetch_one(&shared.pool)
+        .fetch_all(&shared.pool)
         .await;
-        if matches!(open, Ok(0)) || Instant::now() >= deadline {
+        if matches!(&open, Ok(open) if open.is_empty()) || Instant::now() >= deadline {
             break;
+        }
+        if Instant::now() >= next_report {
+            println!("settling: still open {open:?}");
+            next_report += REPORT_EVERY;
         }
         tokio::time::sleep(POLL).await; // polling PostgreSQL's state
     }

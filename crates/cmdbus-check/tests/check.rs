@@ -10,7 +10,15 @@ const SEED: &str = "20261121";
 #[test]
 fn a_fixed_seed_fault_run_passes_every_check() {
     let output = Command::new(env!("CARGO_BIN_EXE_cmdbus-check"))
-        .args(["run", "--seed", SEED, "--duration", "90"])
+        .args([
+            "run",
+            "--seed",
+            SEED,
+            "--duration",
+            "75",
+            "--settle-secs",
+            "90",
+        ])
         .output()
         .expect("cmdbus-check runs");
     print!("{}", String::from_utf8_lossy(&output.stdout));
