@@ -293,7 +293,7 @@ impl Broker {
         publisher
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        topology::declare_core(&publisher, self.names()).await?;
+        topology::declare_core(&publisher, &self.inner.config).await?;
         let kinds: Vec<String> = self.lock_kinds().iter().cloned().collect();
         for kind in &kinds {
             topology::declare_type(&publisher, &self.inner.config, kind).await?;
