@@ -23,7 +23,7 @@ use std::{
 use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-pub use feed::{ChangeFeed, FanoutEvent};
+pub use feed::{Change, ChangeFeed, FanoutEvent};
 pub use publish::Outgoing;
 pub use topology::{DELAY_HEADER, partition_key, routing_key};
 
@@ -293,7 +293,7 @@ impl Broker {
         publisher
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        topology::declare_core(&publisher, self.names()).await?;
+        topology::declare_core(&publisher, &self.inner.config).await?;
         let kinds: Vec<String> = self.lock_kinds().iter().cloned().collect();
         for kind in &kinds {
             topology::declare_type(&publisher, &self.inner.config, kind).await?;

@@ -516,12 +516,18 @@ async fn quorum_queues_carry_commands_retries_and_ordered_partitions() {
         .output()
         .expect("rabbitmqctl");
     let listing = String::from_utf8_lossy(&output.stdout);
-    let queue = format!("{}.cmd.demo.echo\t", app.env.namespace);
-    assert!(
-        listing
-            .lines()
-            .any(|line| line.starts_with(&queue) && line.ends_with("quorum")),
-        "{queue} is a quorum queue"
-    );
+    // The command queues and the delay tiers that hold retries: a message that waits in a
+    // tier is as replicated as one in a queue.
+    for queue in [
+        format!("{}.cmd.demo.echo\t", app.env.namespace),
+        format!("{}.retry.1s\t", app.env.namespace),
+    ] {
+        assert!(
+            listing
+                .lines()
+                .any(|line| line.starts_with(&queue) && line.ends_with("quorum")),
+            "{queue} is a quorum queue"
+        );
+    }
     app.stop().await;
 }

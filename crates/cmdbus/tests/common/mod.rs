@@ -66,7 +66,18 @@ impl Env {
 
     /// Deletes the namespace's exchanges and queues and drops the database.
     pub async fn teardown(&self, kinds: &[String]) -> anyhow::Result<()> {
-        let broker = TestBroker::connect(self).await;
+        self.teardown_with(kinds, cmdbus_bus::QueueType::Classic)
+            .await
+    }
+
+    /// `teardown` of a namespace declared with `queue_type` (declaring its delay tiers with
+    /// another type would be refused).
+    pub async fn teardown_with(
+        &self,
+        kinds: &[String],
+        queue_type: cmdbus_bus::QueueType,
+    ) -> anyhow::Result<()> {
+        let broker = TestBroker::connect_with(self, queue_type).await;
         broker.broker.delete_topology(kinds).await?;
         broker.close().await;
         cmdbus_store::drop_database(&PgConnectOptions::from_str(&self.database_url)?).await?;
@@ -83,6 +94,10 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub async fn connect(env: &Env) -> Self {
+        Self::connect_with(env, cmdbus_bus::QueueType::Classic).await
+    }
+
+    pub async fn connect_with(env: &Env, queue_type: cmdbus_bus::QueueType) -> Self {
         let tracker = TaskTracker::new();
         let stop = CancellationToken::new();
         let broker = Broker::start(
@@ -91,7 +106,7 @@ impl TestBroker {
                 names: Names::new(env.namespace.clone()),
                 connection_name: "cmdbus test".to_owned(),
                 partitions: cmdbus::Config::defaults().partitions,
-                queue_type: Default::default(),
+                queue_type,
             },
             stop.clone(),
             &tracker,
@@ -220,7 +235,14 @@ impl TestApp {
         let result = self.handle.await.expect("app task");
         result.expect("app ended with an error");
         self.pool.close().await;
-        self.env.teardown(&self.kinds).await.expect("teardown");
+        let queue_type = match self.config.queue_type {
+            cmdbus::QueueTypeArg::Classic => cmdbus_bus::QueueType::Classic,
+            cmdbus::QueueTypeArg::Quorum => cmdbus_bus::QueueType::Quorum,
+        };
+        self.env
+            .teardown_with(&self.kinds, queue_type)
+            .await
+            .expect("teardown");
     }
 
     /// Stops the app gracefully but leaves the environment to the app that owns it (a second
@@ -386,9 +408,10 @@ async fn bind_again(address: SocketAddr) -> TcpListener {
 
 pub type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A WebSocket client of `/v1/ws`.
+/// A WebSocket client of `/v1/ws`. Like a browser, it keeps the last cursor the server sent.
 pub struct WsClient {
     socket: Socket,
+    pub cursor: Option<String>,
 }
 
 impl WsClient {
@@ -396,7 +419,10 @@ impl WsClient {
         let (socket, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket connect");
-        Self { socket }
+        Self {
+            socket,
+            cursor: None,
+        }
     }
 
     pub async fn send(&mut self, message: Value) {
@@ -406,22 +432,29 @@ impl WsClient {
             .expect("websocket send");
     }
 
-    /// Subscribes (to all, or after `since`) and returns the `subscribed` version.
-    pub async fn subscribe_all(&mut self, since: Option<i64>) -> i64 {
+    /// Subscribes to all (resuming from `since`, a cursor the server sent) and returns the
+    /// commands replayed before the `subscribed` answer.
+    pub async fn subscribe_all(&mut self, since: Option<&str>) -> Vec<Value> {
         let mut request = json!({"op": "subscribe", "all": true});
         if let Some(since) = since {
             request["since"] = json!(since);
         }
         self.send(request).await;
-        let reply = self
-            .next_json(Duration::from_secs(10))
-            .await
-            .expect("reply");
-        assert_eq!(reply["op"], "subscribed", "{reply}");
-        reply["version"].as_i64().expect("version")
+        let mut replayed = Vec::new();
+        loop {
+            let reply = self
+                .next_json(Duration::from_secs(10))
+                .await
+                .expect("reply");
+            match reply["op"].as_str() {
+                Some("subscribed") => return replayed,
+                Some("command") => replayed.push(reply["command"].clone()),
+                _ => panic!("unexpected reply {reply}"),
+            }
+        }
     }
 
-    /// The next JSON text message, skipping pings.
+    /// The next JSON text message, skipping pings; keeps the cursor it carries.
     pub async fn next_json(&mut self, timeout: Duration) -> anyhow::Result<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -430,7 +463,13 @@ impl WsClient {
                 .context("websocket timed out")?
                 .context("websocket closed")??;
             match message {
-                Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
+                Message::Text(text) => {
+                    let value: Value = serde_json::from_str(text.as_str())?;
+                    if let Some(cursor) = value["cursor"].as_str() {
+                        self.cursor = Some(cursor.to_owned());
+                    }
+                    return Ok(value);
+                }
                 Message::Close(frame) => bail!("closed by server: {frame:?}"),
                 _ => {}
             }
