@@ -78,8 +78,7 @@ impl ClientLog {
     }
 }
 
-/// Where a client resumes: the server's opaque cursor. Until the cursor protocol is served,
-/// the old numeric `since` is tracked as the highest version seen.
+/// Where a client resumes: the last cursor the server handed out (opaque).
 #[derive(Debug, Default)]
 struct Resume(Option<Value>);
 
@@ -87,21 +86,6 @@ impl Resume {
     fn advance_to(&mut self, cursor: &Value) {
         if cursor.is_string() {
             self.0 = Some(cursor.clone());
-        }
-    }
-
-    /// Old protocol only: the highest version seen so far.
-    fn legacy_version(&mut self, version: Option<i64>) {
-        let Some(version) = version else { return };
-        let held = match &self.0 {
-            None => Some(0),
-            Some(Value::Number(number)) => number.as_i64(),
-            Some(_) => None,
-        };
-        if let Some(held) = held
-            && version > held
-        {
-            self.0 = Some(json!(version));
         }
     }
 }
@@ -174,15 +158,10 @@ async fn on_message(shared: &Shared, log: &ClientLog, resume: &mut Resume, messa
         Some("subscribed") => {
             log.subscribed.cancel();
             resume.advance_to(&message["cursor"]);
-            if resume.0.is_none() {
-                // Old protocol: the version at subscribe time, before any view arrived.
-                resume.legacy_version(message["version"].as_i64());
-            }
         }
         Some("command") => {
             log.merge(&message["command"]);
             resume.advance_to(&message["cursor"]);
-            resume.legacy_version(message["command"]["version"].as_i64());
         }
         Some("reset") => {
             shared.counts.resets.fetch_add(1, Ordering::Relaxed);

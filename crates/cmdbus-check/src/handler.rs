@@ -138,10 +138,10 @@ async fn record_effect(
     work: &Work,
 ) -> anyhow::Result<bool> {
     let mut tx = pool.begin().await?;
-    if fenced && !crate::claim::hold(ctx, &mut tx).await? {
+    if fenced && !ctx.hold_claim(&mut tx).await? {
         return Ok(false);
     }
-    let generation = crate::claim::generation(ctx, &mut tx).await?;
+    let generation = ctx.generation();
     let done: bool = sqlx::query_scalar(
         "select exists (select 1 from effects where command_id = $1 and generation = $2)",
     )

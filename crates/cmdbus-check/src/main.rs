@@ -31,7 +31,6 @@
 //! gracefully on SIGTERM.
 
 mod checks;
-mod claim;
 mod clients;
 mod faults;
 mod handler;
