@@ -15,9 +15,9 @@ fn a_fixed_seed_fault_run_passes_every_check() {
             "--seed",
             SEED,
             "--duration",
-            "75",
+            "100",
             "--settle-secs",
-            "90",
+            "60",
         ])
         .output()
         .expect("cmdbus-check runs");
