@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 pub(crate) async fn main(role: cmdbus::Role, config: cmdbus::Config) -> anyhow::Result<bool> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(false) // stderr is the run's log file
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&config.log)
                 .context("invalid CMDBUS_LOG filter")?,

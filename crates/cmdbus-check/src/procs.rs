@@ -54,6 +54,8 @@ struct Slot {
     child: Option<Child>,
     pid: u32,
     port: u16,
+    /// The process's log file (stderr).
+    log: PathBuf,
     /// Stopped with SIGSTOP, or being killed and respawned: not offered to clients or faults.
     busy: bool,
 }
@@ -99,21 +101,22 @@ impl Cluster {
 
     /// Starts a process of `role` in a new slot and waits until it is ready.
     pub(crate) async fn add(&self, role: NodeRole) -> anyhow::Result<()> {
-        let (child, pid, port) = self.spawn(role).await?;
+        let (child, pid, port, log) = self.spawn(role).await?;
         self.lock().push(Slot {
             role,
             child: Some(child),
             pid,
             port,
+            log,
             busy: false,
         });
         Ok(())
     }
 
-    async fn spawn(&self, role: NodeRole) -> anyhow::Result<(Child, u32, u16)> {
+    async fn spawn(&self, role: NodeRole) -> anyhow::Result<(Child, u32, u16, PathBuf)> {
         let n = self.spawned.fetch_add(1, Ordering::Relaxed);
-        let log = std::fs::File::create(self.log_dir.join(format!("{}-{n}.log", role.arg())))
-            .context("cannot create a node log")?;
+        let path = self.log_dir.join(format!("{}-{n}.log", role.arg()));
+        let log = std::fs::File::create(&path).context("cannot create a node log")?;
         let mut child = Command::new(&self.exe)
             .arg("node")
             .arg(role.arg())
@@ -138,7 +141,7 @@ impl Cluster {
         }
         let port: u16 = line.trim().parse().context("node printed no port")?;
         self.wait_ready(port).await?;
-        Ok((child, pid, port))
+        Ok((child, pid, port, path))
     }
 
     /// Polls `/readyz` (the node's own readiness signal) until it answers 200.
@@ -204,10 +207,11 @@ impl Cluster {
         let mut slots = self.lock();
         let slot = slots.get_mut(member.slot).context("slot vanished")?;
         slot.busy = false;
-        let (child, pid, port) = spawned?;
+        let (child, pid, port, log) = spawned?;
         slot.child = Some(child);
         slot.pid = pid;
         slot.port = port;
+        slot.log = log;
         Ok(())
     }
 
@@ -233,18 +237,24 @@ impl Cluster {
 
     /// SIGTERMs every process and waits for it (a hard kill after `grace`).
     pub(crate) async fn stop_all(&self, grace: Duration) {
-        let children: Vec<(u32, Child)> = self
+        let children: Vec<(u32, PathBuf, Child)> = self
             .lock()
             .iter_mut()
-            .filter_map(|slot| slot.child.take().map(|child| (slot.pid, child)))
+            .filter_map(|slot| {
+                let child = slot.child.take()?;
+                Some((slot.pid, slot.log.clone(), child))
+            })
             .collect();
-        for (pid, _) in &children {
+        for (pid, _, _) in &children {
             signal(*pid, "CONT").await; // a stopped process cannot handle SIGTERM
             signal(*pid, "TERM").await;
         }
-        for (pid, mut child) in children {
+        for (pid, log, mut child) in children {
             if tokio::time::timeout(grace, child.wait()).await.is_err() {
-                eprintln!("node {pid} ignored SIGTERM; killing it");
+                eprintln!(
+                    "node {pid} ({}) did not stop within {grace:?} of SIGTERM; killing it",
+                    log.display()
+                );
                 let _ = child.kill().await;
             }
         }
