@@ -115,9 +115,11 @@ impl CheckBroker {
                             superseded += 1;
                         }
                     }
-                    other => problems.push(format!(
-                        "{queue}: message {body} is needed by no row (row: {other:?})"
+                    Some((status, row_lane, row_generation)) => problems.push(format!(
+                        "{queue}: parked message {body} is needed by no row: the row is \
+                         {status} (lane {row_lane:?}) in generation {row_generation}"
                     )),
+                    None => problems.push(format!("{queue}: parked message {body} names no row")),
                 }
             }
             let _ = channel.close(200, "checked".into()).await;
