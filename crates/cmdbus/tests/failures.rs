@@ -531,3 +531,23 @@ async fn quorum_queues_carry_commands_retries_and_ordered_partitions() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_broker_address_list_connects_past_a_dead_node() {
+    // Port 1 refuses connections: a node that is down. Whichever node a process starts with,
+    // it ends up on the live one.
+    let app = TestApp::start_with(
+        Env::new(),
+        Role::All,
+        cmdbus::builtin_registry(),
+        |config| {
+            config.amqp_url = format!("amqp://guest:guest@127.0.0.1:1/%2f, {}", common::AMQP_URL);
+        },
+    )
+    .await;
+    let id = app
+        .submit_ok(json!({"type": "demo.echo", "payload": "across nodes"}))
+        .await;
+    app.wait_status(id, "success", T).await;
+    app.stop().await;
+}
