@@ -1,6 +1,7 @@
-//! The checker's command type `check.work`: sleeps, fails when asked, and otherwise records its
-//! effect in the run's `effects` table inside a transaction fenced by the run's claim, so the
-//! checks can count effects per generation and order them per key.
+//! The checker's command type `check.work`: sleeps, fails when asked (for good, for its first
+//! attempts, or until a replay), and otherwise records its effect in the run's `effects` table
+//! inside a transaction fenced by the run's claim, so the checks can count effects per
+//! generation and order them per key.
 
 use cmdbus_domain::TypeInfo;
 use cmdbus_worker::{Context, HandlerError, Registry};
@@ -34,6 +35,8 @@ struct Work {
     ms: u64,
     fail_times: i64,
     permanent: bool,
+    /// Fails for good in every generation before this one: a bug fixed before the replay.
+    fail_before_generation: i64,
     ignore_cancel: bool,
 }
 
@@ -64,6 +67,12 @@ impl Work {
                 Some(value) => value.as_i64().ok_or_else(|| invalid("fail_times"))?,
             },
             permanent: flag("permanent")?,
+            fail_before_generation: match payload.get("fail_before_generation") {
+                None | Some(Value::Null) => 0,
+                Some(value) => value
+                    .as_i64()
+                    .ok_or_else(|| invalid("fail_before_generation"))?,
+            },
             ignore_cancel: flag("ignore_cancel")?,
         })
     }
@@ -111,6 +120,12 @@ async fn work(
     }
     if work.permanent {
         return Err(HandlerError::permanent("check_permanent", "fails for good"));
+    }
+    if i64::from(ctx.generation()) < work.fail_before_generation {
+        return Err(HandlerError::permanent(
+            "check_fixed_later",
+            format!("fails until generation {}", work.fail_before_generation),
+        ));
     }
     if i64::from(ctx.attempt()) <= work.fail_times {
         return Err(HandlerError::retryable(

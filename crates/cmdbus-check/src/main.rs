@@ -12,10 +12,13 @@
 //! api, worker and notifier processes (this binary's `node` subcommand: the real roles with the
 //! checker's `check.work` handler added), and for `--duration` seconds drives a paced stream of
 //! commands through them (ordering keys submitted one after another per key, priorities,
-//! retryable and permanent failures, long handlers, handlers that ignore cancellation), random
-//! cancels and replays, WebSocket clients that drop and resume from their cursor, and faults:
-//! SIGSTOP of a worker past its lease then SIGCONT, SIGKILL of any role (respawned), closing a
-//! process's broker connection, and terminating the run database's PostgreSQL backends.
+//! retryable and permanent failures, failures fixed before a replay, long handlers, handlers
+//! that ignore cancellation), random cancels and replays, WebSocket clients that drop and
+//! resume from their cursor, and faults: SIGSTOP of a worker past its lease then SIGCONT,
+//! SIGKILL of any role (respawned), closing a process's broker connection, and terminating the
+//! run database's PostgreSQL backends. `--unfenced` makes the handler skip its claim check, to
+//! see the fencing checks fail; `--keep` keeps the database, namespace and logs, and
+//! `cmdbus-check clean <tag>` removes them later.
 //!
 //! Then it stops the faults, waits until every command is terminal, lets the clients catch up,
 //! and checks: every accepted command terminal; at most one successful finish and one recorded

@@ -47,6 +47,8 @@ pub(crate) async fn submit(
         match rng.u8(0..20) {
             0 => payload["permanent"] = json!(true),
             1..=3 => payload["fail_times"] = json!(rng.u8(1..3)),
+            // Parked, then replayed after the "fix": the replay succeeds.
+            4 => payload["fail_before_generation"] = json!(1),
             _ => {}
         }
         let seq = key.as_ref().map(|key| {
