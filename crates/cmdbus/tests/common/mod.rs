@@ -5,6 +5,8 @@
 
 #![allow(dead_code, unreachable_pub)] // each test binary uses its own part of the harness
 
+pub mod process;
+
 use anyhow::{Context as _, bail};
 use cmdbus::{Config, Role};
 use cmdbus_bus::{Broker, BusConfig};
@@ -423,6 +425,13 @@ impl WsClient {
 
     /// The next JSON text message, skipping pings.
     pub async fn next_json(&mut self, timeout: Duration) -> anyhow::Result<Value> {
+        let text = self.next_text(timeout).await?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// The next text message as sent (for documents nested deeper than a parser's default
+    /// limit), skipping pings.
+    pub async fn next_text(&mut self, timeout: Duration) -> anyhow::Result<String> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let message = tokio::time::timeout_at(deadline, self.socket.next())
@@ -430,7 +439,7 @@ impl WsClient {
                 .context("websocket timed out")?
                 .context("websocket closed")??;
             match message {
-                Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
+                Message::Text(text) => return Ok(text.as_str().to_owned()),
                 Message::Close(frame) => bail!("closed by server: {frame:?}"),
                 _ => {}
             }
