@@ -151,19 +151,18 @@ async fn ordered_commands_in_backoff_do_not_hold_the_handler_slots_of_others() {
         waiting.push(id);
     }
     for id in &waiting {
-        // Failed once, waiting 1 s then 5 s for the next attempts.
-        app.wait_until(*id, T, |v| v["attempt"] == 1 && v["status"] == "queue")
+        // Failed twice: the next attempt comes after a 5 s backoff.
+        app.wait_until(*id, T, |v| v["attempt"] == 2 && v["status"] == "queue")
             .await
             .expect("in backoff");
     }
     let echo = app.submit_ok(json!({"type": "demo.echo"})).await;
-    app.wait_status(echo, "success", T).await;
+    let quick =
+        tokio::time::timeout(Duration::from_secs(2), app.wait_status(echo, "success", T)).await;
+    assert!(quick.is_ok(), "the echo waited for the ordered backoffs");
     for id in &waiting {
         let meanwhile = app.wait_until(*id, T, |_| true).await.expect("read");
-        assert_ne!(
-            meanwhile["status"], "success",
-            "the echo waited for {id}'s backoff"
-        );
+        assert_eq!(meanwhile["status"], "queue", "{id} still in backoff");
     }
     for id in &waiting {
         app.wait_status(*id, "success", T).await;
