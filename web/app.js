@@ -39,7 +39,7 @@ const state = {
   cursor: null,                           // next_cursor of the deepest page loaded; null = nothing more
   pagesLoaded: 0,
   listEpoch: 0,                           // bumped on filter change so stale list answers are dropped
-  wsVersion: 0,                           // highest version seen on the WebSocket stream: our "since"
+  wsCursor: null,                         // last resume point the WebSocket stream gave us: our "since"
   detailId: null,                         // command shown in the detail dialog
 };
 
@@ -49,7 +49,6 @@ const transport = {
   failures: 0,          // consecutive connection attempts that did not last
   openedAt: 0,
   freshSubscription: false,
-  haveBaseline: false,  // a subscription told us where the stream stood: resume with "since" from now on
   subscribed: false,    // the current socket got its "subscribed" answer
   retryTimer: 0,
   pollTimer: 0,
@@ -1059,9 +1058,10 @@ function onSocketOpen(ws) {
   if (ws !== transport.ws) return;
   transport.openedAt = Date.now();
   transport.subscribed = false;
-  // Resume from the highest version the stream gave us, so nothing is missed across the gap.
-  // (That also covers whatever polling did not watch while the socket was down.)
-  sendSubscribe(ws, !transport.haveBaseline);
+  // Resume from the last cursor the stream gave us, so nothing is missed across the gap, even
+  // changes that committed out of version order. (That also covers whatever polling did not
+  // watch while the socket was down.)
+  sendSubscribe(ws, state.wsCursor === null);
   stopPolling();
   setConn('live');
 }
@@ -1070,7 +1070,7 @@ function sendSubscribe(ws, fresh) {
   transport.freshSubscription = fresh;
   ws.send(JSON.stringify(fresh
     ? { op: 'subscribe', all: true }
-    : { op: 'subscribe', all: true, since: state.wsVersion }));
+    : { op: 'subscribe', all: true, since: state.wsCursor }));
 }
 
 function onSocketMessage(ws, event) {
@@ -1079,19 +1079,20 @@ function onSocketMessage(ws, event) {
   try { msg = JSON.parse(event.data); } catch { return; }
   switch (msg?.op) {
     case 'subscribed':
+      // Sent once the replay (if any) is delivered: we are caught up at this cursor.
       transport.subscribed = true;
-      // Only a fresh subscription is caught up at this version; a resumed one still has its
-      // backlog in flight, and its command events raise wsVersion as they arrive.
-      if (transport.freshSubscription) {
-        transport.haveBaseline = true;
-        bumpWsVersion(msg.version);
-        // Close the gap between the list we hold and the moment the stream started.
-        loadList('refresh');
-      }
+      keepCursor(msg.cursor);
+      // Close the gap between the list we hold and the moment a fresh stream started.
+      if (transport.freshSubscription) loadList('refresh');
       break;
     case 'command':
-      bumpWsVersion(msg.command?.version);
       ingest(msg.command);
+      keepCursor(msg.cursor);
+      break;
+    case 'reset':
+      // The server could not replay everything we missed: reload, then go on from its cursor.
+      keepCursor(msg.cursor);
+      loadList('refresh');
       break;
     case 'error':
       console.warn('cmdbus: WebSocket error from server:', msg.code, msg.message);
@@ -1102,8 +1103,10 @@ function onSocketMessage(ws, event) {
   }
 }
 
-function bumpWsVersion(v) {
-  if (typeof v === 'number' && v > state.wsVersion) state.wsVersion = v;
+/** A message that carries a cursor moves our resume point there (the server only sends one
+ * once everything before it has been delivered). */
+function keepCursor(cursor) {
+  if (typeof cursor === 'string' && cursor) state.wsCursor = cursor;
 }
 
 /** Any close means "reconnect": the server may drop slow clients, proxies time out, laptops sleep. */

@@ -5,6 +5,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use cmdbus_bus::Change;
 use cmdbus_domain::{CommandView, DEFAULT_TENANT, MAX_PRIORITY, Status};
 use cmdbus_store::{CommandRow, ListFilter, NewCommand};
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,12 @@ fn check_len(field: &'static str, value: &str) -> Result<(), ApiError> {
             reason: format!("must be 1 to {MAX_NAME} bytes"),
         });
     }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::InvalidField {
+            field,
+            reason: "must not hold control characters".to_owned(),
+        });
+    }
     Ok(())
 }
 
@@ -85,6 +92,12 @@ pub(crate) async fn submit(
     if let Some(key) = &request.ordering_key {
         check_len("ordering_key", key)?;
     }
+    if let Some(path) = cmdbus_store::find_nul(&request.payload) {
+        return Err(ApiError::InvalidField {
+            field: "payload",
+            reason: format!("holds a NUL character (at {path}), which cannot be stored"),
+        });
+    }
     let command = NewCommand {
         id: Uuid::now_v7(),
         tenant: DEFAULT_TENANT.to_owned(),
@@ -107,7 +120,7 @@ pub(crate) async fn submit(
     drop(conn);
     if !submitted.created {
         let row = submitted.row;
-        if row.kind != command.kind || row.payload.0 != command.payload {
+        if !same_command(&row, &command) {
             return Err(ApiError::IdempotencyKeyReused);
         }
         return command_response(StatusCode::OK, &row);
@@ -119,13 +132,24 @@ pub(crate) async fn submit(
     command_response(StatusCode::ACCEPTED, &row)
 }
 
+/// Whether an earlier command recorded under the same idempotency key is this one: every field
+/// the client chose must match.
+fn same_command(row: &CommandRow, command: &NewCommand) -> bool {
+    row.kind == command.kind
+        && serde_json::from_str::<Value>(row.payload.get()).is_ok_and(|p| p == command.payload)
+        && row.priority == command.priority
+        && row.ordering_key == command.ordering_key
+        && row.max_attempts == command.max_attempts
+}
+
 /// Publishes a fresh row, waiting at most `publish_wait` for the confirm. The publish runs in its
 /// own task, so neither a slow broker nor a client that hangs up can cut it short; past the wait,
 /// the answer says `new` and the command still moves on.
 pub(crate) async fn publish_now(state: &ApiState, row: CommandRow) -> CommandRow {
     let task = tokio::spawn({
         let (pool, broker, row) = (state.pool.clone(), state.broker.clone(), row.clone());
-        async move { dispatch(&pool, &broker, vec![row]).await }
+        let redeliver_after = state.config.redeliver_after;
+        async move { dispatch(&pool, &broker, redeliver_after, vec![row]).await }
     });
     match tokio::time::timeout(state.config.publish_wait, task).await {
         Ok(Ok(Ok(mut rows))) => rows.pop().unwrap_or(row),
@@ -157,7 +181,7 @@ fn command_response(status: StatusCode, row: &CommandRow) -> Result<Response, Ap
 struct Detail<'a> {
     #[serde(flatten)]
     view: CommandView,
-    payload: &'a Value,
+    payload: &'a serde_json::value::RawValue,
 }
 
 fn detail_response(row: &CommandRow) -> Result<Response, ApiError> {
@@ -165,7 +189,7 @@ fn detail_response(row: &CommandRow) -> Result<Response, ApiError> {
     let version = view.version;
     let mut response = ApiJson(Detail {
         view,
-        payload: &row.payload.0,
+        payload: &row.payload,
     })
     .into_response();
     if let Ok(etag) = HeaderValue::from_str(&etag(version)) {
@@ -230,8 +254,10 @@ pub(crate) async fn show(
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(recheck) => break,
-                event = changes.recv() => match event {
-                    Ok(event) if event.command.id == id && event.command.version > row.version => break,
+                change = changes.recv() => match change {
+                    Ok(Change::Event(event))
+                        if event.command.id == id && event.command.version > row.version => break,
+                    Ok(Change::Reset) => break,
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => {
@@ -260,6 +286,9 @@ pub(crate) struct Page {
     items: Vec<CommandView>,
     /// Pass as `cursor` for the next (older) page; `null` on the last page.
     next_cursor: Option<String>,
+    /// The resume point of this read: a WebSocket subscription with `since` set to it misses no
+    /// change made after the page was read.
+    since: String,
 }
 
 /// `GET /v1/commands`: newest first, filtered by status and type, paginated by cursor.
@@ -289,15 +318,24 @@ pub(crate) async fn list(
         before,
         limit: limit + 1,
     };
-    let mut rows = cmdbus_store::list(&state.pool, DEFAULT_TENANT, &filter).await?;
+    let (mut rows, since) = cmdbus_store::list(&state.pool, DEFAULT_TENANT, &filter).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = more
         .then(|| rows.last().map(|row| row.id.to_string()))
         .flatten();
+    // One row that cannot be shown never hides the page.
     let items = rows
         .iter()
-        .map(CommandRow::view)
-        .collect::<Result<_, _>>()?;
-    Ok(ApiJson(Page { items, next_cursor }))
+        .filter_map(|row| {
+            row.view()
+                .inspect_err(|error| tracing::error!(%error, "cannot build view; skipped"))
+                .ok()
+        })
+        .collect();
+    Ok(ApiJson(Page {
+        items,
+        next_cursor,
+        since: since.as_str().to_owned(),
+    }))
 }

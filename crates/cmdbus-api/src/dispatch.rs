@@ -6,33 +6,43 @@ use cmdbus_bus::{Broker, Outgoing};
 use cmdbus_domain::{CommandMessage, Lane, partition_of};
 use cmdbus_store::{CommandRow, StoreError};
 use sqlx::PgPool;
+use std::time::Duration;
+
+/// The message of a row, to its queue: the type's main queue, its ordered partition, or (for a
+/// parked failure) the lane it is parked in.
+pub(crate) fn outgoing(broker: &Broker, row: &CommandRow) -> Outgoing {
+    let lane = match (row.status.as_str(), row.lane.as_deref()) {
+        ("fail", Some("exceptions2")) => Lane::Exceptions2,
+        ("fail", Some(_)) => Lane::Exceptions1,
+        _ => Lane::Main,
+    };
+    Outgoing {
+        kind: row.kind.clone(),
+        message: CommandMessage {
+            id: row.id,
+            generation: row.generation,
+        },
+        priority: u8::try_from(row.priority).unwrap_or(0),
+        ordering_key: row.ordering_key.clone(),
+        lane,
+        partition: row
+            .ordering_key
+            .as_deref()
+            .map(|key| partition_of(key, broker.partitions())),
+    }
+}
 
 /// Publishes `rows` (all `new`) and returns them as they are afterwards, in the same order.
 pub(crate) async fn dispatch(
     pool: &PgPool,
     broker: &Broker,
+    redeliver_after: Duration,
     rows: Vec<CommandRow>,
 ) -> Result<Vec<CommandRow>, StoreError> {
     if rows.is_empty() {
         return Ok(rows);
     }
-    let outgoing: Vec<Outgoing> = rows
-        .iter()
-        .map(|row| Outgoing {
-            kind: row.kind.clone(),
-            message: CommandMessage {
-                id: row.id,
-                generation: row.generation,
-            },
-            priority: u8::try_from(row.priority).unwrap_or(0),
-            ordering_key: row.ordering_key.clone(),
-            lane: Lane::Main,
-            partition: row
-                .ordering_key
-                .as_deref()
-                .map(|key| partition_of(key, broker.partitions())),
-        })
-        .collect();
+    let outgoing: Vec<Outgoing> = rows.iter().map(|row| outgoing(broker, row)).collect();
     let results = broker.publish_commands(&outgoing).await;
     let confirmed: Vec<_> = rows
         .iter()
@@ -46,7 +56,7 @@ pub(crate) async fn dispatch(
     if let Some(Err(error)) = results.iter().find(|result| result.is_err()) {
         tracing::warn!(%error, failed = rows.len() - confirmed.len(), "not published; the relay will retry");
     }
-    let mut queued = cmdbus_store::mark_queued(pool, &confirmed).await?;
+    let mut queued = cmdbus_store::mark_queued(pool, &confirmed, redeliver_after).await?;
     announce(broker, &queued).await;
     // A confirmed row that was not `new` any more moved on already (a fast worker claimed it
     // before the confirm came back): answer with what it is now, not with a stale `new`.
@@ -69,7 +79,7 @@ pub(crate) async fn dispatch(
         .collect())
 }
 
-/// Publishes the state change of each row (best effort: clients resume from PostgreSQL).
+/// Publishes the state change of each row (best effort: the notifier reads PostgreSQL too).
 pub(crate) async fn announce(broker: &Broker, rows: &[CommandRow]) {
     let events: Vec<_> = rows.iter().filter_map(|row| row.event().ok()).collect();
     broker.publish_events(&events).await;

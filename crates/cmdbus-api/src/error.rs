@@ -99,12 +99,35 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "store failed");
         match &error {
+            // What the client sent cannot be stored and read back: its mistake, no alarm.
+            StoreError::Unreadable { reason, .. } => ApiError::InvalidField {
+                field: "payload",
+                reason: reason.clone(),
+            },
+            StoreError::Database(sqlx::Error::Database(db))
+                if db.code().is_some_and(|code| code.starts_with("22")) =>
+            {
+                ApiError::InvalidBody("a value cannot be stored by the status database".to_owned())
+            }
             StoreError::Database(
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
-            ) => ApiError::Unavailable,
-            _ => ApiError::Internal,
+            ) => {
+                tracing::warn!(%error, "status database unavailable");
+                ApiError::Unavailable
+            }
+            StoreError::Database(sqlx::Error::Database(db))
+                if db
+                    .code()
+                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57")) =>
+            {
+                tracing::warn!(%error, "status database unavailable");
+                ApiError::Unavailable
+            }
+            _ => {
+                tracing::error!(%error, "store failed");
+                ApiError::Internal
+            }
         }
     }
 }

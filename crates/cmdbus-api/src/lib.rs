@@ -28,6 +28,8 @@ pub struct ApiConfig {
     pub body_limit: usize,
     /// How long a submit waits for the broker's confirm before it answers with `new`.
     pub publish_wait: Duration,
+    /// How long a `queue` row may wait unclaimed before its message is published again.
+    pub redeliver_after: Duration,
 }
 
 impl Default for ApiConfig {
@@ -35,6 +37,7 @@ impl Default for ApiConfig {
         Self {
             body_limit: 256 * 1024,
             publish_wait: Duration::from_secs(2),
+            redeliver_after: Duration::from_secs(300),
         }
     }
 }

@@ -57,7 +57,10 @@ pub(crate) async fn cancel(
     announce(&state.broker, std::slice::from_ref(&row)).await;
     if row.status == cmdbus_domain::Status::Running.as_str() {
         // The worker's heartbeat would see the request too, but only within a third of a lease.
-        let control = cmdbus_domain::Control::Cancel { id };
+        let control = cmdbus_domain::Control::Cancel {
+            id,
+            generation: row.generation,
+        };
         if let Err(error) = state.broker.publish_control(&control).await {
             tracing::warn!(%error, %id, "cancel not broadcast; the heartbeat will deliver it");
         }
@@ -108,7 +111,13 @@ pub(crate) async fn retry_matching(
     announce(&state.broker, &rows).await;
     // Rows not confirmed now stay `new` and the relay publishes them.
     for chunk in rows.chunks(500) {
-        dispatch(&state.pool, &state.broker, chunk.to_vec()).await?;
+        dispatch(
+            &state.pool,
+            &state.broker,
+            state.config.redeliver_after,
+            chunk.to_vec(),
+        )
+        .await?;
     }
     Ok(ApiJson(RetryCount { matched, retried }))
 }

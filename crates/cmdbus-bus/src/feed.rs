@@ -1,87 +1,156 @@
-//! The change feed: this process's view of the `events` fanout. It binds its own exclusive,
-//! auto-delete queue (so nothing piles up while no process listens) and rebroadcasts each event
-//! in-process, to WebSocket clients and long-polling requests alike.
+//! The change feed: this process's in-process broadcast of command changes, to WebSocket clients
+//! and long-polling requests alike. Two sources feed it: the `events` fanout (the fast path: its
+//! own exclusive, auto-delete queue, so nothing piles up while no process listens) and a reader of
+//! PostgreSQL (the source of truth, which also sends horizons: resume points behind which every
+//! change has been broadcast). A change that arrives twice is broadcast once.
 
 use cmdbus_domain::Event;
 use futures_util::StreamExt;
-use std::sync::{
-    Arc,
-    atomic::{AtomicI64, Ordering},
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
 };
 use tokio::sync::{broadcast, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use uuid::Uuid;
 
 use crate::Broker;
 
-/// In-process fan-out of every state change; cheap to clone.
+/// One item of the feed.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A command changed (its state after the change).
+    Event(Arc<Event>),
+    /// Every change committed in this snapshot has been broadcast before this item: a resume
+    /// point for whoever received everything before it.
+    Horizon(Arc<str>),
+    /// The feed skipped changes (it fell too far behind): receivers must reload what they show,
+    /// then go on from the next horizon.
+    Reset,
+}
+
+/// Changes remembered for de-duplication, per generation of the map.
+const RECENT: usize = 65_536;
+
+/// The last version broadcast per command, in two generations: a lookup sees both, and the
+/// older one is dropped when the newer fills, so memory stays bounded. A duplicate older than
+/// both is broadcast again, which clients tolerate (they keep a change only if its version is
+/// higher than the one they hold).
+#[derive(Debug, Default)]
+struct Recent {
+    current: HashMap<Uuid, i64>,
+    previous: HashMap<Uuid, i64>,
+}
+
+impl Recent {
+    /// Records `version` of `id`; false when it (or a later one) was broadcast already.
+    fn record(&mut self, id: Uuid, version: i64) -> bool {
+        let seen = self
+            .current
+            .get(&id)
+            .or_else(|| self.previous.get(&id))
+            .copied();
+        if seen.is_some_and(|seen| seen >= version) {
+            return false;
+        }
+        if self.current.len() >= RECENT {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(id, version);
+        true
+    }
+}
+
+/// In-process fan-out of every command change; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ChangeFeed {
-    events: broadcast::Sender<Arc<Event>>,
-    /// Highest version seen, so that a gap can be filled from PostgreSQL.
-    high_water: Arc<AtomicI64>,
-    /// Bumped each time the feed is bound to the broker again after a gap.
-    rebound: watch::Sender<u64>,
+    changes: broadcast::Sender<Change>,
+    horizon: watch::Sender<Option<Arc<str>>>,
+    recent: Arc<Mutex<Recent>>,
 }
 
 impl ChangeFeed {
-    /// Starts listening; `capacity` bounds how far a subscriber may lag before it is told so.
+    /// A feed with no source yet; `capacity` bounds how far a receiver may lag before it is told.
+    pub fn new(capacity: usize) -> Self {
+        let (changes, _) = broadcast::channel(capacity);
+        let (horizon, _) = watch::channel(None);
+        Self {
+            changes,
+            horizon,
+            recent: Arc::default(),
+        }
+    }
+
+    /// A feed that follows the `events` fanout until `shutdown`.
     pub fn start(
         broker: Broker,
         capacity: usize,
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> Self {
-        let (events, _) = broadcast::channel(capacity);
-        let (rebound, _) = watch::channel(0);
-        let feed = Self {
-            events,
-            high_water: Arc::default(),
-            rebound,
-        };
+        let feed = Self::new(capacity);
         tracker.spawn(listen(feed.clone(), broker, shutdown));
         feed
     }
 
-    /// Every event from now on. A receiver that lags more than the capacity gets `Lagged`.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
-        self.events.subscribe()
+    /// Every item from now on. A receiver that lags more than the capacity gets `Lagged`.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
     }
 
-    /// Broadcasts an event that did not come through the broker (a gap filled from PostgreSQL).
-    pub fn inject(&self, event: Event) {
-        self.high_water
-            .fetch_max(event.command.version, Ordering::SeqCst);
-        // No receivers is fine: nobody is listening right now.
-        let _ = self.events.send(Arc::new(event));
+    /// Broadcasts a change unless it (or a later change of the same command) was broadcast
+    /// already. Returns whether it was.
+    pub fn publish(&self, event: Event) -> bool {
+        let fresh = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record(event.command.id, event.command.version);
+        if fresh {
+            // No receivers is fine: nobody is listening right now.
+            let _ = self.changes.send(Change::Event(Arc::new(event)));
+        }
+        fresh
     }
 
-    /// The highest version this feed has carried.
-    pub fn high_water(&self) -> i64 {
-        self.high_water.load(Ordering::SeqCst)
+    /// Every change committed in `horizon` has been published: say so to every receiver.
+    pub fn advance(&self, horizon: &str) {
+        let horizon: Arc<str> = Arc::from(horizon);
+        self.horizon.send_replace(Some(Arc::clone(&horizon)));
+        let _ = self.changes.send(Change::Horizon(horizon));
     }
 
-    /// Changes each time the feed re-binds after losing the broker: events published in between
-    /// were missed and must be read from PostgreSQL.
-    pub fn rebound(&self) -> watch::Receiver<u64> {
-        self.rebound.subscribe()
+    /// Changes were skipped: every receiver must reload.
+    pub fn reset(&self) {
+        let _ = self.changes.send(Change::Reset);
+    }
+
+    /// The latest horizon, if the feed has one yet. Read it after `subscribe`: every change it
+    /// covers was broadcast before the receiver existed or will reach it.
+    pub fn horizon(&self) -> Option<Arc<str>> {
+        self.horizon.borrow().clone()
+    }
+
+    /// Resolves once the feed has a horizon (its database reader is running).
+    pub async fn wait_horizon(&self) {
+        let mut horizon = self.horizon.subscribe();
+        let _ = horizon.wait_for(Option::is_some).await;
     }
 }
 
 async fn listen(feed: ChangeFeed, broker: Broker, shutdown: CancellationToken) {
     let exchange = broker.names().events_exchange();
-    let mut bound_before = false;
     broker
-        .follow_fanout(&exchange, &shutdown, |event| match event {
-            FanoutEvent::Bound => {
-                if bound_before {
-                    feed.rebound.send_modify(|epoch| *epoch += 1);
+        .follow_fanout(&exchange, &shutdown, |event| {
+            if let FanoutEvent::Message(data) = event {
+                match serde_json::from_slice::<Event>(data) {
+                    Ok(event) => {
+                        feed.publish(event);
+                    }
+                    // PostgreSQL still has the change: the database reader delivers it.
+                    Err(error) => tracing::warn!(%error, "undecodable event"),
                 }
-                bound_before = true;
             }
-            FanoutEvent::Message(data) => match serde_json::from_slice::<Event>(data) {
-                Ok(event) => feed.inject(event),
-                Err(error) => tracing::warn!(%error, "undecodable event"),
-            },
         })
         .await;
 }
@@ -141,5 +210,24 @@ impl Broker {
                 _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_is_broadcast_once_and_memory_stays_bounded() {
+        let mut recent = Recent::default();
+        let id = Uuid::now_v7();
+        assert!(recent.record(id, 5));
+        assert!(!recent.record(id, 5));
+        assert!(!recent.record(id, 4));
+        assert!(recent.record(id, 6));
+        for _ in 0..RECENT * 2 {
+            recent.record(Uuid::now_v7(), 1);
+        }
+        assert!(recent.current.len() <= RECENT && recent.previous.len() <= RECENT);
     }
 }

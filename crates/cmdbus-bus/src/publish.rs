@@ -73,23 +73,36 @@ impl Broker {
         self.publish_confirmed(routed).await
     }
 
-    /// Publishes a command message into the delay tier of `delay_ms`; it comes back to its queue
-    /// when the tier's TTL runs out.
+    /// Publishes a delivered message again, unchanged but for `headers`, into the delay tier of
+    /// `delay_ms`, keeping its routing key: when the tier's TTL runs out it is dead-lettered
+    /// back to the very queue it came from (a partition stays a partition, a lane a lane).
+    /// Waits for the confirm.
     pub async fn publish_delayed(
         &self,
-        outgoing: &Outgoing,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        headers: &[(&str, AMQPValue)],
         delay_ms: u32,
     ) -> Result<(), BusError> {
-        let route = Route {
-            exchange: self.names().retry_exchange(),
-            routing_key: outgoing.routing_key(),
-            headers: vec![(
-                topology::DELAY_HEADER,
-                AMQPValue::LongString(delay_ms.to_string().into()),
-            )],
-        };
-        let mut results = self.publish_confirmed(vec![(outgoing, route)]).await;
-        results.pop().unwrap_or(Err(BusError::Unavailable))
+        let session = self.session().ok_or(BusError::Unavailable)?;
+        let mut table = properties.headers().clone().unwrap_or_default();
+        for (name, value) in headers {
+            table.insert((*name).into(), value.clone());
+        }
+        table.insert(
+            topology::DELAY_HEADER.into(),
+            AMQPValue::LongString(delay_ms.to_string().into()),
+        );
+        let confirm = publish_raw(
+            &session,
+            &self.names().retry_exchange(),
+            routing_key,
+            body,
+            properties.with_headers(table),
+        )
+        .await?;
+        settle(&session, confirm).await
     }
 
     /// Parks a command message in an exception lane of its type.
@@ -220,16 +233,35 @@ async fn send(
         .with_priority(outgoing.priority)
         .with_type(outgoing.kind.as_str().into())
         .with_headers(headers);
+    publish_raw(
+        session,
+        &route.exchange,
+        &route.routing_key,
+        &body,
+        properties,
+    )
+    .await
+}
+
+/// Publishes on the confirm channel, `mandatory`: an unroutable message must come back, not
+/// vanish.
+async fn publish_raw(
+    session: &Session,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Result<lapin::PublisherConfirm, BusError> {
     session
         .publisher
         .basic_publish(
-            route.exchange.as_str().into(),
-            route.routing_key.as_str().into(),
+            exchange.into(),
+            routing_key.into(),
             BasicPublishOptions {
-                mandatory: true, // an unroutable message must come back, not vanish
+                mandatory: true,
                 immediate: false,
             },
-            &body,
+            body,
             properties,
         )
         .await

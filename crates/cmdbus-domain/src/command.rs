@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, value::RawValue};
 use std::{fmt, str::FromStr};
 use uuid::Uuid;
 
@@ -87,7 +87,7 @@ pub struct ErrorInfo {
 }
 
 /// A command as clients see it: the REST body, the WebSocket payload and the event on the bus.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CommandView {
     /// UUID v7, so ids sort by creation time.
     pub id: Uuid,
@@ -108,8 +108,10 @@ pub struct CommandView {
     pub progress: Option<f32>,
     /// Free text the handler attached to its last progress report.
     pub progress_note: Option<String>,
-    /// The handler's result, once `success`.
-    pub result: Option<Value>,
+    /// The handler's result, once `success`: raw JSON, carried as stored and never re-parsed, so
+    /// that any result PostgreSQL accepted reaches every client (however deep or large its
+    /// numbers).
+    pub result: Option<Box<RawValue>>,
     /// Why it failed, once `fail` (or why the last attempt failed, while retrying).
     pub error: Option<ErrorInfo>,
     /// Global, strictly increasing change counter: keep a change only if its version is higher.

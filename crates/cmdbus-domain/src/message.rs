@@ -23,11 +23,14 @@ pub enum Control {
     Cancel {
         /// The command.
         id: Uuid,
+        /// The generation whose run must stop: a replay's run is never stopped by a cancel of
+        /// the generation before it.
+        generation: i32,
     },
 }
 
 /// A state change on the `events` fanout.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     /// Whose command it is: the notifier only shows a tenant its own commands.
     pub tenant: String,

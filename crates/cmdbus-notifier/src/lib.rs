@@ -1,10 +1,11 @@
 //! The notifier role: the WebSocket hub at `/v1/ws`. It relays every state change from the
-//! change feed to the clients subscribed to it, and resumes a client that was away from
-//! PostgreSQL with no gap (subscribe live first, replay by version, drop duplicates).
+//! change feed to the clients subscribed to it. PostgreSQL is the source of every push: the
+//! notifier reads every change from it (the events fanout is only the fast path), and resumes a
+//! client that was away from a cursor — a snapshot — that cannot skip a change.
 
-mod catch_up;
 mod protocol;
 mod session;
+mod tail;
 
 use axum::{
     Router,
@@ -17,7 +18,7 @@ use sqlx::PgPool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub use catch_up::fill_gaps;
+pub use tail::follow_database;
 
 /// Notifier settings.
 #[derive(Debug, Clone)]

@@ -28,23 +28,32 @@ pub(crate) struct Selector {
     /// Every command of the tenant.
     #[serde(default)]
     pub(crate) all: bool,
-    /// Replay every matching change after this version first.
-    pub(crate) since: Option<i64>,
+    /// Replay every matching change not yet seen at this cursor (one the server sent) first.
+    pub(crate) since: Option<serde_json::Value>,
 }
 
 /// Server → client.
 #[derive(Debug, Serialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub(crate) enum ServerMessage<'a> {
-    /// The subscription took effect; `version` is the tenant's current version.
+    /// The subscription took effect, and its replay (if `since` was given) is delivered.
     Subscribed {
         /// Resume from here later to miss nothing.
-        version: i64,
+        cursor: &'a str,
     },
     /// A command changed (or, during a replay, its latest state).
     Command {
         /// The command after the change.
         command: &'a CommandView,
+        /// The resume point, when it moved since the last message that carried one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<&'a str>,
+    },
+    /// Changes were skipped (a replay too large, or the server fell behind): reload what you
+    /// show, then go on from this cursor.
+    Reset {
+        /// Resume from here after reloading.
+        cursor: &'a str,
     },
     /// A request was not understood; the socket stays open.
     Error {

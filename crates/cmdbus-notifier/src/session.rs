@@ -1,12 +1,21 @@
-//! One WebSocket connection: its subscriptions, its resume, its pings, and the bounds that keep
-//! a slow client from growing memory.
+//! One WebSocket connection: its subscriptions, its resume, its cursor, its pings, and the bounds
+//! that keep a slow client from growing memory.
+//!
+//! The cursor a client holds always means "every change committed in this snapshot that matches
+//! my subscriptions has been sent to me". The connection receives the change feed from before
+//! anything else happens; the feed's horizon moves only after every change it covers was
+//! broadcast; so the latest horizon the connection has received is always a cursor it may hand
+//! out, and it goes along with the next message that leaves.
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use cmdbus_bus::Change;
 use cmdbus_domain::{CommandView, DEFAULT_TENANT, Event};
+use cmdbus_store::{Cursor, Scope};
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
+    time::Duration,
 };
 use tokio::{sync::broadcast::error::RecvError, time::Instant};
 use uuid::Uuid;
@@ -18,8 +27,11 @@ use crate::{
     },
 };
 
-/// Rows read per query during a replay.
-const REPLAY_PAGE: i64 = 1_000;
+/// Most changes one resume replays; past it the client is told to reload (`reset`).
+const REPLAY_LIMIT: i64 = 5_000;
+
+/// How long a subscribe waits for the feed's first horizon (the notifier just started).
+const HORIZON_WAIT: Duration = Duration::from_secs(5);
 
 /// Why a connection ends early.
 #[derive(Debug)]
@@ -35,7 +47,8 @@ enum Closed {
 struct Subscriptions {
     all: bool,
     ids: HashSet<Uuid>,
-    /// The version last sent per command during replays, to drop the live duplicates.
+    /// The version last sent per command by the latest replay, to drop the live duplicates that
+    /// were queued while it ran.
     replayed: HashMap<Uuid, i64>,
 }
 
@@ -50,21 +63,28 @@ struct Connection {
     sink: SplitSink<WebSocket, Message>,
     subscriptions: Subscriptions,
     tenant: String,
+    /// The latest horizon received from the feed: a valid cursor for this client.
+    horizon: Option<Arc<str>>,
+    /// The cursor last sent to the client.
+    sent_cursor: Option<Arc<str>>,
 }
 
 pub(crate) async fn serve(state: NotifierState, socket: WebSocket) {
-    // Subscribe to live changes before anything else, so that a replay read later can only
-    // overlap with them (duplicates are dropped), never leave a gap.
+    // Receive the feed before anything else, so that a replay read later can only overlap with
+    // live changes (duplicates are dropped), never leave a gap.
     let mut live = state.feed.subscribe();
     let connections = metrics::gauge!("cmdbus_ws_connections");
     connections.increment(1.0);
     let (sink, mut stream) = socket.split();
     let ping_interval = state.config.ping_interval;
+    let horizon = state.feed.horizon();
     let mut connection = Connection {
         state,
         sink,
         subscriptions: Subscriptions::default(),
         tenant: DEFAULT_TENANT.to_owned(),
+        horizon,
+        sent_cursor: None,
     };
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
     let mut last_heard = Instant::now();
@@ -79,8 +99,8 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket) {
                 }
                 Some(Err(_)) | None => Err(Closed::Peer),
             },
-            event = live.recv() => match event {
-                Ok(event) => connection.on_event(&event).await,
+            change = live.recv() => match change {
+                Ok(change) => connection.on_change(change).await,
                 // The client could not keep up with the feed: bounded memory beats a silent gap.
                 Err(RecvError::Lagged(_)) => Err(Closed::Close(1013, "too slow; resume with since")),
                 Err(RecvError::Closed) => Err(Closed::Close(1011, "feed closed")),
@@ -134,6 +154,43 @@ impl Connection {
             .await
     }
 
+    /// Sends a command, with the cursor when it moved since the client last got one.
+    async fn send_command(&mut self, command: &CommandView) -> Result<(), Closed> {
+        let cursor = self
+            .horizon
+            .clone()
+            .filter(|horizon| self.sent_cursor.as_ref() != Some(horizon));
+        self.send_json(&ServerMessage::Command {
+            command,
+            cursor: cursor.as_deref(),
+        })
+        .await?;
+        if cursor.is_some() {
+            self.sent_cursor = cursor;
+        }
+        Ok(())
+    }
+
+    async fn on_change(&mut self, change: Change) -> Result<(), Closed> {
+        match change {
+            Change::Event(event) => self.on_event(&event).await,
+            Change::Horizon(horizon) => {
+                self.horizon = Some(horizon);
+                // Live duplicates of the last replay were queued before this horizon.
+                self.subscriptions.replayed.clear();
+                Ok(())
+            }
+            Change::Reset => {
+                if !self.subscriptions.all && self.subscriptions.ids.is_empty() {
+                    return Ok(());
+                }
+                let horizon = self.horizon.clone().unwrap_or_else(|| Arc::from(""));
+                self.send_json(&ServerMessage::Reset { cursor: &horizon })
+                    .await
+            }
+        }
+    }
+
     async fn on_event(&mut self, event: &Arc<Event>) -> Result<(), Closed> {
         let command = &event.command;
         if event.tenant != self.tenant || !self.subscriptions.wants(command.id) {
@@ -144,7 +201,7 @@ impl Connection {
         {
             return Ok(()); // already sent by the replay
         }
-        self.send_json(&ServerMessage::Command { command }).await
+        self.send_command(command).await
     }
 
     async fn on_message(&mut self, message: Message) -> Result<(), Closed> {
@@ -186,70 +243,87 @@ impl Connection {
                 .send_error("too_many_ids", format!("at most {MAX_IDS_PER_MESSAGE} ids per message and {MAX_IDS_PER_CONNECTION} per connection"))
                 .await;
         }
-        if selector.since.is_some_and(|since| since < 0) {
-            return self
-                .send_error("bad_request", "`since` must be a version (>= 0)".to_owned())
-                .await;
-        }
-        self.subscriptions.all |= selector.all;
-        self.subscriptions.ids.extend(selector.ids.iter().copied());
-        let version = match cmdbus_store::current_version(&self.state.pool, &self.tenant).await {
-            Ok(version) => version,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the current version");
+        let since = match &selector.since {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(text)) => match Cursor::parse(text) {
+                Ok(cursor) => Some(cursor),
+                Err(error) => return self.send_error("bad_cursor", error.to_string()).await,
+            },
+            Some(_) => {
                 return self
                     .send_error(
-                        "unavailable",
-                        "the status database is unavailable".to_owned(),
+                        "bad_cursor",
+                        "`since` takes a cursor string this server sent".to_owned(),
                     )
                     .await;
             }
         };
-        self.send_json(&ServerMessage::Subscribed { version })
-            .await?;
-        if let Some(since) = selector.since {
-            let ids = (!selector.all).then_some(selector.ids.as_slice());
-            self.replay(since, ids).await?;
+        if self.horizon.is_none() {
+            let feed = self.state.feed.clone();
+            let _ = tokio::time::timeout(HORIZON_WAIT, feed.wait_horizon()).await;
+            // Read, not received: sound all the same, because a replay below reads a later
+            // snapshot, and a subscription without `since` is owed nothing from before it.
+            self.horizon = self.state.feed.horizon();
         }
-        Ok(())
+        let Some(horizon) = self.horizon.clone() else {
+            return self
+                .send_error(
+                    "unavailable",
+                    "the status database is unavailable".to_owned(),
+                )
+                .await;
+        };
+        self.subscriptions.all |= selector.all;
+        self.subscriptions.ids.extend(selector.ids.iter().copied());
+        if let Some(since) = since {
+            let tenant = self.tenant.clone();
+            let scope = if selector.all {
+                Scope::Tenant(&tenant)
+            } else {
+                Scope::Ids(&tenant, &selector.ids)
+            };
+            self.replay(&since, scope).await?;
+        }
+        self.sent_cursor = Some(Arc::clone(&horizon));
+        self.send_json(&ServerMessage::Subscribed { cursor: &horizon })
+            .await
     }
 
-    /// Sends the latest state of every matching command changed after `since`.
-    async fn replay(&mut self, mut since: i64, ids: Option<&[Uuid]>) -> Result<(), Closed> {
-        loop {
-            let rows = match cmdbus_store::changed_since(
-                &self.state.pool,
-                Some(&self.tenant),
-                since,
-                ids,
-                REPLAY_PAGE,
-            )
-            .await
+    /// Sends the latest state of every matching command changed since `since`.
+    async fn replay(&mut self, since: &Cursor, scope: Scope<'_>) -> Result<(), Closed> {
+        let changes =
+            match cmdbus_store::changes_after(&self.state.pool, Some(since), scope, REPLAY_LIMIT)
+                .await
             {
-                Ok(rows) => rows,
+                Ok(changes) => changes,
                 Err(error) => {
                     tracing::warn!(%error, "cannot replay");
                     // Better no socket than a socket with a silent gap: the client resumes.
                     return Err(Closed::Close(1011, "cannot replay; resume with since"));
                 }
             };
-            let full = rows.len() as i64 == REPLAY_PAGE;
-            for row in &rows {
-                since = since.max(row.version);
-                let view: CommandView = match row.view() {
-                    Ok(view) => view,
-                    Err(error) => {
-                        tracing::error!(%error, "cannot build view");
-                        continue;
-                    }
-                };
-                self.subscriptions.replayed.insert(view.id, view.version);
-                self.send_json(&ServerMessage::Command { command: &view })
-                    .await?;
-            }
-            if !full {
-                return Ok(());
-            }
+        if changes.truncated {
+            let horizon = self.horizon.clone().unwrap_or_else(|| Arc::from(""));
+            return self
+                .send_json(&ServerMessage::Reset { cursor: &horizon })
+                .await;
         }
+        for row in &changes.rows {
+            let view = match row.view() {
+                Ok(view) => view,
+                Err(error) => {
+                    tracing::error!(%error, "cannot build view; skipped");
+                    continue;
+                }
+            };
+            self.subscriptions.replayed.insert(view.id, view.version);
+            // Replayed changes carry no cursor: the client's own stays valid until the end.
+            self.send_json(&ServerMessage::Command {
+                command: &view,
+                cursor: None,
+            })
+            .await?;
+        }
+        Ok(())
     }
 }

@@ -3,10 +3,11 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 // The dynamic SQL below only splices this module's own constants, never input.
-use sqlx::{AssertSqlSafe, PgConnection, PgExecutor, types::Json};
+use sqlx::{Acquire, AssertSqlSafe, FromRow, PgConnection, PgExecutor, Row, types::Json};
+use std::time::Duration;
 use uuid::Uuid;
 
-use crate::{CommandRow, StoreError};
+use crate::{CHANGED, CommandRow, Cursor, StoreError};
 
 /// A command to record, already validated by the api.
 #[derive(Debug, Clone)]
@@ -38,8 +39,11 @@ pub struct Submitted {
     pub created: bool,
 }
 
-/// Records commands as `new`, in the order given. A command whose idempotency key is already
-/// taken is not inserted; the earlier command is returned instead, with `created = false`.
+/// Records commands as `new`, in the order given, in one transaction. A command whose
+/// idempotency key is already taken is not inserted; the earlier command is returned instead,
+/// with `created = false`. A payload that PostgreSQL stores in a form that cannot be read back
+/// (a number beyond what a handler can parse, for one) rolls the whole batch back with
+/// `StoreError::Unreadable`: what is accepted can always be run.
 pub async fn insert(
     conn: &mut PgConnection,
     commands: &[NewCommand],
@@ -57,6 +61,7 @@ pub async fn insert(
         .collect();
     let max_attempts: Vec<i32> = commands.iter().map(|c| c.max_attempts).collect();
 
+    let mut tx = conn.begin().await?;
     let inserted: Vec<CommandRow> = sqlx::query_as(
         "insert into commands
              (id, tenant, type, payload, priority, ordering_key, idempotency_key, max_attempts)
@@ -73,8 +78,16 @@ pub async fn insert(
     .bind(&ordering_keys)
     .bind(&idempotency_keys)
     .bind(&max_attempts)
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut *tx)
     .await?;
+    for row in &inserted {
+        if let Err(error) = serde_json::from_str::<Value>(row.payload.get()) {
+            return Err(StoreError::Unreadable {
+                id: row.id,
+                reason: format!("the payload as stored does not read back: {error}"),
+            });
+        }
+    }
 
     let mut submitted = Vec::with_capacity(commands.len());
     for command in commands {
@@ -91,30 +104,35 @@ pub async fn insert(
             sqlx::query_as("select * from commands where tenant = $1 and idempotency_key = $2")
                 .bind(&command.tenant)
                 .bind(&command.idempotency_key)
-                .fetch_one(&mut *conn)
+                .fetch_one(&mut *tx)
                 .await?;
         submitted.push(Submitted {
             row,
             created: false,
         });
     }
+    tx.commit().await?;
     Ok(submitted)
 }
 
-/// `new` → `queue` for commands whose message the broker confirmed. Rows that moved on in the
-/// meantime (a fast worker already claimed one) are left alone and not returned.
+/// `new` → `queue` for commands whose message the broker confirmed; a `queue` row is looked at
+/// again by the redelivery sweep `redeliver_after` from now, should its message be lost. Rows
+/// that moved on in the meantime (a fast worker already claimed one) are left alone and not
+/// returned.
 pub async fn mark_queued<'c>(
     executor: impl PgExecutor<'c>,
     ids: &[Uuid],
+    redeliver_after: Duration,
 ) -> Result<Vec<CommandRow>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "update commands
             set status = 'queue', queued_at = coalesce(queued_at, now()),
-                version = nextval('command_version')
+                redeliver_at = now() + make_interval(secs => $2), {CHANGED}
           where id = any($1) and status = 'new'
-          returning *",
-    )
+          returning *"
+    )))
     .bind(ids)
+    .bind(redeliver_after.as_secs_f64())
     .fetch_all(executor)
     .await?)
 }
@@ -158,20 +176,24 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
-/// A tenant's commands, newest first.
+/// A tenant's commands, newest first, with the snapshot they were read in: subscribing with
+/// that cursor afterwards misses no change made after the read.
 pub async fn list<'c>(
     executor: impl PgExecutor<'c>,
     tenant: &str,
     filter: &ListFilter,
-) -> Result<Vec<CommandRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "select * from commands
-          where tenant = $1
-            and ($2::text is null or status = $2)
-            and ($3::text is null or type = $3)
-            and ($4::uuid is null or id < $4)
-          order by id desc
-          limit $5",
+) -> Result<(Vec<CommandRow>, Cursor), StoreError> {
+    let read = sqlx::query(
+        "select s.cursor::text as cursor, c.*
+           from (select pg_current_snapshot() as cursor) s
+           left join lateral (
+                select * from commands
+                 where tenant = $1
+                   and ($2::text is null or status = $2)
+                   and ($3::text is null or type = $3)
+                   and ($4::uuid is null or id < $4)
+                 order by id desc
+                 limit $5) c on true",
     )
     .bind(tenant)
     .bind(&filter.status)
@@ -179,55 +201,19 @@ pub async fn list<'c>(
     .bind(filter.before)
     .bind(filter.limit)
     .fetch_all(executor)
-    .await?)
-}
-
-/// Commands changed after `since`, oldest change first: what a client that was away missed.
-/// `tenant` (all tenants when `None`) and `ids` narrow it.
-pub async fn changed_since<'c>(
-    executor: impl PgExecutor<'c>,
-    tenant: Option<&str>,
-    since: i64,
-    ids: Option<&[Uuid]>,
-    limit: i64,
-) -> Result<Vec<CommandRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "select * from commands
-          where ($1::text is null or tenant = $1) and version > $2
-            and ($3::uuid[] is null or id = any($3))
-          order by version
-          limit $4",
-    )
-    .bind(tenant)
-    .bind(since)
-    .bind(ids)
-    .bind(limit)
-    .fetch_all(executor)
-    .await?)
-}
-
-/// The highest version of a tenant's commands (0 when it has none).
-pub async fn current_version<'c>(
-    executor: impl PgExecutor<'c>,
-    tenant: &str,
-) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar("select coalesce(max(version), 0) from commands where tenant = $1")
-            .bind(tenant)
-            .fetch_one(executor)
-            .await?,
-    )
-}
-
-/// How many commands are in each status (all tenants), for metrics.
-pub async fn count_by_status<'c>(
-    executor: impl PgExecutor<'c>,
-) -> Result<Vec<(String, i64)>, StoreError> {
-    Ok(
-        sqlx::query_as("select status, count(*) from commands group by status")
-            .fetch_all(executor)
-            .await?,
-    )
+    .await?;
+    let mut cursor = None;
+    let mut rows = Vec::with_capacity(read.len());
+    for row in &read {
+        if cursor.is_none() {
+            cursor = Some(Cursor::read(row.try_get("cursor")?));
+        }
+        if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
+            rows.push(CommandRow::from_row(row)?);
+        }
+    }
+    let cursor = cursor.ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
+    Ok((rows, cursor))
 }
 
 /// Cancels a command: one that has not started becomes `cancelled` at once; a running one gets
@@ -237,16 +223,15 @@ pub async fn cancel<'c>(
     tenant: &str,
     id: Uuid,
 ) -> Result<Option<CommandRow>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "update commands
             set status = case when status = 'running' then status else 'cancelled' end,
                 finished_at = case when status = 'running' then null else now() end,
-                cancel_requested = true,
-                version = nextval('command_version')
+                cancel_requested = true, redeliver_at = null, {CHANGED}
           where tenant = $1 and id = $2
             and (status in ('new', 'queue') or (status = 'running' and not cancel_requested))
-          returning *",
-    )
+          returning *"
+    )))
     .bind(tenant)
     .bind(id)
     .fetch_optional(executor)
@@ -273,9 +258,11 @@ pub async fn replay<'c>(
 
 /// What `replay` resets: a fresh generation and attempt budget.
 const REPLAY_SET: &str = "status = 'new', generation = generation + 1, attempt = 0,
-    result = null, error = null, progress = null, progress_note = null, lane = null,
-    worker = null, lease_until = null, cancel_requested = false, started_at = null,
-    finished_at = null, version = nextval('command_version')";
+    lease_losses = 0, releases = 0, result = null, error = null, progress = null,
+    progress_note = null, lane = null, worker = null, claim = null, lease_until = null,
+    cancel_requested = false, started_at = null, finished_at = null, next_attempt_at = null,
+    redeliver_at = null, version = nextval('command_version'),
+    changed_xid = pg_current_xact_id()";
 
 /// Replays every failed command matching the filters (type, error code, finished in a window);
 /// with `dry_run` only counts them. Returns the count and, unless dry, the replayed rows.

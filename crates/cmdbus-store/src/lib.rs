@@ -2,9 +2,11 @@
 //! conditional `UPDATE ... WHERE status = ... RETURNING`, never read-then-write, and the hot-path
 //! functions take many rows at once so callers can batch.
 
+mod changes;
 mod commands;
 mod lifecycle;
 mod row;
+mod sweeps;
 mod types;
 
 use sqlx::{
@@ -14,15 +16,68 @@ use sqlx::{
 };
 use std::{str::FromStr, time::Duration};
 
+pub use changes::{Changes, Cursor, InvalidCursor, Scope, changes_after};
 pub use commands::{
-    ListFilter, NewCommand, Submitted, cancel, changed_since, count_by_status, current_version,
-    get, insert, list, lookup, mark_queued, replay, replay_matching,
+    ListFilter, NewCommand, Submitted, cancel, get, insert, list, lookup, mark_queued, replay,
+    replay_matching,
 };
-pub use lifecycle::{
-    Claim, Finish, Outcome, claim, finish, heartbeat, progress, reap_expired, relay_candidates,
-};
+pub use lifecycle::{Claim, Finish, Outcome, Run, claim, finish, heartbeat, hold_claim, progress};
 pub use row::CommandRow;
+pub use sweeps::{
+    count_unfinished, purge_finished, reap_expired, redelivered, take_redeliveries,
+    take_unpublished,
+};
 pub use types::{list_types, register_types};
+
+/// What every visible change sets besides its own columns: the next version (clients keep a
+/// change only if its version is higher) and the writing transaction (the notifier reads changes
+/// by snapshot). Heartbeats and sweep bookkeeping change neither: no client needs to see them.
+pub(crate) const CHANGED: &str =
+    "version = nextval('command_version'), changed_xid = pg_current_xact_id()";
+
+/// `text` with every NUL character replaced by U+FFFD: PostgreSQL text and JSON cannot hold NUL,
+/// and an error message or progress note must never make its write fail.
+pub fn without_nul(text: &str) -> String {
+    text.replace('\0', "\u{fffd}")
+}
+
+/// Where a JSON value holds a NUL character (in a string or a key), which PostgreSQL cannot
+/// store; `None` when it holds none.
+pub fn find_nul(value: &serde_json::Value) -> Option<String> {
+    fn walk(value: &serde_json::Value, path: &mut String) -> bool {
+        match value {
+            serde_json::Value::String(text) => text.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().enumerate().any(|(index, item)| {
+                let len = path.len();
+                path.push_str(&format!("[{index}]"));
+                let found = walk(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            serde_json::Value::Object(map) => map.iter().any(|(key, item)| {
+                let len = path.len();
+                path.push('.');
+                path.push_str(&key.replace('\0', "\\u0000"));
+                let found = key.contains('\0') || walk(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    let mut path = String::new();
+    walk(value, &mut path).then(|| {
+        if path.is_empty() {
+            ".".to_owned()
+        } else {
+            path
+        }
+    })
+}
 
 /// The migrations in `migrations/`, shared by the binary and the tests.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
@@ -44,9 +99,33 @@ pub enum StoreError {
         /// What did not decode.
         reason: String,
     },
+    /// A value was stored in a form that cannot be read back; nothing was written.
+    #[error("command {id} cannot be read back: {reason}")]
+    Unreadable {
+        /// The command that was not recorded.
+        id: uuid::Uuid,
+        /// What did not read back.
+        reason: String,
+    },
 }
 
 impl StoreError {
+    /// The database refused the values themselves (a data exception, an integrity violation,
+    /// a program limit such as a value too large): writing them again cannot succeed, unlike
+    /// a lost connection or a restarting server.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => db.code().is_some_and(|code| {
+                ["22", "23", "54"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+            }),
+            StoreError::Database(sqlx::Error::ColumnDecode { .. } | sqlx::Error::Encode(_)) => true,
+            StoreError::Corrupt { .. } | StoreError::Unreadable { .. } => true,
+            _ => false,
+        }
+    }
+
     /// The name of the constraint a statement violated, if that is what happened.
     pub fn constraint(&self) -> Option<&str> {
         match self {

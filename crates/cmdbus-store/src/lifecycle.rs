@@ -1,14 +1,16 @@
-//! The worker's side of the table: claim with a lease, renew it, report progress, finish fenced
-//! by (worker, attempt); and the api's sweeps that keep nothing stuck (relay, reaper).
+//! The worker's side of the table: claim a run with a token and a lease, renew it, report
+//! progress, hold it while the handler writes its own effects, and finish it. Every write after
+//! the claim is fenced by the run's token, so a run that lost its lease, or a run of an older
+//! generation, can never change the command again.
 
-use chrono::{DateTime, Utc};
 use cmdbus_domain::{ErrorInfo, Status};
 use serde_json::Value;
-use sqlx::{PgExecutor, types::Json};
+// The dynamic SQL below only splices this crate's own constants, never input.
+use sqlx::{AssertSqlSafe, PgConnection, PgExecutor, types::Json};
 use std::time::Duration;
 use uuid::Uuid;
 
-use crate::{CommandRow, StoreError};
+use crate::{CHANGED, CommandRow, StoreError, without_nul};
 
 /// A delivery that asks to run a command.
 #[derive(Debug, Clone, Copy)]
@@ -19,11 +21,15 @@ pub struct Claim {
     pub generation: i32,
 }
 
-/// Claims commands for `worker`: `new`/`queue` (or `running` with an expired lease) becomes
-/// `running` with `attempt + 1` and a lease, in one conditional statement that also opens the
-/// attempt's history row. A worker of an exception lane (`lane`) may also claim the failures
-/// parked in that lane: that is how an operator re-runs them. Returns the claimed rows with their
-/// payloads; a duplicate, stale or cancelled delivery is simply absent.
+/// Claims commands for `worker`: `new`/`queue` becomes `running` with `attempt + 1`, a fresh
+/// claim token and a lease, in one conditional statement that also opens the attempt's history
+/// row. A worker of an exception lane (`lane`) may also claim the failures parked in that lane:
+/// that is how an operator re-runs them.
+///
+/// What is never claimed: an older generation, a cancelled command, one whose attempts are used
+/// up, a running one (only the reaper takes a run away, once its lease expired), and a command
+/// with an ordering key while an earlier command of the same key and tenant is unfinished —
+/// order by key is a property of the database, not of message position.
 pub async fn claim<'c>(
     executor: impl PgExecutor<'c>,
     claims: &[Claim],
@@ -33,27 +39,32 @@ pub async fn claim<'c>(
 ) -> Result<Vec<CommandRow>, StoreError> {
     let ids: Vec<Uuid> = claims.iter().map(|c| c.id).collect();
     let generations: Vec<i32> = claims.iter().map(|c| c.generation).collect();
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "with claimed as (
              update commands c
                 set status = 'running', attempt = c.attempt + 1, worker = $3,
+                    claim = gen_random_uuid(),
                     lease_until = now() + make_interval(secs => $4),
                     started_at = now(), progress = null, progress_note = null,
                     queued_at = coalesce(c.queued_at, now()),
-                    next_attempt_at = null, finished_at = null,
-                    version = nextval('command_version')
+                    next_attempt_at = null, redeliver_at = null, finished_at = null, {CHANGED}
                from unnest($1::uuid[], $2::int4[]) as d(id, generation)
               where c.id = d.id and c.generation = d.generation and not c.cancel_requested
-                and (c.status in ('new', 'queue')
-                     or (c.status = 'running' and c.lease_until < now())
+                and ((c.status in ('new', 'queue')
+                      and c.attempt < c.max_attempts + c.lease_losses + c.releases)
                      or (c.status = 'fail' and c.lane = $5))
+                and (c.ordering_key is null or not exists (
+                     select 1 from commands e
+                      where e.tenant = c.tenant and e.ordering_key = c.ordering_key
+                        and e.status in ('new', 'queue', 'running')
+                        and (e.created_at, e.id) < (c.created_at, c.id)))
              returning c.*
          ), history as (
              insert into command_attempts (command_id, generation, attempt, worker)
              select id, generation, attempt, worker from claimed
          )
-         select * from claimed",
-    )
+         select * from claimed"
+    )))
     .bind(&ids)
     .bind(&generations)
     .bind(worker)
@@ -63,7 +74,7 @@ pub async fn claim<'c>(
     .await?)
 }
 
-/// How an attempt ended.
+/// How a run ended.
 #[derive(Debug, Clone)]
 pub enum Outcome {
     /// The handler returned a result.
@@ -74,7 +85,8 @@ pub enum Outcome {
     Retry(ErrorInfo, Duration),
     /// The handler stopped because a cancel was requested.
     Cancelled,
-    /// The worker gave the command back unfinished (shutdown): back to `queue`.
+    /// The worker gave the command back unfinished (shutdown): back to `queue`, without using
+    /// up an attempt.
     Released,
 }
 
@@ -98,43 +110,55 @@ impl Outcome {
             Outcome::Released => "released",
         }
     }
+
+    fn error(&self) -> Option<ErrorInfo> {
+        match self {
+            Outcome::Fail(error) | Outcome::Retry(error, _) => Some(ErrorInfo {
+                code: without_nul(&error.code),
+                message: without_nul(&error.message),
+                retryable: error.retryable,
+            }),
+            _ => None,
+        }
+    }
 }
 
-/// The end of one attempt, as the worker that holds the lease reports it.
+/// The end of one run, as the worker that holds its claim reports it.
 #[derive(Debug, Clone)]
 pub struct Finish {
     /// The command.
     pub id: Uuid,
-    /// The worker that claimed it.
-    pub worker: String,
-    /// The attempt it claimed.
-    pub attempt: i32,
+    /// The run's claim token.
+    pub claim: Uuid,
     /// How it ended.
     pub outcome: Outcome,
     /// For `Fail`: the exception lane the message is parked in.
     pub lane: Option<String>,
 }
 
-/// Ends attempts, each fenced by (worker, attempt): a worker that lost its lease changes
-/// nothing. Returns the rows that changed.
+/// Ends runs, each fenced by its claim token: a run that lost its claim changes nothing. A run
+/// that ends in `queue` (a retry or a release) while a cancel was requested ends `cancelled`
+/// instead, in the same statement, so a missed cancel signal cannot leave a command waiting for a
+/// message nobody will send. `redeliver_after` is how long past its due time a `queue` row waits
+/// before the sweep publishes it again. Returns the rows that changed.
 pub async fn finish<'c>(
     executor: impl PgExecutor<'c>,
     finishes: &[Finish],
+    redeliver_after: Duration,
 ) -> Result<Vec<CommandRow>, StoreError> {
     let ids: Vec<Uuid> = finishes.iter().map(|f| f.id).collect();
-    let workers: Vec<&str> = finishes.iter().map(|f| f.worker.as_str()).collect();
-    let attempts: Vec<i32> = finishes.iter().map(|f| f.attempt).collect();
+    let claims: Vec<Uuid> = finishes.iter().map(|f| f.claim).collect();
     let statuses: Vec<&str> = finishes
         .iter()
         .map(|f| f.outcome.status().as_str())
         .collect();
     let histories: Vec<&str> = finishes.iter().map(|f| f.outcome.name()).collect();
     let lanes: Vec<Option<&str>> = finishes.iter().map(|f| f.lane.as_deref()).collect();
-    let retry_in: Vec<Option<f64>> = finishes
+    let retry_in: Vec<f64> = finishes
         .iter()
         .map(|f| match &f.outcome {
-            Outcome::Retry(_, delay) => Some(delay.as_secs_f64()),
-            _ => None,
+            Outcome::Retry(_, delay) => delay.as_secs_f64(),
+            _ => 0.0,
         })
         .collect();
     let results: Vec<Option<Json<&Value>>> = finishes
@@ -144,146 +168,128 @@ pub async fn finish<'c>(
             _ => None,
         })
         .collect();
-    let errors: Vec<Option<Json<&ErrorInfo>>> = finishes
-        .iter()
-        .map(|f| match &f.outcome {
-            Outcome::Fail(error) | Outcome::Retry(error, _) => Some(Json(error)),
-            _ => None,
-        })
-        .collect();
-    Ok(sqlx::query_as(
+    let errors: Vec<Option<ErrorInfo>> = finishes.iter().map(|f| f.outcome.error()).collect();
+    let errors: Vec<Option<Json<&ErrorInfo>>> =
+        errors.iter().map(|e| e.as_ref().map(Json)).collect();
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "with finished as (
              update commands c
-                set status = f.status, result = f.result, error = coalesce(f.error, c.error),
-                    lane = f.lane,
-                    next_attempt_at = now() + make_interval(secs => f.retry_in),
+                set status = case when f.status = 'queue' and c.cancel_requested then 'cancelled'
+                                  else f.status end,
+                    result = f.result, error = coalesce(f.error, c.error),
+                    lane = case when f.status = 'fail' then f.lane end,
+                    next_attempt_at = case when f.status = 'queue' and not c.cancel_requested
+                                           then now() + make_interval(secs => f.retry_in) end,
+                    redeliver_at = case when f.status = 'queue' and not c.cancel_requested
+                                        then now() + make_interval(secs => f.retry_in + $9) end,
+                    releases = c.releases + (f.history = 'released')::int,
                     progress = case when f.status = 'success' then 1 else c.progress end,
-                    finished_at = case when f.status in ('success', 'fail', 'cancelled')
+                    finished_at = case when f.status <> 'queue' or c.cancel_requested
                                        then now() end,
-                    worker = case when f.status = 'queue' then null else c.worker end,
-                    lease_until = null,
-                    version = nextval('command_version')
-               from unnest($1::uuid[], $2::text[], $3::int4[], $4::text[], $5::jsonb[],
-                           $6::jsonb[], $7::text[], $8::text[], $9::float8[])
-                    as f(id, worker, attempt, status, result, error, lane, history, retry_in)
-              where c.id = f.id and c.status = 'running'
-                and c.worker = f.worker and c.attempt = f.attempt
-             returning c.*, f.history
+                    worker = case when f.status = 'queue' and not c.cancel_requested then null
+                                  else c.worker end,
+                    claim = null, lease_until = null, {CHANGED}
+               from unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[],
+                           $6::text[], $7::text[], $8::float8[])
+                    as f(id, claim, status, result, error, lane, history, retry_in)
+              where c.id = f.id and c.claim = f.claim and c.status = 'running'
+             returning c.*, f.history, f.error as attempt_error
          ), history as (
              update command_attempts a
-                set finished_at = now(), outcome = finished.history, error = finished.error
+                set finished_at = now(), error = finished.attempt_error,
+                    outcome = case when finished.status = 'cancelled' then 'cancelled'
+                                   else finished.history end
                from finished
               where a.command_id = finished.id and a.generation = finished.generation
                 and a.attempt = finished.attempt
          )
-         select * from finished",
-    )
+         select * from finished"
+    )))
     .bind(&ids)
-    .bind(&workers)
-    .bind(&attempts)
+    .bind(&claims)
     .bind(&statuses)
     .bind(&results)
     .bind(&errors)
     .bind(&lanes)
     .bind(&histories)
     .bind(&retry_in)
+    .bind(redeliver_after.as_secs_f64())
     .fetch_all(executor)
     .await?)
 }
 
-/// Renews the leases `worker` holds on `ids`. Returns, for each lease still held, whether a
-/// cancel was requested; an id that is missing has lost its lease.
+/// A run this worker holds: the command and its claim token.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    /// The command.
+    pub id: Uuid,
+    /// The run's claim token.
+    pub claim: Uuid,
+}
+
+/// Renews the leases of `runs`. Returns, for each run whose claim still holds, its token and
+/// whether a cancel was requested; a run that is missing has lost its claim.
 pub async fn heartbeat<'c>(
     executor: impl PgExecutor<'c>,
-    worker: &str,
-    ids: &[Uuid],
+    runs: &[Run],
     lease: Duration,
 ) -> Result<Vec<(Uuid, bool)>, StoreError> {
+    let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
+    let claims: Vec<Uuid> = runs.iter().map(|r| r.claim).collect();
     Ok(sqlx::query_as(
-        "update commands
+        "update commands c
             set lease_until = now() + make_interval(secs => $3)
-          where id = any($2) and worker = $1 and status = 'running'
-          returning id, cancel_requested",
+           from unnest($1::uuid[], $2::uuid[]) as r(id, claim)
+          where c.id = r.id and c.claim = r.claim and c.status = 'running'
+          returning c.claim, c.cancel_requested",
     )
-    .bind(worker)
-    .bind(ids)
+    .bind(&ids)
+    .bind(&claims)
     .bind(lease.as_secs_f64())
     .fetch_all(executor)
     .await?)
 }
 
-/// Records progress of a running attempt (fenced like `finish`).
+/// Records progress of a running attempt (fenced like `finish`). NUL characters in the note are
+/// replaced: PostgreSQL text cannot hold them.
 pub async fn progress<'c>(
     executor: impl PgExecutor<'c>,
-    id: Uuid,
-    worker: &str,
-    attempt: i32,
+    run: Run,
     fraction: f32,
     note: Option<&str>,
 ) -> Result<Option<CommandRow>, StoreError> {
-    Ok(sqlx::query_as(
+    let fraction = if fraction.is_finite() {
+        fraction.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "update commands
-            set progress = $4, progress_note = $5, version = nextval('command_version')
-          where id = $1 and worker = $2 and attempt = $3 and status = 'running'
-          returning *",
-    )
-    .bind(id)
-    .bind(worker)
-    .bind(attempt)
-    .bind(fraction.clamp(0.0, 1.0))
-    .bind(note)
+            set progress = $3, progress_note = $4, {CHANGED}
+          where id = $1 and claim = $2 and status = 'running'
+          returning *"
+    )))
+    .bind(run.id)
+    .bind(run.claim)
+    .bind(fraction)
+    .bind(note.map(without_nul))
     .fetch_optional(executor)
     .await?)
 }
 
-/// Rows the broker never confirmed, recorded more than `older_than` ago: the outbox relay
-/// publishes them again.
-pub async fn relay_candidates<'c>(
-    executor: impl PgExecutor<'c>,
-    older_than: Duration,
-    limit: i64,
-) -> Result<Vec<CommandRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "select * from commands
-          where status = 'new' and created_at < now() - make_interval(secs => $1)
-          order by created_at
-          limit $2",
+/// Inside the caller's own transaction: locks the command row (`for share`) if `run` still holds
+/// its claim with a live lease, and says whether it does. A handler that writes its effects in
+/// the same transaction after a `true` can never have them land after another run or a later
+/// generation took over: the reaper, a replay and a cancel all wait for the lock.
+pub async fn hold_claim(conn: &mut PgConnection, run: Run) -> Result<bool, StoreError> {
+    let held: Option<bool> = sqlx::query_scalar(
+        "select true from commands
+          where id = $1 and claim = $2 and status = 'running' and lease_until > now()
+          for share",
     )
-    .bind(older_than.as_secs_f64())
-    .bind(limit)
-    .fetch_all(executor)
-    .await?)
-}
-
-/// Running rows whose lease expired more than `grace` ago (their worker died and no copy of the
-/// message claimed them since) go back to `new`, so that they are published again, or become
-/// `cancelled` when a cancel was requested. The lost attempt is recorded as such.
-pub async fn reap_expired<'c>(
-    executor: impl PgExecutor<'c>,
-    grace: Duration,
-    now: Option<DateTime<Utc>>,
-) -> Result<Vec<CommandRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "with reaped as (
-             update commands
-                set status = case when cancel_requested then 'cancelled' else 'new' end,
-                    finished_at = case when cancel_requested then now() end,
-                    worker = null, lease_until = null,
-                    version = nextval('command_version')
-              where status = 'running'
-                and lease_until < coalesce($2, now()) - make_interval(secs => $1)
-             returning *
-         ), history as (
-             update command_attempts a
-                set finished_at = now(), outcome = 'lease_lost'
-               from reaped
-              where a.command_id = reaped.id and a.generation = reaped.generation
-                and a.attempt = reaped.attempt and a.finished_at is null
-         )
-         select * from reaped",
-    )
-    .bind(grace.as_secs_f64())
-    .bind(now)
-    .fetch_all(executor)
-    .await?)
+    .bind(run.id)
+    .bind(run.claim)
+    .fetch_optional(conn)
+    .await?;
+    Ok(held.unwrap_or(false))
 }

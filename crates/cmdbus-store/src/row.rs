@@ -2,8 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use cmdbus_domain::{CommandView, ErrorInfo, Event, Status};
-use serde_json::Value;
-use sqlx::types::Json;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::StoreError;
@@ -18,8 +17,8 @@ pub struct CommandRow {
     /// Registered command type.
     #[sqlx(rename = "type")]
     pub kind: String,
-    /// The handler's input.
-    pub payload: Json<Value>,
+    /// The handler's input, as stored (raw JSON: reading a row never fails on its contents).
+    pub payload: Box<RawValue>,
     /// Lifecycle state, one of the `Status` strings.
     pub status: String,
     /// 0..=9.
@@ -38,10 +37,10 @@ pub struct CommandRow {
     pub progress: Option<f32>,
     /// Free text of the last progress report.
     pub progress_note: Option<String>,
-    /// Handler result.
-    pub result: Option<Json<Value>>,
-    /// Last error.
-    pub error: Option<Json<ErrorInfo>>,
+    /// Handler result, as stored.
+    pub result: Option<Box<RawValue>>,
+    /// Last error, as stored (an `ErrorInfo`).
+    pub error: Option<Box<RawValue>>,
     /// Exception lane the command was parked in, if any.
     pub lane: Option<String>,
     /// Holder of the lease (while running) or the worker that finished it.
@@ -62,6 +61,14 @@ pub struct CommandRow {
     pub finished_at: Option<DateTime<Utc>>,
     /// The next attempt is due (retries).
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The token of the current run (while `running`).
+    pub claim: Option<Uuid>,
+    /// Runs that lost their lease.
+    pub lease_losses: i32,
+    /// Runs given back unfinished at shutdown.
+    pub releases: i32,
+    /// When the sweep publishes this row's message again unless it moved on.
+    pub redeliver_at: Option<DateTime<Utc>>,
 }
 
 impl CommandRow {
@@ -71,6 +78,25 @@ impl CommandRow {
             id: self.id,
             reason: format!("status {:?}", self.status),
         })
+    }
+
+    /// Attempts that used up `max_attempts`: runs started, less those that lost their lease or
+    /// were given back at shutdown.
+    pub fn spent_attempts(&self) -> i32 {
+        self.attempt - self.lease_losses - self.releases
+    }
+
+    /// The stored error. One written by hand that does not decode is shown as such rather than
+    /// failing every read of the row.
+    pub fn error_info(&self) -> Option<ErrorInfo> {
+        let raw = self.error.as_ref()?;
+        Some(
+            serde_json::from_str(raw.get()).unwrap_or_else(|error| ErrorInfo {
+                code: "unreadable_error".to_owned(),
+                message: format!("the stored error does not decode: {error}"),
+                retryable: false,
+            }),
+        )
     }
 
     /// The view clients see.
@@ -85,8 +111,8 @@ impl CommandRow {
             max_attempts: self.max_attempts,
             progress: self.progress,
             progress_note: self.progress_note.clone(),
-            result: self.result.as_ref().map(|json| json.0.clone()),
-            error: self.error.as_ref().map(|json| json.0.clone()),
+            result: self.result.clone(),
+            error: self.error_info(),
             version: self.version,
             created_at: self.created_at,
             queued_at: self.queued_at,

@@ -2,7 +2,8 @@
 //! explicit heartbeat for long stretches of blocking work.
 
 use cmdbus_bus::Broker;
-use sqlx::PgPool;
+use cmdbus_store::StoreError;
+use sqlx::{PgConnection, PgPool};
 use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -10,17 +11,18 @@ use std::{
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::lease::Lease;
+
 /// Progress is written at most this often per command; the final state always is.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The running attempt of one command, as its handler sees it.
 #[derive(Debug, Clone)]
 pub struct Context {
-    pub(crate) id: Uuid,
     pub(crate) kind: String,
     pub(crate) attempt: i32,
     pub(crate) max_attempts: i32,
-    pub(crate) cancel: CancellationToken,
+    pub(crate) lease: Arc<Lease>,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -31,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) broker: Broker,
     pub(crate) worker: String,
     pub(crate) lease: Duration,
+    /// How long past its due time a `queue` row waits before the sweep publishes it again.
+    pub(crate) redeliver_after: Duration,
     /// When each command last wrote its progress.
     pub(crate) last_progress: Mutex<std::collections::HashMap<Uuid, Instant>>,
 }
@@ -38,7 +42,17 @@ pub(crate) struct Shared {
 impl Context {
     /// The command's id.
     pub fn id(&self) -> Uuid {
-        self.id
+        self.lease.run.id
+    }
+
+    /// This run's claim token: every write of the run is fenced by it.
+    pub fn claim(&self) -> Uuid {
+        self.lease.run.claim
+    }
+
+    /// The command's generation (bumped by each replay).
+    pub fn generation(&self) -> i32 {
+        self.lease.generation
     }
 
     /// The command's type.
@@ -59,18 +73,32 @@ impl Context {
     /// Fires when the handler should stop: the command was cancelled, the lease was lost, or the
     /// worker is shutting down past its grace period.
     pub fn cancellation(&self) -> &CancellationToken {
-        &self.cancel
+        &self.lease.cancel
     }
 
     /// Whether the handler should stop now.
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
+        self.lease.cancel.is_cancelled()
+    }
+
+    /// Call inside your own transaction before writing the handler's effects: it locks the
+    /// command row if this run still holds its claim with a live lease, and says whether it does.
+    /// Write only after `true`, in the same transaction: then no effect can ever land after the
+    /// run lost its lease, was taken over, or a replay started a later generation (those wait for
+    /// the lock). With an idempotent write (a unique key per command and generation), effects
+    /// are exactly once per generation.
+    pub async fn hold_claim(&self, conn: &mut PgConnection) -> Result<bool, StoreError> {
+        if self.lease.is_lost() {
+            return Ok(false);
+        }
+        cmdbus_store::hold_claim(conn, self.lease.run).await
     }
 
     /// Reports progress (0.0 to 1.0, with an optional note). Written and pushed to clients at
     /// most every 100 ms; reports in between are dropped, the last one always lands.
     pub async fn progress(&self, fraction: f32, note: impl Into<Option<String>>) {
         let now = Instant::now();
+        let id = self.lease.run.id;
         {
             let mut last = self
                 .shared
@@ -78,39 +106,42 @@ impl Context {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let due = last
-                .get(&self.id)
+                .get(&id)
                 .is_none_or(|at| now.duration_since(*at) >= PROGRESS_INTERVAL);
             if !due && fraction < 1.0 {
                 return;
             }
-            last.insert(self.id, now);
+            last.insert(id, now);
         }
         let note = note.into();
-        let row = cmdbus_store::progress(
-            &self.shared.pool,
-            self.id,
-            &self.shared.worker,
-            self.attempt,
-            fraction,
-            note.as_deref(),
-        )
-        .await;
+        let row =
+            cmdbus_store::progress(&self.shared.pool, self.lease.run, fraction, note.as_deref())
+                .await;
         match row {
             Ok(Some(row)) => crate::runtime::announce(&self.shared.broker, &[row]).await,
-            Ok(None) => {} // lease lost: the heartbeat will cancel us
-            Err(error) => tracing::warn!(%error, id = %self.id, "cannot record progress"),
+            Ok(None) => {} // the claim is gone: the renewer cancels us
+            Err(error) => tracing::warn!(%error, %id, "cannot record progress"),
         }
     }
 
     /// Renews the lease now; false when it was lost (the handler should stop).
     pub async fn heartbeat(&self) -> bool {
-        let renewed = cmdbus_store::heartbeat(
-            &self.shared.pool,
-            &self.shared.worker,
-            &[self.id],
-            self.shared.lease,
-        )
-        .await;
-        matches!(renewed, Ok(rows) if !rows.is_empty())
+        if self.lease.is_lost() {
+            return false;
+        }
+        let sent = tokio::time::Instant::now();
+        let renewed =
+            cmdbus_store::heartbeat(&self.shared.pool, &[self.lease.run], self.shared.lease).await;
+        match renewed {
+            Ok(rows) if !rows.is_empty() => {
+                self.lease.renewed(sent, self.shared.lease);
+                true
+            }
+            Ok(_) => {
+                self.lease.lose("the claim is no longer ours");
+                false
+            }
+            Err(_) => false,
+        }
     }
 }

@@ -16,7 +16,8 @@ pub fn register(registry: &mut Registry) {
         .register(
             info(
                 "demo.sleep",
-                "Sleeps `ms` milliseconds in `steps` steps, reporting progress after each.",
+                "Sleeps `ms` milliseconds in `steps` steps, reporting progress after each; \
+                 `ignore_cancel: true` keeps sleeping when cancelled, as many real handlers do.",
                 1,
                 json!({"ms": 3000, "steps": 5}),
             ),
@@ -62,10 +63,11 @@ fn field(payload: &Value, name: &str, default: u64) -> Result<u64, HandlerError>
 async fn sleep(ctx: Context, payload: Value) -> Result<Value, HandlerError> {
     let ms = field(&payload, "ms", 1000)?;
     let steps = field(&payload, "steps", 1)?.clamp(1, 10_000);
+    let ignore_cancel = payload.get("ignore_cancel").and_then(Value::as_bool) == Some(true);
     let step = Duration::from_millis(ms / steps);
     for done in 1..=steps {
         tokio::select! {
-            _ = ctx.cancellation().cancelled() => {
+            _ = ctx.cancellation().cancelled(), if !ignore_cancel => {
                 return Err(HandlerError::retryable("cancelled", "stopped before the end"));
             }
             _ = tokio::time::sleep(step) => {}

@@ -1,32 +1,93 @@
-//! Leases of the commands this worker runs. One loop renews them all in one statement every third
-//! of the lease, and tells each handler when its command was cancelled or its lease was lost.
+//! Leases of the runs this worker holds, keyed by claim token. One loop renews them all in one
+//! statement every third of the lease, and a lease that could not be renewed in time is lost
+//! here first: the handler's cancellation fires at the lease's local deadline ("lease lost"),
+//! whether the database said no, did not answer, or this process was paused.
 
 use cmdbus_bus::{Broker, FanoutEvent};
 use cmdbus_domain::Control;
+use cmdbus_store::Run;
 use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
+    time::Duration,
 };
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::context::Shared;
 
-/// What the worker knows about one running attempt.
-#[derive(Debug, Default)]
+/// What the worker knows about one run.
+#[derive(Debug)]
 pub(crate) struct Lease {
+    /// The command and the claim token.
+    pub(crate) run: Run,
+    /// The generation it runs.
+    pub(crate) generation: i32,
     /// Handed to the handler as its cancellation.
     pub(crate) cancel: CancellationToken,
     /// A cancel was requested through the api.
-    pub(crate) cancel_requested: AtomicBool,
-    /// Another worker may own the command now: our finish will be fenced out.
-    pub(crate) lost: AtomicBool,
+    cancel_requested: AtomicBool,
+    /// The lease ran out (or another run owns the command): our writes will be fenced out.
+    lost: AtomicBool,
+    /// When the lease ends unless renewed, by this process's clock: measured from when each
+    /// renewal was *sent*, so it never outlasts the lease the database granted.
+    deadline: Mutex<Instant>,
 }
 
-/// The attempts this worker runs right now.
+impl Lease {
+    /// A run whose claim was sent at `sent`.
+    pub(crate) fn new(run: Run, generation: i32, sent: Instant, lease: Duration) -> Self {
+        Self {
+            run,
+            generation,
+            cancel: CancellationToken::new(),
+            cancel_requested: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
+            deadline: Mutex::new(sent + lease),
+        }
+    }
+
+    fn deadline(&self) -> std::sync::MutexGuard<'_, Instant> {
+        self.deadline
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The database renewed the lease by a request sent at `sent`.
+    pub(crate) fn renewed(&self, sent: Instant, lease: Duration) {
+        let mut deadline = self.deadline();
+        *deadline = (*deadline).max(sent + lease);
+    }
+
+    /// The lease is gone: stop the handler.
+    pub(crate) fn lose(&self, why: &str) {
+        if !self.lost.swap(true, Ordering::SeqCst) {
+            tracing::warn!(id = %self.run.id, claim = %self.run.claim, why, "lease lost");
+            metrics::counter!("cmdbus_leases_lost_total").increment(1);
+        }
+        self.cancel.cancel();
+    }
+
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// A cancel was requested: stop the handler.
+    pub(crate) fn request_cancel(&self) {
+        self.cancel_requested.store(true, Ordering::SeqCst);
+        self.cancel.cancel();
+    }
+
+    pub(crate) fn cancel_requested(&self) -> bool {
+        self.cancel_requested.load(Ordering::SeqCst)
+    }
+}
+
+/// The runs this worker holds right now.
 #[derive(Debug, Default)]
 pub(crate) struct Inflight {
     leases: Mutex<HashMap<Uuid, Arc<Lease>>>,
@@ -39,25 +100,26 @@ impl Inflight {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn insert(&self, id: Uuid) -> Arc<Lease> {
-        let lease = Arc::new(Lease::default());
-        self.lock().insert(id, Arc::clone(&lease));
-        lease
+    pub(crate) fn insert(&self, lease: Arc<Lease>) {
+        self.lock().insert(lease.run.claim, lease);
     }
 
-    pub(crate) fn remove(&self, id: Uuid) {
-        self.lock().remove(&id);
+    /// Forgets a run, by its claim token: a later run of the same command is another entry.
+    pub(crate) fn remove(&self, claim: Uuid) {
+        self.lock().remove(&claim);
     }
 
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }
 
-    /// A cancel was requested for `id`: if it runs here, its handler is told now.
-    pub(crate) fn request_cancel(&self, id: Uuid) {
-        if let Some(lease) = self.lock().get(&id) {
-            lease.cancel_requested.store(true, Ordering::SeqCst);
-            lease.cancel.cancel();
+    /// A cancel was requested for this generation of `id`: if it runs here, its handler is
+    /// told now.
+    pub(crate) fn request_cancel(&self, id: Uuid, generation: i32) {
+        for lease in self.lock().values() {
+            if lease.run.id == id && lease.generation == generation {
+                lease.request_cancel();
+            }
         }
     }
 
@@ -68,53 +130,82 @@ impl Inflight {
         }
     }
 
-    fn snapshot(&self) -> Vec<(Uuid, Arc<Lease>)> {
+    /// The runs whose lease still holds.
+    fn live(&self) -> Vec<Arc<Lease>> {
         self.lock()
-            .iter()
-            .map(|(id, lease)| (*id, Arc::clone(lease)))
+            .values()
+            .filter(|lease| !lease.is_lost())
+            .cloned()
             .collect()
+    }
+
+    /// Loses every lease past its deadline; returns the earliest deadline still ahead.
+    fn expire(&self, now: Instant) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
+        for lease in self.live() {
+            let deadline = *lease.deadline();
+            if deadline <= now {
+                lease.lose("not renewed before it expired");
+            } else {
+                earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
+            }
+        }
+        earliest
     }
 }
 
-/// Renews every lease until `stop`.
+/// Renews every lease until `stop`, and loses each at its deadline when renewing fails.
 pub(crate) async fn renew_loop(
     shared: Arc<Shared>,
     inflight: Arc<Inflight>,
     stop: CancellationToken,
 ) {
     let interval = shared.lease / 3;
+    let mut renew_at = Instant::now() + interval;
     loop {
+        let wake = inflight
+            .expire(Instant::now())
+            .map_or(renew_at, |deadline| deadline.min(renew_at));
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep_until(wake) => {}
         }
-        let leases = inflight.snapshot();
+        if Instant::now() < renew_at {
+            continue; // woken for a deadline: `expire` at the top of the loop handles it
+        }
+        renew_at = Instant::now() + interval;
+        let leases = inflight.live();
         if leases.is_empty() {
             continue;
         }
-        let ids: Vec<Uuid> = leases.iter().map(|(id, _)| *id).collect();
-        let renewed =
-            match cmdbus_store::heartbeat(&shared.pool, &shared.worker, &ids, shared.lease).await {
-                Ok(renewed) => renewed,
-                Err(error) => {
-                    // Not fatal yet: the lease outlives a few missed renewals.
-                    tracing::warn!(%error, "cannot renew leases");
-                    continue;
+        let runs: Vec<Run> = leases.iter().map(|lease| lease.run).collect();
+        let sent = Instant::now();
+        // Bounded, so that a database that does not answer cannot hold deadlines back.
+        let renewed = tokio::time::timeout(
+            interval,
+            cmdbus_store::heartbeat(&shared.pool, &runs, shared.lease),
+        )
+        .await;
+        let renewed: HashMap<Uuid, bool> = match renewed {
+            Ok(Ok(renewed)) => renewed.into_iter().collect(),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot renew leases");
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!("renewing leases timed out");
+                continue;
+            }
+        };
+        for lease in leases {
+            match renewed.get(&lease.run.claim) {
+                None => lease.lose("the claim is no longer ours"),
+                Some(cancel_requested) => {
+                    lease.renewed(sent, shared.lease);
+                    if *cancel_requested {
+                        lease.request_cancel();
+                    }
                 }
-            };
-        let renewed: HashMap<Uuid, bool> = renewed.into_iter().collect();
-        for (id, lease) in leases {
-            match renewed.get(&id) {
-                None => {
-                    lease.lost.store(true, Ordering::SeqCst);
-                    lease.cancel.cancel();
-                    tracing::warn!(%id, "lease lost");
-                }
-                Some(true) => {
-                    lease.cancel_requested.store(true, Ordering::SeqCst);
-                    lease.cancel.cancel();
-                }
-                Some(false) => {}
             }
         }
     }
@@ -132,7 +223,9 @@ pub(crate) async fn listen_control(
         .follow_fanout(&exchange, &stop, |event| {
             if let FanoutEvent::Message(data) = event {
                 match serde_json::from_slice::<Control>(data) {
-                    Ok(Control::Cancel { id }) => inflight.request_cancel(id),
+                    Ok(Control::Cancel { id, generation }) => {
+                        inflight.request_cancel(id, generation);
+                    }
                     Err(error) => tracing::warn!(%error, "undecodable control message"),
                 }
             }

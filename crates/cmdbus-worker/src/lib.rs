@@ -3,6 +3,7 @@
 //! PostgreSQL before it acks the message.
 
 mod context;
+mod delivery;
 pub mod demo;
 mod handler;
 mod lease;

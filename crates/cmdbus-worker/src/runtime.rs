@@ -1,29 +1,29 @@
-//! The consume loop and the life of one delivery: claim → run → finish in PostgreSQL → publish
-//! the event → ack. The ack always comes last, so a crash anywhere before it leaves a message
-//! that the broker delivers again, and the claim decides whether it still has work to do.
+//! The consume loop: one consumer per queue the worker serves, each delivery handled in its own
+//! task once a handler slot is free. A task keeps its channel open until its delivery is
+//! settled, so neither draining at shutdown nor another channel's error requeues work that is
+//! still running.
 
 use cmdbus_bus::{Broker, Session};
-use cmdbus_domain::{CommandMessage, Lane, Status};
-use cmdbus_store::{Claim, CommandRow, Finish, Outcome, StoreError};
+use cmdbus_domain::Lane;
+use cmdbus_store::{CommandRow, StoreError};
 use futures_util::StreamExt;
 use lapin::{
+    Channel,
     message::Delivery,
     options::{BasicCancelOptions, BasicQosOptions},
     types::FieldTable,
 };
 use sqlx::PgPool;
-use std::{
-    sync::{Arc, atomic::Ordering},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    Context, HandlerError, Registry,
+    Registry,
     context::Shared,
+    delivery,
     lease::{self, Inflight},
-    settle::{Settle, backoff_tier, settle_delivery, tier_at_least},
+    settle::settle_delivery,
 };
 
 /// Worker settings.
@@ -41,13 +41,16 @@ pub struct WorkerConfig {
     pub lane: Lane,
     /// On shutdown, how long running handlers may take before they are cancelled.
     pub shutdown_grace: Duration,
+    /// How long past its due time a `queue` row waits before the api's sweep publishes its
+    /// message again.
+    pub redeliver_after: Duration,
 }
 
 /// Everything a delivery's task needs.
 pub(crate) struct Runtime {
     pub(crate) shared: Arc<Shared>,
-    registry: Registry,
-    inflight: Arc<Inflight>,
+    pub(crate) registry: Registry,
+    pub(crate) inflight: Arc<Inflight>,
     pub(crate) lane: Lane,
 }
 
@@ -70,6 +73,7 @@ pub async fn run(
             broker: broker.clone(),
             worker: config.worker_id.clone(),
             lease: config.lease,
+            redeliver_after: config.redeliver_after,
             last_progress: Default::default(),
         }),
         registry,
@@ -143,33 +147,25 @@ async fn consume(
     channel
         .basic_qos(config.prefetch, BasicQosOptions::default())
         .await?;
-    let mut queues: Vec<(lapin::Channel, String, bool)> = kinds
+    let mut queues: Vec<(Channel, String)> = kinds
         .iter()
-        .map(|kind| {
-            (
-                channel.clone(),
-                names.command_queue(kind, config.lane),
-                false,
-            )
-        })
+        .map(|kind| (channel.clone(), names.command_queue(kind, config.lane)))
         .collect();
     if config.lane == Lane::Main {
-        // Ordered partitions take one message at a time, so that nothing overtakes.
+        // Ordered partitions take one message at a time. The database decides order (a command
+        // waits while an earlier one of its key is unfinished); this keeps the commands of a
+        // partition from all being fetched only to wait.
         let ordered = session.open_channel().await?;
         ordered.basic_qos(1, BasicQosOptions::default()).await?;
         for kind in &kinds {
             for partition in 0..runtime.shared.broker.partitions() {
-                queues.push((
-                    ordered.clone(),
-                    names.partition_queue(kind, partition),
-                    true,
-                ));
+                queues.push((ordered.clone(), names.partition_queue(kind, partition)));
             }
         }
     }
     let mut consumers = Vec::with_capacity(queues.len());
     let mut tags = Vec::with_capacity(queues.len());
-    for (channel, queue, ordered) in &queues {
+    for (channel, queue) in &queues {
         let consumer = channel
             .basic_consume(
                 queue.as_str().into(),
@@ -179,8 +175,8 @@ async fn consume(
             )
             .await?;
         tags.push((channel.clone(), consumer.tag()));
-        let ordered = *ordered;
-        consumers.push(consumer.map(move |delivery| (ordered, delivery)));
+        let channel = channel.clone();
+        consumers.push(consumer.map(move |delivery| (channel.clone(), delivery)));
     }
     let mut deliveries = futures_util::stream::select_all(consumers);
     tracing::info!(queues = tags.len(), lane = ?config.lane, "consuming");
@@ -190,8 +186,8 @@ async fn consume(
             _ = session.closed() => return Ok(()),
             next = deliveries.next() => next,
         };
-        let (ordered, delivery) = match next {
-            Some((ordered, Ok(delivery))) => (ordered, delivery),
+        let (channel, delivery) = match next {
+            Some((channel, Ok(delivery))) => (channel, delivery),
             Some((_, Err(error))) => return Err(error.into()),
             None => return Ok(()), // the broker cancelled the consumers
         };
@@ -202,7 +198,7 @@ async fn consume(
                 Err(_) => break,
             },
         };
-        tasks.spawn(process(Arc::clone(runtime), delivery, ordered, permit));
+        tasks.spawn(process(Arc::clone(runtime), delivery, channel, permit));
     }
     // Stop new deliveries; running ones keep the channel open to ack when they finish.
     for (channel, tag) in tags {
@@ -216,196 +212,18 @@ async fn consume(
 async fn process(
     runtime: Arc<Runtime>,
     delivery: Delivery,
-    ordered: bool,
+    channel: Channel,
     _permit: OwnedSemaphorePermit,
 ) {
-    let settle = match serde_json::from_slice::<CommandMessage>(&delivery.data) {
-        Ok(message) => handle_message(&runtime, message).await,
-        Err(error) => {
-            tracing::error!(%error, "undecodable message; parking it");
-            metrics::counter!("cmdbus_deliveries_skipped_total", "reason" => "undecodable")
-                .increment(1);
-            Settle::Park
-        }
-    };
-    let settle = match settle {
-        // An ordered command waits in place, holding its partition, so that nothing overtakes
-        // it; then it is redelivered to the same (single active) consumer.
-        Settle::Delay(delay_ms) if ordered => {
-            tokio::time::sleep(Duration::from_millis(u64::from(delay_ms))).await;
-            Settle::Requeue
-        }
-        settle => settle,
-    };
+    let settle = delivery::handle(&runtime, &delivery).await;
     settle_delivery(&runtime, delivery, settle).await;
+    // Only now may the channel close (when no other task holds it): closing it earlier would
+    // requeue this delivery while its run is still being recorded.
+    drop(channel);
 }
 
-async fn handle_message(runtime: &Runtime, message: CommandMessage) -> Settle {
-    let shared = &runtime.shared;
-    let claim = Claim {
-        id: message.id,
-        generation: message.generation,
-    };
-    let lane = runtime.lane.suffix();
-    let claimed =
-        match cmdbus_store::claim(&shared.pool, &[claim], &shared.worker, shared.lease, lane).await
-        {
-            Ok(mut rows) => rows.pop(),
-            Err(error) => {
-                tracing::warn!(%error, id = %message.id, "cannot claim; requeueing");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                return Settle::Requeue;
-            }
-        };
-    let Some(row) = claimed else {
-        return unclaimed(runtime, message).await;
-    };
-    announce(&shared.broker, std::slice::from_ref(&row)).await;
-    let started = std::time::Instant::now();
-    let outcome = run_handler(runtime, &row).await;
-    let labels = [
-        ("type", row.kind.clone()),
-        ("outcome", outcome.name().to_owned()),
-    ];
-    metrics::histogram!("cmdbus_handler_seconds", &labels).record(started.elapsed());
-    metrics::counter!("cmdbus_attempts_total", &labels).increment(1);
-    finish(runtime, &row, outcome).await
-}
-
-/// A delivery that claimed nothing: a duplicate, a stale generation, or a command another worker
-/// holds. Only the last needs a second look later, in case that worker dies.
-async fn unclaimed(runtime: &Runtime, message: CommandMessage) -> Settle {
-    let row = match cmdbus_store::lookup(&runtime.shared.pool, message.id).await {
-        Ok(row) => row,
-        Err(error) => {
-            tracing::warn!(%error, id = %message.id, "cannot look up command; requeueing");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            return Settle::Requeue;
-        }
-    };
-    let Some(row) = row else {
-        tracing::warn!(id = %message.id, "message for an unknown command; dropping it");
-        return Settle::Ack;
-    };
-    let held = row.status == Status::Running.as_str() && row.generation == message.generation;
-    match (held, row.lease_until) {
-        (true, Some(until)) => {
-            let remaining = (until - chrono::Utc::now()).num_milliseconds().max(0) as u64;
-            tracing::debug!(id = %row.id, remaining, "held by another worker; deferring");
-            metrics::counter!("cmdbus_deliveries_skipped_total", "reason" => "held").increment(1);
-            Settle::Delay(tier_at_least(remaining))
-        }
-        _ => {
-            // A duplicate or stale copy: nothing to do.
-            metrics::counter!("cmdbus_deliveries_skipped_total", "reason" => "duplicate")
-                .increment(1);
-            Settle::Ack
-        }
-    }
-}
-
-async fn run_handler(runtime: &Runtime, row: &CommandRow) -> Outcome {
-    let lease = runtime.inflight.insert(row.id);
-    let ctx = Context {
-        id: row.id,
-        kind: row.kind.clone(),
-        attempt: row.attempt,
-        max_attempts: row.max_attempts,
-        cancel: lease.cancel.clone(),
-        shared: Arc::clone(&runtime.shared),
-    };
-    let result = match runtime.registry.call(&row.kind, ctx, row.payload.0.clone()) {
-        // Its own task, so that a panicking handler fails its command, not the worker.
-        Some(future) => match tokio::spawn(future).await {
-            Ok(result) => result,
-            Err(error) => Err(HandlerError::permanent(
-                "panicked",
-                format!("handler panicked: {error}"),
-            )),
-        },
-        None => Err(HandlerError::permanent(
-            "unknown_type",
-            format!("no handler for {}", row.kind),
-        )),
-    };
-    let cancel_requested = lease.cancel_requested.load(Ordering::SeqCst);
-    match result {
-        Ok(value) => Outcome::Success(value),
-        Err(_) if cancel_requested => Outcome::Cancelled,
-        Err(_) if runtime.inflight_shutdown(&lease) => Outcome::Released,
-        Err(error) if error.retryable && row.attempt < row.max_attempts => Outcome::Retry(
-            error.info(),
-            Duration::from_millis(u64::from(backoff_tier(row.attempt))),
-        ),
-        Err(error) => Outcome::Fail(error.info()),
-    }
-}
-
-impl Runtime {
-    /// The handler stopped because the worker is shutting down (not cancelled, lease kept).
-    fn inflight_shutdown(&self, lease: &lease::Lease) -> bool {
-        lease.cancel.is_cancelled() && !lease.lost.load(Ordering::SeqCst)
-    }
-}
-
-/// Records the end of the attempt (retrying while the database is away), publishes the event,
-/// and says how to settle the message.
-async fn finish(runtime: &Runtime, row: &CommandRow, outcome: Outcome) -> Settle {
-    let shared = &runtime.shared;
-    let settle = match &outcome {
-        Outcome::Success(_) | Outcome::Cancelled => Settle::Ack,
-        Outcome::Fail(_) => Settle::Park,
-        Outcome::Retry(..) => Settle::Delay(backoff_tier(row.attempt)),
-        Outcome::Released => Settle::Requeue,
-    };
-    let lane = matches!(outcome, Outcome::Fail(_))
-        .then(|| runtime.lane.parked_in().suffix().map(str::to_owned))
-        .flatten();
-    let request = Finish {
-        id: row.id,
-        worker: shared.worker.clone(),
-        attempt: row.attempt,
-        outcome,
-        lane,
-    };
-    let mut delay = Duration::from_millis(100);
-    let finished = loop {
-        match cmdbus_store::finish(&shared.pool, std::slice::from_ref(&request)).await {
-            Ok(rows) => break Some(rows),
-            // Still ours while the lease lasts (the renewer keeps it while it can).
-            Err(error) if delay < shared.lease => {
-                tracing::warn!(%error, id = %row.id, "cannot record the outcome; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(error) => {
-                tracing::error!(%error, id = %row.id, "cannot record the outcome; requeueing");
-                break None;
-            }
-        }
-    };
-    runtime.inflight.remove(row.id);
-    shared
-        .last_progress
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&row.id);
-    match finished {
-        None => Settle::Requeue,
-        Some(rows) if rows.is_empty() => {
-            // Fenced out: our lease was lost and another claim owns the command now.
-            tracing::warn!(id = %row.id, attempt = row.attempt, "finish fenced out");
-            Settle::Ack
-        }
-        Some(rows) => {
-            announce(&shared.broker, &rows).await;
-            settle
-        }
-    }
-}
-
-/// Publishes the state change of each row. Best effort: a lost event is healed by resuming
-/// from PostgreSQL.
+/// Publishes the state change of each row. Best effort: the notifier reads every change from
+/// PostgreSQL too, so a lost event is only a slower one.
 pub(crate) async fn announce(broker: &Broker, rows: &[CommandRow]) {
     let events: Vec<_> = rows.iter().filter_map(|row| row.event().ok()).collect();
     broker.publish_events(&events).await;

@@ -1,31 +1,36 @@
-//! Settling a delivery once its attempt is over: ack, requeue, park in the next exception lane,
-//! or hold it in a delay tier. This is the only place that acks, and it runs last.
+//! Settling a delivery once PostgreSQL says how its run ended: ack, requeue, park it in an
+//! exception lane, or hold it in a delay tier. Parking and delaying are confirmed publishes
+//! followed by an ack, so neither depends on dead-lettering (which RabbitMQ performs at most
+//! once). This is the only place that acks, and it runs last.
 
 use cmdbus_bus::Outgoing;
-use cmdbus_domain::{CommandMessage, Lane, RETRY_TIERS};
+use cmdbus_domain::RETRY_TIERS;
 use lapin::{
     message::Delivery,
     options::{BasicAckOptions, BasicNackOptions},
+    types::AMQPValue,
 };
 
 use crate::runtime::Runtime;
 
-/// What to do with a delivery once the database says how its attempt ended.
+/// Header counting how often a message for an unknown command was put back to wait.
+pub(crate) const UNKNOWN_TRIES_HEADER: &str = "cmdbus-unknown-tries";
+
+/// What to do with a delivery.
 pub(crate) enum Settle {
     Ack,
     Requeue,
     /// Reject without requeue: the queue dead-letters it to the type's next exception lane.
-    Park,
-    /// Publish into a delay tier, then ack.
-    Delay(u32),
-}
-
-/// The shortest delay tier that is at least `ms` long (the longest if none is).
-pub(crate) fn tier_at_least(ms: u64) -> u32 {
-    RETRY_TIERS
-        .into_iter()
-        .find(|tier| u64::from(*tier) >= ms)
-        .unwrap_or(RETRY_TIERS[RETRY_TIERS.len() - 1])
+    /// Only for messages that do not decode, which name no command to park.
+    DeadLetter,
+    /// Publish into the exception lane (confirmed), ack, and record that nothing is owed.
+    Park(Outgoing),
+    /// Publish into a delay tier (confirmed), then ack; `tries` is written to the
+    /// unknown-command header when set.
+    Delay {
+        delay_ms: u32,
+        tries: Option<u32>,
+    },
 }
 
 /// The delay before retry number `attempt` (1-based): the tiers in turn, then the longest.
@@ -34,53 +39,77 @@ pub(crate) fn backoff_tier(attempt: i32) -> u32 {
     RETRY_TIERS[index.min(RETRY_TIERS.len() - 1)]
 }
 
+/// How often a message for an unknown command has waited already.
+pub(crate) fn unknown_tries(delivery: &Delivery) -> u32 {
+    let value = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|headers| headers.inner().get(UNKNOWN_TRIES_HEADER).cloned());
+    match value {
+        Some(AMQPValue::LongUInt(n)) => n,
+        Some(AMQPValue::LongInt(n)) => u32::try_from(n).unwrap_or(0),
+        Some(AMQPValue::LongLongInt(n)) => u32::try_from(n).unwrap_or(0),
+        _ => 0,
+    }
+}
+
 pub(crate) async fn settle_delivery(runtime: &Runtime, delivery: Delivery, settle: Settle) {
+    let requeue = BasicNackOptions {
+        multiple: false,
+        requeue: true,
+    };
     let result = match settle {
         Settle::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
-        Settle::Requeue => {
-            let requeue = BasicNackOptions {
-                multiple: false,
-                requeue: true,
-            };
-            delivery.acker.nack(requeue).await
-        }
-        Settle::Park => {
-            let park = BasicNackOptions {
+        Settle::Requeue => delivery.acker.nack(requeue).await,
+        Settle::DeadLetter => {
+            let dead_letter = BasicNackOptions {
                 multiple: false,
                 requeue: false,
             };
-            delivery.acker.nack(park).await
+            delivery.acker.nack(dead_letter).await
         }
-        Settle::Delay(delay_ms) => {
-            let republished = match serde_json::from_slice::<CommandMessage>(&delivery.data) {
-                Ok(message) => {
-                    let outgoing = Outgoing {
-                        kind: delivery.properties.kind().as_ref().map_or_else(
-                            || strip_lane(delivery.routing_key.as_str()),
-                            |kind| kind.to_string(),
-                        ),
-                        message,
-                        priority: delivery.properties.priority().unwrap_or(0),
-                        ordering_key: None,
-                        lane: runtime.lane,
-                        partition: None,
-                    };
-                    runtime
-                        .shared
-                        .broker
-                        .publish_delayed(&outgoing, delay_ms)
-                        .await
+        Settle::Park(outgoing) => {
+            let broker = &runtime.shared.broker;
+            match broker.park(&outgoing, outgoing.lane).await {
+                Ok(()) => {
+                    let id = outgoing.message.id;
+                    if let Err(error) = cmdbus_store::redelivered(
+                        &runtime.shared.pool,
+                        &[id],
+                        runtime.shared.redeliver_after,
+                    )
+                    .await
+                    {
+                        // The sweep parks it once more: a duplicate in the lane, nothing lost.
+                        tracing::warn!(%error, %id, "parked, but cannot record it");
+                    }
                 }
-                Err(error) => Err(error.into()),
-            };
-            match republished {
+                // The row owes its parking publish; the api's sweep makes it.
+                Err(error) => tracing::warn!(%error, "cannot park now; the sweep will"),
+            }
+            delivery.acker.ack(BasicAckOptions::default()).await
+        }
+        Settle::Delay { delay_ms, tries } => {
+            let headers: Vec<(&str, AMQPValue)> = tries
+                .map(|tries| (UNKNOWN_TRIES_HEADER, AMQPValue::LongUInt(tries)))
+                .into_iter()
+                .collect();
+            let delayed = runtime
+                .shared
+                .broker
+                .publish_delayed(
+                    delivery.routing_key.as_str(),
+                    &delivery.data,
+                    delivery.properties.clone(),
+                    &headers,
+                    delay_ms,
+                )
+                .await;
+            match delayed {
                 Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
                 Err(error) => {
                     tracing::warn!(%error, "cannot delay the message; requeueing it");
-                    let requeue = BasicNackOptions {
-                        multiple: false,
-                        requeue: true,
-                    };
                     delivery.acker.nack(requeue).await
                 }
             }
@@ -92,16 +121,6 @@ pub(crate) async fn settle_delivery(runtime: &Runtime, delivery: Delivery, settl
     }
 }
 
-/// `demo.echo.exceptions1` → `demo.echo`.
-fn strip_lane(routing_key: &str) -> String {
-    [Lane::Exceptions1, Lane::Exceptions2]
-        .into_iter()
-        .filter_map(Lane::suffix)
-        .find_map(|suffix| routing_key.strip_suffix(suffix)?.strip_suffix('.'))
-        .unwrap_or(routing_key)
-        .to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,16 +128,10 @@ mod tests {
     use cmdbus_domain::ErrorInfo;
 
     #[test]
-    fn tiers_cover_remaining_leases() {
-        assert_eq!(tier_at_least(0), 1_000);
-        assert_eq!(tier_at_least(1_000), 1_000);
-        assert_eq!(tier_at_least(1_001), 5_000);
-        assert_eq!(tier_at_least(10_000_000), 600_000);
+    fn backoff_walks_the_tiers() {
         assert_eq!(backoff_tier(1), 1_000);
         assert_eq!(backoff_tier(2), 5_000);
         assert_eq!(backoff_tier(99), 600_000);
-        assert_eq!(strip_lane("demo.echo.exceptions1"), "demo.echo");
-        assert_eq!(strip_lane("demo.echo"), "demo.echo");
     }
 
     #[test]

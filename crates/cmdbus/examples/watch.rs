@@ -1,7 +1,7 @@
 //! Prints what a browser would be told: subscribes to `/v1/ws` and prints every message.
 //!
 //! `cargo run --release -p cmdbus --example watch -- [--url ws://127.0.0.1:8080/v1/ws]
-//!  [--since VERSION] [ID ...]` (no ids: every command).
+//!  [--since CURSOR] [ID ...]` (no ids: every command; CURSOR as a previous run printed it).
 
 use anyhow::Context as _;
 use futures_util::{SinkExt, StreamExt};
@@ -11,13 +11,13 @@ use tokio_tungstenite::tungstenite::Message;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut url = "ws://127.0.0.1:8080/v1/ws".to_owned();
-    let mut since: Option<i64> = None;
+    let mut since: Option<String> = None;
     let mut ids: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--url" => url = args.next().context("--url needs a value")?,
-            "--since" => since = Some(args.next().context("--since needs a value")?.parse()?),
+            "--since" => since = Some(args.next().context("--since needs a value")?),
             _ => ids.push(arg),
         }
     }

@@ -125,6 +125,43 @@ pub struct Config {
     /// Seconds a claim holds without a heartbeat.
     #[arg(long, env = "CMDBUS_LEASE_SECS", default_value_t = 30.0, global = true)]
     pub lease_secs: f64,
+    /// Lease losses a command survives (its worker died, paused or lost the database); one more
+    /// fails it with `lease_lost`. Lost runs do not use up `max_attempts`.
+    #[arg(
+        long,
+        env = "CMDBUS_MAX_LEASE_LOSSES",
+        default_value_t = 2,
+        global = true
+    )]
+    pub max_lease_losses: i32,
+    /// Seconds a `queue` row may wait past its due time, unclaimed, before its message is
+    /// published again (in case the broker lost it; copies are harmless).
+    #[arg(
+        long,
+        env = "CMDBUS_REDELIVER_AFTER_SECS",
+        default_value_t = 300.0,
+        global = true
+    )]
+    pub redeliver_after_secs: f64,
+    /// Finished commands (and their attempts) older than this are deleted: `7d`, `12h`, `30m`,
+    /// `45s` or seconds; `0` keeps them forever.
+    #[arg(
+        long,
+        env = "CMDBUS_RETENTION",
+        default_value = "7d",
+        value_parser = parse_retention,
+        global = true
+    )]
+    pub retention: Duration,
+    /// Milliseconds between two reads of the changes in PostgreSQL by the notifier: the most a
+    /// change whose event was lost waits before it is pushed.
+    #[arg(
+        long,
+        env = "CMDBUS_TAIL_INTERVAL_MS",
+        default_value_t = 200,
+        global = true
+    )]
+    pub tail_interval_ms: u64,
     /// Which queues a worker consumes.
     #[arg(
         long,
@@ -166,7 +203,40 @@ pub struct Config {
     pub log: String,
 }
 
+/// `7d`, `12h`, `30m`, `45s`, or plain seconds.
+fn parse_retention(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().last() {
+        Some((at, unit)) if unit.is_ascii_alphabetic() => (&text[..at], unit),
+        _ => (text, 's'),
+    };
+    let seconds = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        _ => return Err(format!("unknown unit {unit:?}: use s, m, h or d")),
+    };
+    let number: u64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a whole number with s, m, h or d, not {text:?}"))?;
+    number
+        .checked_mul(seconds)
+        .map(Duration::from_secs)
+        .ok_or_else(|| "too long".to_owned())
+}
+
 impl Config {
+    /// Finished commands live this long; `None` keeps them forever.
+    pub(crate) fn retention(&self) -> Option<Duration> {
+        (!self.retention.is_zero()).then_some(self.retention)
+    }
+
+    pub(crate) fn redeliver_after(&self) -> Duration {
+        Duration::from_secs_f64(self.redeliver_after_secs.max(1.0))
+    }
+
     pub(crate) fn lease(&self) -> Duration {
         Duration::from_secs_f64(self.lease_secs.max(1.0))
     }
@@ -178,5 +248,23 @@ impl Config {
     /// Defaults, as if no flag or variable were given (tests start from here).
     pub fn defaults() -> Self {
         Cli::parse_from(["cmdbus"]).config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_reads_units() {
+        assert_eq!(parse_retention("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_retention("12h"), Ok(Duration::from_secs(12 * 3_600)));
+        assert_eq!(parse_retention("30m"), Ok(Duration::from_secs(1_800)));
+        assert_eq!(parse_retention("45s"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_retention("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_retention("0"), Ok(Duration::ZERO));
+        assert!(parse_retention("7w").is_err());
+        assert!(parse_retention("d").is_err());
+        assert!(parse_retention("-1d").is_err());
     }
 }

@@ -83,6 +83,7 @@ pub async fn run(
             feed.clone(),
             cmdbus_api::ApiConfig {
                 body_limit: config.max_body_bytes,
+                redeliver_after: config.redeliver_after(),
                 ..Default::default()
             },
         );
@@ -91,7 +92,11 @@ pub async fn run(
             cmdbus_api::SweepConfig {
                 interval: Duration::from_millis(config.sweep_interval_ms.max(10)),
                 relay_after: Duration::from_secs(3),
-                reap_after: config.lease(),
+                // A worker loses its lease at its own deadline first; the grace covers clocks.
+                reap_after: Duration::from_secs(1),
+                max_lease_losses: config.max_lease_losses.max(0),
+                redeliver_after: config.redeliver_after(),
+                retention: config.retention(),
             },
             pool.clone(),
             broker.clone(),
@@ -106,9 +111,10 @@ pub async fn run(
             shutdown.clone(),
         );
         app = app.merge(cmdbus_notifier::router(state));
-        tracker.spawn(cmdbus_notifier::fill_gaps(
+        tracker.spawn(cmdbus_notifier::follow_database(
             pool.clone(),
             feed.clone(),
+            Duration::from_millis(config.tail_interval_ms.max(10)),
             shutdown.clone(),
         ));
     }
@@ -127,6 +133,7 @@ pub async fn run(
                 LaneArg::Exceptions2 => Lane::Exceptions2,
             },
             shutdown_grace: config.shutdown_grace(),
+            redeliver_after: config.redeliver_after(),
         };
         tokio::spawn(cmdbus_worker::run(
             config,

@@ -300,7 +300,7 @@ async fn a_queued_command_whose_message_was_lost_is_published_again() {
         Role::Api,
         cmdbus::builtin_registry(),
         |config| {
-            let _ = config; // after the guarantees change: config.redeliver_after_secs = 2;
+            config.redeliver_after_secs = 2.0;
         },
     )
     .await;

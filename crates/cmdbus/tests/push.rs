@@ -1,5 +1,5 @@
 //! The WebSocket protocol against the real app: live changes in version order, gap-free resume
-//! with `since`, and errors that keep the socket open.
+//! from a cursor with `since`, and errors that keep the socket open.
 
 mod common;
 
@@ -77,6 +77,7 @@ async fn a_client_that_was_away_resumes_with_since_and_misses_nothing() {
         .filter_map(|c| c["version"].as_i64())
         .max()
         .expect("a version");
+    let cursor = ws.cursor.clone().expect("a cursor");
     ws.close().await;
 
     // While away: three more commands run to the end.
@@ -92,12 +93,7 @@ async fn a_client_that_was_away_resumes_with_since_and_misses_nothing() {
     }
 
     let mut ws = WsClient::connect(&app.ws_url()).await;
-    let current = ws.subscribe_all(Some(held)).await;
-    assert!(current > held);
-    let replay = ws
-        .collect_until(T, |c| c["version"].as_i64() == Some(current))
-        .await
-        .expect("replay up to the current version");
+    let replay = ws.subscribe_all(Some(&cursor)).await;
     for id in &missed {
         let latest = replay
             .iter()
@@ -106,8 +102,10 @@ async fn a_client_that_was_away_resumes_with_since_and_misses_nothing() {
         assert_eq!(latest["status"], "success");
     }
     assert!(
-        replay.iter().all(|c| c["version"].as_i64() > Some(held)),
-        "nothing older than since"
+        replay
+            .iter()
+            .all(|c| id_of(c) == first || c["version"].as_i64() > Some(held)),
+        "nothing older than the cursor but, at most, the last change it may not cover"
     );
 
     // After the replay, live changes flow on the same socket.
@@ -138,8 +136,12 @@ async fn subscribing_by_id_sees_only_that_command_and_bad_requests_keep_the_sock
     let id = id_of(&view);
     ws.send(json!({"op": "subscribe", "ids": [id], "since": 0}))
         .await;
+    let error = ws.next_json(T).await.expect("error reply");
+    assert_eq!(error["code"], "bad_cursor", "a version is no cursor");
+    ws.send(json!({"op": "subscribe", "ids": [id]})).await;
     let reply = ws.next_json(T).await.expect("subscribed");
     assert_eq!(reply["op"], "subscribed");
+    assert!(reply["cursor"].is_string(), "{reply}");
     let seen = ws
         .collect_until(T, |c| c["status"] == "success")
         .await

@@ -388,9 +388,10 @@ async fn bind_again(address: SocketAddr) -> TcpListener {
 
 pub type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A WebSocket client of `/v1/ws`.
+/// A WebSocket client of `/v1/ws`. Like a browser, it keeps the last cursor the server sent.
 pub struct WsClient {
     socket: Socket,
+    pub cursor: Option<String>,
 }
 
 impl WsClient {
@@ -398,7 +399,10 @@ impl WsClient {
         let (socket, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket connect");
-        Self { socket }
+        Self {
+            socket,
+            cursor: None,
+        }
     }
 
     pub async fn send(&mut self, message: Value) {
@@ -408,25 +412,36 @@ impl WsClient {
             .expect("websocket send");
     }
 
-    /// Subscribes (to all, or after `since`) and returns the `subscribed` version.
-    pub async fn subscribe_all(&mut self, since: Option<i64>) -> i64 {
+    /// Subscribes to all (resuming from `since`, a cursor the server sent) and returns the
+    /// commands replayed before the `subscribed` answer.
+    pub async fn subscribe_all(&mut self, since: Option<&str>) -> Vec<Value> {
         let mut request = json!({"op": "subscribe", "all": true});
         if let Some(since) = since {
             request["since"] = json!(since);
         }
         self.send(request).await;
-        let reply = self
-            .next_json(Duration::from_secs(10))
-            .await
-            .expect("reply");
-        assert_eq!(reply["op"], "subscribed", "{reply}");
-        reply["version"].as_i64().expect("version")
+        let mut replayed = Vec::new();
+        loop {
+            let reply = self
+                .next_json(Duration::from_secs(10))
+                .await
+                .expect("reply");
+            match reply["op"].as_str() {
+                Some("subscribed") => return replayed,
+                Some("command") => replayed.push(reply["command"].clone()),
+                _ => panic!("unexpected reply {reply}"),
+            }
+        }
     }
 
-    /// The next JSON text message, skipping pings.
+    /// The next JSON text message, skipping pings; keeps the cursor it carries.
     pub async fn next_json(&mut self, timeout: Duration) -> anyhow::Result<Value> {
         let text = self.next_text(timeout).await?;
-        Ok(serde_json::from_str(&text)?)
+        let value: Value = serde_json::from_str(&text)?;
+        if let Some(cursor) = value["cursor"].as_str() {
+            self.cursor = Some(cursor.to_owned());
+        }
+        Ok(value)
     }
 
     /// The next text message as sent (for documents nested deeper than a parser's default

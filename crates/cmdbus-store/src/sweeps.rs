@@ -1,0 +1,181 @@
+//! The api's sweeps, which keep every row moving whatever was lost on the way: the outbox relay
+//! (rows the broker never confirmed), redelivery (`queue` rows whose message is overdue, `fail`
+//! rows whose parking publish is owed), the lease reaper (runs whose worker died or paused), and
+//! retention. Rows are taken with `for update skip locked` and a short publish lease, so any
+//! number of api processes can sweep without publishing the same row twice.
+
+use chrono::{DateTime, Utc};
+// The dynamic SQL below only splices this crate's own constants, never input.
+use sqlx::{AssertSqlSafe, PgExecutor};
+use std::time::Duration;
+use uuid::Uuid;
+
+use crate::{CHANGED, CommandRow, StoreError};
+
+/// Takes up to `limit` rows the broker never confirmed, recorded more than `older_than` ago and
+/// not taken by another sweeper within `publish_lease`: the relay publishes them again.
+pub async fn take_unpublished<'c>(
+    executor: impl PgExecutor<'c>,
+    older_than: Duration,
+    publish_lease: Duration,
+    limit: i64,
+) -> Result<Vec<CommandRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "update commands c set redeliver_at = now() + make_interval(secs => $2)
+          where c.id in (
+                select id from commands
+                 where status = 'new' and created_at < now() - make_interval(secs => $1)
+                   and (redeliver_at is null or redeliver_at <= now())
+                 order by created_at
+                 limit $3
+                 for update skip locked)
+          returning c.*",
+    )
+    .bind(older_than.as_secs_f64())
+    .bind(publish_lease.as_secs_f64())
+    .bind(limit)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Takes up to `limit` rows whose message is due again: `queue` rows nobody claimed by their
+/// `redeliver_at` (published to their queue again; copies are harmless, the claim decides) and
+/// `fail` rows whose parking publish is owed (published to their lane).
+pub async fn take_redeliveries<'c>(
+    executor: impl PgExecutor<'c>,
+    publish_lease: Duration,
+    limit: i64,
+) -> Result<Vec<CommandRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "update commands c set redeliver_at = now() + make_interval(secs => $1)
+          where c.id in (
+                select id from commands
+                 where status in ('queue', 'fail') and redeliver_at <= now()
+                 order by redeliver_at
+                 limit $2
+                 for update skip locked)
+          returning c.*",
+    )
+    .bind(publish_lease.as_secs_f64())
+    .bind(limit)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// After the broker confirmed the messages of redelivered rows: a `queue` row is looked at again
+/// `redeliver_after` from now; a parked `fail` row owes nothing any more.
+pub async fn redelivered<'c>(
+    executor: impl PgExecutor<'c>,
+    ids: &[Uuid],
+    redeliver_after: Duration,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "update commands
+            set redeliver_at = case when status = 'queue'
+                                    then now() + make_interval(secs => $2) end
+          where id = any($1) and status in ('queue', 'fail')",
+    )
+    .bind(ids)
+    .bind(redeliver_after.as_secs_f64())
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Running rows whose lease expired more than `grace` ago lose their run: the attempt is
+/// recorded as `lease_lost`, and the command goes back to `queue` (due for redelivery at once),
+/// or to `cancelled` when a cancel was requested, or — after more than `max_lease_losses`
+/// losses — to `fail` with the code `lease_lost`, parked in `exceptions1` (its parking publish
+/// owed). A run of an exception lane goes back to its lane. Lost runs do not use up
+/// `max_attempts`; the bound on them is what keeps a command from cycling forever.
+pub async fn reap_expired<'c>(
+    executor: impl PgExecutor<'c>,
+    grace: Duration,
+    max_lease_losses: i32,
+    now: Option<DateTime<Utc>>,
+) -> Result<Vec<CommandRow>, StoreError> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "with reaped as (
+             update commands
+                set status = case when cancel_requested then 'cancelled'
+                                  when lane is not null or lease_losses >= $2 then 'fail'
+                                  else 'queue' end,
+                    error = case when cancel_requested or lane is not null then error
+                                 when lease_losses >= $2 then jsonb_build_object(
+                                     'code', 'lease_lost',
+                                     'message', format('the run lost its lease %s times '
+                                         '(its worker died, paused, or lost the database)',
+                                         lease_losses + 1),
+                                     'retryable', false)
+                                 else error end,
+                    lane = case when cancel_requested then null
+                                when lane is not null then lane
+                                when lease_losses >= $2 then 'exceptions1' end,
+                    lease_losses = lease_losses + 1,
+                    finished_at = case when cancel_requested or lane is not null
+                                            or lease_losses >= $2 then now() end,
+                    redeliver_at = case when cancel_requested then null else now() end,
+                    worker = null, claim = null, lease_until = null, next_attempt_at = null,
+                    {CHANGED}
+              where status = 'running'
+                and lease_until < coalesce($3, now()) - make_interval(secs => $1)
+             returning *
+         ), history as (
+             update command_attempts a
+                set finished_at = now(), outcome = 'lease_lost'
+               from reaped
+              where a.command_id = reaped.id and a.generation = reaped.generation
+                and a.attempt = reaped.attempt and a.finished_at is null
+         )
+         select * from reaped"
+    )))
+    .bind(grace.as_secs_f64())
+    .bind(max_lease_losses)
+    .bind(now)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Deletes up to `limit` commands (with their attempts) that finished before `cutoff`. Walks the
+/// primary key: ids are UUID v7, so every command created after the cutoff is skipped without
+/// being read, and no index is kept on `finished_at` just for this.
+pub async fn purge_finished<'c>(
+    executor: impl PgExecutor<'c>,
+    cutoff: DateTime<Utc>,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    let newest = Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        u64::try_from(cutoff.timestamp()).unwrap_or(0),
+        cutoff.timestamp_subsec_nanos(),
+    ));
+    let deleted = sqlx::query(
+        "delete from commands
+          where id in (select id from commands
+                        where id < $1 and finished_at < $2
+                        order by id limit $3)",
+    )
+    .bind(newest)
+    .bind(cutoff)
+    .bind(limit)
+    .execute(executor)
+    .await?;
+    Ok(deleted.rows_affected())
+}
+
+/// How many commands are `new`, `queue` and `running` (all tenants), for metrics: each count
+/// reads one small partial index, never the whole table.
+pub async fn count_unfinished<'c>(
+    executor: impl PgExecutor<'c>,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "select 'new', count(*) from commands where status = 'new'
+         union all
+         select 'queue', count(*) from commands
+          where status = 'queue' and redeliver_at is not null
+         union all
+         select 'running', count(*) from commands where status = 'running'",
+    )
+    .fetch_all(executor)
+    .await?)
+}

@@ -1,0 +1,272 @@
+//! The life of one delivery: claim → run → finish in PostgreSQL → publish the event → settle.
+//! The claim decides whether there is work at all; everything after it is fenced by the run's
+//! claim token; the message is settled last, so a crash anywhere before leaves a message the
+//! broker delivers again (and the api's sweeps republish whatever a lost message leaves behind).
+
+use cmdbus_bus::Outgoing;
+use cmdbus_domain::{CommandMessage, ErrorInfo, Lane, Status};
+use cmdbus_store::{Claim, CommandRow, Finish, Outcome, Run};
+use lapin::message::Delivery;
+use serde_json::Value;
+use std::{sync::Arc, time::Duration};
+use tokio::time::Instant;
+
+use crate::{
+    Context, HandlerError,
+    lease::Lease,
+    runtime::{Runtime, announce},
+    settle::{Settle, UNKNOWN_TRIES_HEADER, backoff_tier, unknown_tries},
+};
+
+/// A message for a command that is not (yet) in the database waits this long, this many times,
+/// before it is dropped: after a failover to a standby that lost a committed insert, the row may
+/// be gone for good, but a replica that lags catches up within this.
+const UNKNOWN_WAIT_MS: u32 = 5_000;
+const UNKNOWN_TRIES: u32 = 12;
+
+/// How long a delivery that could not be claimed because an earlier command of its ordering key
+/// is unfinished waits before it asks again.
+const ORDER_WAIT_MS: u32 = 1_000;
+
+pub(crate) async fn handle(runtime: &Runtime, delivery: &Delivery) -> Settle {
+    let message = match serde_json::from_slice::<CommandMessage>(&delivery.data) {
+        Ok(message) => message,
+        Err(error) => {
+            tracing::error!(%error, "undecodable message; dead-lettering it to its lane");
+            metrics::counter!("cmdbus_deliveries_skipped_total", "reason" => "undecodable")
+                .increment(1);
+            return Settle::DeadLetter;
+        }
+    };
+    let shared = &runtime.shared;
+    let claim = Claim {
+        id: message.id,
+        generation: message.generation,
+    };
+    let sent = Instant::now();
+    let lane = runtime.lane.suffix();
+    let claimed =
+        match cmdbus_store::claim(&shared.pool, &[claim], &shared.worker, shared.lease, lane).await
+        {
+            Ok(mut rows) => rows.pop(),
+            Err(error) => {
+                tracing::warn!(%error, id = %message.id, "cannot claim; requeueing");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return Settle::Requeue;
+            }
+        };
+    let Some(row) = claimed else {
+        return unclaimed(runtime, delivery, message).await;
+    };
+    let Some(token) = row.claim else {
+        tracing::error!(id = %row.id, "claimed row without a claim token");
+        return Settle::Requeue;
+    };
+    let lease = Arc::new(Lease::new(
+        Run {
+            id: row.id,
+            claim: token,
+        },
+        row.generation,
+        sent,
+        shared.lease,
+    ));
+    runtime.inflight.insert(Arc::clone(&lease));
+    announce(&shared.broker, std::slice::from_ref(&row)).await;
+    let started = std::time::Instant::now();
+    let outcome = run_handler(runtime, &row, &lease).await;
+    let name = outcome.as_ref().map_or("lease_lost", Outcome::name);
+    let labels = [("type", row.kind.clone()), ("outcome", name.to_owned())];
+    metrics::histogram!("cmdbus_handler_seconds", &labels).record(started.elapsed());
+    metrics::counter!("cmdbus_attempts_total", &labels).increment(1);
+    let settle = match outcome {
+        Some(outcome) => finish(runtime, &row, &lease, outcome).await,
+        // The run lost its lease: the reaper ends it and publishes the command again.
+        None => Settle::Ack,
+    };
+    runtime.inflight.remove(token);
+    shared
+        .last_progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&row.id);
+    settle
+}
+
+/// A delivery that claimed nothing. The row says why, and whether this copy is still needed.
+async fn unclaimed(runtime: &Runtime, delivery: &Delivery, message: CommandMessage) -> Settle {
+    let row = match cmdbus_store::lookup(&runtime.shared.pool, message.id).await {
+        Ok(row) => row,
+        Err(error) => {
+            tracing::warn!(%error, id = %message.id, "cannot look up command; requeueing");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return Settle::Requeue;
+        }
+    };
+    let skipped = |reason: &'static str| {
+        metrics::counter!("cmdbus_deliveries_skipped_total", "reason" => reason).increment(1);
+    };
+    let Some(row) = row else {
+        let tries = unknown_tries(delivery);
+        if tries < UNKNOWN_TRIES {
+            tracing::debug!(id = %message.id, tries, "message for an unknown command; waiting");
+            skipped("unknown_waiting");
+            return Settle::Delay {
+                delay_ms: UNKNOWN_WAIT_MS,
+                tries: Some(tries + 1),
+            };
+        }
+        tracing::warn!(id = %message.id, header = UNKNOWN_TRIES_HEADER, "message for an unknown command; dropping it");
+        skipped("unknown");
+        return Settle::Ack;
+    };
+    let waiting = matches!(row.status(), Ok(Status::New | Status::Queue));
+    let claimable = row.attempt < row.max_attempts + row.lease_losses + row.releases;
+    if row.generation == message.generation && waiting && claimable && !row.cancel_requested {
+        // An earlier command of its ordering key is unfinished (or another copy is being
+        // claimed right now): ask again shortly, without holding a handler slot.
+        skipped("ordered");
+        return Settle::Delay {
+            delay_ms: ORDER_WAIT_MS,
+            tries: None,
+        };
+    }
+    // A duplicate, a stale generation, a finished command, or one that another run holds (if
+    // that run's worker dies, the reaper publishes it again): this copy is not needed.
+    skipped("duplicate");
+    Settle::Ack
+}
+
+/// Runs the handler; `None` when the run lost its lease before the handler gave a verdict.
+async fn run_handler(runtime: &Runtime, row: &CommandRow, lease: &Arc<Lease>) -> Option<Outcome> {
+    let ctx = Context {
+        kind: row.kind.clone(),
+        attempt: row.attempt,
+        max_attempts: row.max_attempts,
+        lease: Arc::clone(lease),
+        shared: Arc::clone(&runtime.shared),
+    };
+    let result = match serde_json::from_str::<Value>(row.payload.get()) {
+        Err(error) => Err(HandlerError::permanent(
+            "invalid_payload",
+            format!("the stored payload does not parse: {error}"),
+        )),
+        Ok(payload) => match runtime.registry.call(&row.kind, ctx, payload) {
+            // Its own task, so that a panicking handler fails its command, not the worker.
+            Some(future) => match tokio::spawn(future).await {
+                Ok(result) => result,
+                Err(error) => Err(HandlerError::permanent(
+                    "panicked",
+                    format!("handler panicked: {error}"),
+                )),
+            },
+            None => Err(HandlerError::permanent(
+                "unknown_type",
+                format!("no handler for {}", row.kind),
+            )),
+        },
+    };
+    Some(match result {
+        // A result is worth recording whatever happened to the lease: the finish is fenced.
+        Ok(value) => match cmdbus_store::find_nul(&value) {
+            None => Outcome::Success(value),
+            Some(path) => Outcome::Fail(unstorable(format!(
+                "the result holds a NUL character at {path}, which PostgreSQL cannot store"
+            ))),
+        },
+        Err(_) if lease.is_lost() => return None,
+        Err(_) if lease.cancel_requested() => Outcome::Cancelled,
+        Err(_) if lease.cancel.is_cancelled() => Outcome::Released, // shutdown past its grace
+        Err(error) if error.retryable && row.spent_attempts() < row.max_attempts => Outcome::Retry(
+            error.info(),
+            Duration::from_millis(u64::from(backoff_tier(row.spent_attempts()))),
+        ),
+        Err(error) => Outcome::Fail(error.info()),
+    })
+}
+
+fn unstorable(message: String) -> ErrorInfo {
+    ErrorInfo {
+        code: "unstorable_result".to_owned(),
+        message,
+        retryable: false,
+    }
+}
+
+/// Records the end of the run (retrying while the database is away and the lease lasts),
+/// publishes the event, and says how to settle the message. An outcome the database refuses
+/// (a result it cannot store) is recorded as a failure instead: never a loop.
+async fn finish(runtime: &Runtime, row: &CommandRow, lease: &Lease, outcome: Outcome) -> Settle {
+    let shared = &runtime.shared;
+    let parked_in = runtime.lane.parked_in();
+    let mut request = Finish {
+        id: row.id,
+        claim: lease.run.claim,
+        lane: parked_in.suffix().map(str::to_owned),
+        outcome,
+    };
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let finished = cmdbus_store::finish(
+            &shared.pool,
+            std::slice::from_ref(&request),
+            shared.redeliver_after,
+        )
+        .await;
+        match finished {
+            Ok(mut rows) => {
+                let Some(finished) = rows.pop() else {
+                    // Fenced out: the lease was lost and the command moved on without us.
+                    tracing::warn!(id = %row.id, attempt = row.attempt, "finish fenced out");
+                    return Settle::Ack;
+                };
+                announce(&shared.broker, std::slice::from_ref(&finished)).await;
+                return settle_for(&finished, &request.outcome, parked_in);
+            }
+            Err(error) if error.is_permanent() && !is_unstorable(&request.outcome) => {
+                tracing::warn!(%error, id = %row.id, "the outcome cannot be stored; failing the command");
+                request.outcome = Outcome::Fail(unstorable(format!(
+                    "the outcome could not be stored: {error}"
+                )));
+            }
+            Err(error)
+                if lease.is_lost() || is_unstorable(&request.outcome) && error.is_permanent() =>
+            {
+                tracing::warn!(%error, id = %row.id, "cannot record the outcome; the reaper takes over");
+                return Settle::Ack;
+            }
+            Err(error) => {
+                tracing::warn!(%error, id = %row.id, "cannot record the outcome; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+fn is_unstorable(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Fail(error) if error.code == "unstorable_result")
+}
+
+/// How to settle the message, from what the database made of the run.
+fn settle_for(finished: &CommandRow, outcome: &Outcome, parked_in: Lane) -> Settle {
+    match (finished.status(), outcome) {
+        (Ok(Status::Fail), _) => Settle::Park(Outgoing {
+            kind: finished.kind.clone(),
+            message: CommandMessage {
+                id: finished.id,
+                generation: finished.generation,
+            },
+            priority: u8::try_from(finished.priority).unwrap_or(0),
+            ordering_key: finished.ordering_key.clone(),
+            lane: parked_in,
+            partition: None,
+        }),
+        (Ok(Status::Queue), Outcome::Retry(_, delay)) => Settle::Delay {
+            delay_ms: u32::try_from(delay.as_millis()).unwrap_or(u32::MAX),
+            tries: None,
+        },
+        (Ok(Status::Queue), _) => Settle::Requeue,
+        _ => Settle::Ack,
+    }
+}
