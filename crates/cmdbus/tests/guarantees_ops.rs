@@ -306,23 +306,37 @@ async fn every_attempt_of_a_killed_worker_gets_an_outcome() {
 async fn retention_deletes_old_finished_commands_and_metrics_count_only_unfinished() {
     let env = Env::new();
     let app = TestApp::start_with(env.clone(), Role::All, cmdbus::builtin_registry(), |_| {}).await;
-    let old = app
-        .submit_ok(json!({"type": "demo.echo", "payload": 1}))
-        .await;
     let recent = app
         .submit_ok(json!({"type": "demo.echo", "payload": 2}))
         .await;
-    for id in [old, recent] {
-        app.wait_status(id, "success", T).await;
+    app.wait_status(recent, "success", T).await;
+    // A command of three hours ago, finished two hours ago: its id says when it was created.
+    let then = std::time::SystemTime::now() - Duration::from_secs(3 * 3_600);
+    let then = then
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch");
+    let old = Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        then.as_secs(),
+        then.subsec_nanos(),
+    ));
+    let aged = [
+        "insert into commands (id, tenant, type, payload, status, attempt, result,
+                               created_at, queued_at, started_at, finished_at)
+         values ($1, 'default', 'demo.echo', '1', 'success', 1, '1', now() - interval '3 hours',
+                 now() - interval '3 hours', now() - interval '3 hours', now() - interval '2 hours')",
+        "insert into command_attempts (command_id, generation, attempt, worker, started_at,
+                                       finished_at, outcome)
+         values ($1, 0, 1, 'a worker long gone', now() - interval '3 hours',
+                 now() - interval '2 hours', 'success')",
+    ];
+    for statement in aged {
+        sqlx::query(statement)
+            .bind(old)
+            .execute(&app.pool)
+            .await
+            .expect("an old finished command");
     }
-    sqlx::query(
-        "update commands set created_at = now() - interval '3 hours',
-                             finished_at = now() - interval '2 hours' where id = $1",
-    )
-    .bind(old)
-    .execute(&app.pool)
-    .await
-    .expect("age the command");
     // An api process that keeps finished commands for an hour.
     let sweeper = Proc::spawn(&env, "api", &[("CMDBUS_RETENTION", "1h")]);
     sweeper.wait_live().await;

@@ -65,6 +65,10 @@ async fn a_resume_after_versions_committed_out_of_order_misses_nothing() {
     let b = queued(&api).await;
     let mut client = Follower::subscribe(&notifier.ws_url(), None).await;
     client.subscribed().await;
+    // Stays connected throughout: it shows when the notifier has pushed A live, so that the
+    // resuming client can only get A from its resume.
+    let mut witness = Follower::subscribe(&notifier.ws_url(), None).await;
+    witness.subscribed().await;
     // A's change draws its version first but commits last.
     let mut held = api.pool.begin().await.expect("transaction");
     let version_a = change_behind_the_back(&mut held, a, CANCEL).await;
@@ -78,6 +82,10 @@ async fn a_resume_after_versions_committed_out_of_order_misses_nothing() {
     let resume = client.resume.clone();
     client.close().await;
     held.commit().await.expect("commit A");
+    witness
+        .until(T, |c| id_of(c) == a && c["status"] == "cancelled")
+        .await
+        .expect("A pushed live to the connected client");
 
     let mut back = Follower::subscribe(&notifier.ws_url(), resume.clone()).await;
     let seen_a = back
@@ -88,6 +96,7 @@ async fn a_resume_after_versions_committed_out_of_order_misses_nothing() {
         .unwrap_or_else(|error| panic!("A not delivered on resume from {resume:?}: {error}"));
     assert_eq!(seen_a["version"], version_a);
     back.close().await;
+    witness.close().await;
     notifier.stop_keeping_env().await;
     api.stop().await;
 }
