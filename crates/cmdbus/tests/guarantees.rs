@@ -59,9 +59,22 @@ async fn a_worker_paused_past_its_lease_is_fenced_out_and_the_command_ends_once(
     let first_worker = format!("worker like '{}'", first.worker_like());
     let second_worker = format!("worker like '{}'", second.worker_like());
     assert_eq!(
-        attempts(&app, id, &format!("attempt = 1 and {first_worker}")).await,
-        1
+        attempts(
+            &app,
+            id,
+            &format!("attempt = 1 and {first_worker} and outcome = 'lease_lost'")
+        )
+        .await,
+        1,
+        "the paused run is recorded as a lost lease"
     );
+    // The lost run does not use up the single attempt the command has.
+    let losses = app
+        .count(&format!(
+            "select lease_losses::int8 from commands where id = '{id}'"
+        ))
+        .await;
+    assert_eq!(losses, 1);
     assert_eq!(
         attempts(&app, id, "outcome = 'success'").await,
         1,
