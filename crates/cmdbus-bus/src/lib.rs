@@ -56,7 +56,9 @@ pub enum BusError {
 /// Broker settings.
 #[derive(Debug, Clone)]
 pub struct BusConfig {
-    /// `amqp://user:pass@host:port/vhost`; a `heartbeat` of 10 s is added unless it names one.
+    /// `amqp://user:pass@host:port/vhost`, or several of them separated by commas (the nodes of
+    /// a cluster): each connection goes to any node that answers, starting from a random one.
+    /// A `heartbeat` of 10 s is added unless a URL names one.
     pub url: String,
     /// Names of every exchange and queue.
     pub names: Names,
@@ -164,7 +166,10 @@ pub struct Broker {
 #[derive(Debug)]
 struct Inner {
     config: BusConfig,
-    uri: AMQPUri,
+    /// The broker's nodes; a connection tries them in turn.
+    uris: Vec<AMQPUri>,
+    /// Where the next connection attempt starts in `uris`.
+    next_uri: std::sync::atomic::AtomicUsize,
     session: watch::Sender<Option<Arc<Session>>>,
     /// Command types whose queues every new session declares.
     kinds: Mutex<BTreeSet<String>>,
@@ -177,14 +182,29 @@ impl Broker {
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> Result<Self, BusError> {
-        let mut uri = AMQPUri::from_str(&config.url).map_err(BusError::Url)?;
-        // A dead broker must be noticed in seconds, not after the server's 60 s default.
-        uri.query.heartbeat.get_or_insert(10);
+        let uris = config
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(|url| {
+                let mut uri = AMQPUri::from_str(url).map_err(BusError::Url)?;
+                // A dead broker must be noticed in seconds, not after the server's 60 s default.
+                uri.query.heartbeat.get_or_insert(10);
+                Ok(uri)
+            })
+            .collect::<Result<Vec<_>, BusError>>()?;
+        if uris.is_empty() {
+            return Err(BusError::Url("no broker URL given".to_owned()));
+        }
+        // Processes spread over the nodes instead of all starting with the first.
+        let first = usize::try_from(jitter_seed()).unwrap_or(0) % uris.len();
         let (session, _) = watch::channel(None);
         let broker = Self {
             inner: Arc::new(Inner {
                 config,
-                uri,
+                uris,
+                next_uri: std::sync::atomic::AtomicUsize::new(first),
                 session,
                 kinds: Mutex::new(BTreeSet::new()),
             }),
@@ -288,12 +308,12 @@ impl Broker {
     async fn establish(&self) -> Result<Session, BusError> {
         let properties = ConnectionProperties::default()
             .with_connection_name(self.inner.config.connection_name.clone().into());
-        let connection = Connection::connect_uri(self.inner.uri.clone(), properties).await?;
+        let connection = self.connect_any(properties).await?;
         let publisher = connection.create_channel().await?;
         publisher
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        topology::declare_core(&publisher, self.names()).await?;
+        topology::declare_core(&publisher, &self.inner.config).await?;
         let kinds: Vec<String> = self.lock_kinds().iter().cloned().collect();
         for kind in &kinds {
             topology::declare_type(&publisher, &self.inner.config, kind).await?;
@@ -305,6 +325,33 @@ impl Broker {
             events,
             broken: CancellationToken::new(),
         })
+    }
+}
+
+impl Broker {
+    /// Connects to the first node that answers, starting where the last attempt left off: after
+    /// a session fails, the node it was on is tried last.
+    async fn connect_any(&self, properties: ConnectionProperties) -> Result<Connection, BusError> {
+        use std::sync::atomic::Ordering;
+        let uris = &self.inner.uris;
+        let mut last_error = None;
+        for _ in 0..uris.len() {
+            let index = self.inner.next_uri.fetch_add(1, Ordering::Relaxed) % uris.len();
+            let uri = &uris[index];
+            match Connection::connect_uri(uri.clone(), properties.clone()).await {
+                Ok(connection) => {
+                    // When this session fails, the next attempt starts with another node.
+                    self.inner.next_uri.store(index + 1, Ordering::Relaxed);
+                    tracing::info!(host = %uri.authority.host, port = uri.authority.port, "broker node");
+                    return Ok(connection);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, host = %uri.authority.host, port = uri.authority.port, "broker node unreachable");
+                    last_error = Some(error);
+                }
+            }
+        }
+        Err(last_error.map_or(BusError::Unavailable, BusError::Amqp))
     }
 }
 
@@ -368,8 +415,13 @@ async fn supervise(broker: Broker, shutdown: CancellationToken) {
 
 /// 50–100 % of `delay`, so that many processes do not reconnect in lockstep.
 fn jitter(delay: Duration) -> Duration {
+    delay.mul_f64(0.5 + f64::from(jitter_seed() % 1000) / 2000.0)
+}
+
+/// A number that differs between processes and moments (the clock's nanoseconds and the pid).
+fn jitter_seed() -> u32 {
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.subsec_nanos());
-    delay.mul_f64(0.5 + f64::from(nanos % 1000) / 2000.0)
+    nanos ^ std::process::id().rotate_left(16)
 }

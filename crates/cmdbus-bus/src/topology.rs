@@ -22,7 +22,8 @@ pub const DELAY_HEADER: &str = "cmdbus-delay";
 const MAX_PRIORITY: u8 = 9;
 
 /// Declares the exchanges and delay tiers every role relies on.
-pub(crate) async fn declare_core(channel: &Channel, names: &Names) -> Result<(), BusError> {
+pub(crate) async fn declare_core(channel: &Channel, config: &BusConfig) -> Result<(), BusError> {
+    let names = &config.names;
     let durable = ExchangeDeclareOptions {
         durable: true,
         ..ExchangeDeclareOptions::default()
@@ -53,6 +54,24 @@ pub(crate) async fn declare_core(channel: &Channel, names: &Names) -> Result<(),
             "x-dead-letter-exchange".into(),
             AMQPValue::LongString(names.commands_exchange().into()),
         );
+        if config.queue_type == QueueType::Quorum {
+            // Replicated like the command queues, and dead-lettered at least once: a classic
+            // tier dead-letters at most once, and a message it drops is only found again by the
+            // redelivery sweep, minutes later.
+            arguments.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+            arguments.insert(
+                "x-dead-letter-strategy".into(),
+                AMQPValue::LongString("at-least-once".into()),
+            );
+            // At-least-once dead-lettering requires refusing publishes when full, not dropping.
+            arguments.insert(
+                "x-overflow".into(),
+                AMQPValue::LongString("reject-publish".into()),
+            );
+        }
         channel
             .queue_declare(queue.as_str().into(), durable_queue(), arguments)
             .await?;

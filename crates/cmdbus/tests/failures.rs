@@ -516,12 +516,38 @@ async fn quorum_queues_carry_commands_retries_and_ordered_partitions() {
         .output()
         .expect("rabbitmqctl");
     let listing = String::from_utf8_lossy(&output.stdout);
-    let queue = format!("{}.cmd.demo.echo\t", app.env.namespace);
-    assert!(
-        listing
-            .lines()
-            .any(|line| line.starts_with(&queue) && line.ends_with("quorum")),
-        "{queue} is a quorum queue"
-    );
+    // The command queues and the delay tiers that hold retries: a message that waits in a
+    // tier is as replicated as one in a queue.
+    for queue in [
+        format!("{}.cmd.demo.echo\t", app.env.namespace),
+        format!("{}.retry.1s\t", app.env.namespace),
+    ] {
+        assert!(
+            listing
+                .lines()
+                .any(|line| line.starts_with(&queue) && line.ends_with("quorum")),
+            "{queue} is a quorum queue"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_broker_address_list_connects_past_a_dead_node() {
+    // Port 1 refuses connections: a node that is down. Whichever node a process starts with,
+    // it ends up on the live one.
+    let app = TestApp::start_with(
+        Env::new(),
+        Role::All,
+        cmdbus::builtin_registry(),
+        |config| {
+            config.amqp_url = format!("amqp://guest:guest@127.0.0.1:1/%2f, {}", common::AMQP_URL);
+        },
+    )
+    .await;
+    let id = app
+        .submit_ok(json!({"type": "demo.echo", "payload": "across nodes"}))
+        .await;
+    app.wait_status(id, "success", T).await;
     app.stop().await;
 }

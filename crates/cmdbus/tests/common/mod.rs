@@ -68,7 +68,18 @@ impl Env {
 
     /// Deletes the namespace's exchanges and queues and drops the database.
     pub async fn teardown(&self, kinds: &[String]) -> anyhow::Result<()> {
-        let broker = TestBroker::connect(self).await;
+        self.teardown_with(kinds, cmdbus_bus::QueueType::Classic)
+            .await
+    }
+
+    /// `teardown` of a namespace declared with `queue_type` (declaring its delay tiers with
+    /// another type would be refused).
+    pub async fn teardown_with(
+        &self,
+        kinds: &[String],
+        queue_type: cmdbus_bus::QueueType,
+    ) -> anyhow::Result<()> {
+        let broker = TestBroker::connect_with(self, queue_type).await;
         broker.broker.delete_topology(kinds).await?;
         broker.close().await;
         cmdbus_store::drop_database(&PgConnectOptions::from_str(&self.database_url)?).await?;
@@ -85,6 +96,10 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub async fn connect(env: &Env) -> Self {
+        Self::connect_with(env, cmdbus_bus::QueueType::Classic).await
+    }
+
+    pub async fn connect_with(env: &Env, queue_type: cmdbus_bus::QueueType) -> Self {
         let tracker = TaskTracker::new();
         let stop = CancellationToken::new();
         let broker = Broker::start(
@@ -93,7 +108,7 @@ impl TestBroker {
                 names: Names::new(env.namespace.clone()),
                 connection_name: "cmdbus test".to_owned(),
                 partitions: cmdbus::Config::defaults().partitions,
-                queue_type: Default::default(),
+                queue_type,
             },
             stop.clone(),
             &tracker,
@@ -222,7 +237,14 @@ impl TestApp {
         let result = self.handle.await.expect("app task");
         result.expect("app ended with an error");
         self.pool.close().await;
-        self.env.teardown(&self.kinds).await.expect("teardown");
+        let queue_type = match self.config.queue_type {
+            cmdbus::QueueTypeArg::Classic => cmdbus_bus::QueueType::Classic,
+            cmdbus::QueueTypeArg::Quorum => cmdbus_bus::QueueType::Quorum,
+        };
+        self.env
+            .teardown_with(&self.kinds, queue_type)
+            .await
+            .expect("teardown");
     }
 
     /// Stops the app gracefully but leaves the environment to the app that owns it (a second
