@@ -39,7 +39,9 @@ async fn a_worker_paused_past_its_lease_is_fenced_out_and_the_command_ends_once(
     let second = Proc::worker(&env, "2", &[]).await;
     first.signal("STOP");
     // The pause is the fault: it lasts until the other worker took over, well past the lease.
-    app.wait_until(id, T, |v| {
+    // The message published again may first land in the paused worker's prefetch; the broker
+    // gives it back once it notices the missed heartbeats (about 30 s).
+    app.wait_until(id, Duration::from_secs(60), |v| {
         v["status"] == "running" && v["attempt"].as_i64() > Some(1)
     })
     .await
