@@ -205,6 +205,7 @@ async fn outcomes_with_nul_characters_end_within_max_attempts_and_are_parked() {
         (&noted["status"], &noted["attempt"]),
         (&json!("success"), &json!(1))
     );
+    assert_eq!(noted["progress_note"], "half\u{FFFD}way", "{noted}");
     broker
         .wait_depth(&broker.queue("test.nul", Lane::Exceptions1), 2)
         .await;
