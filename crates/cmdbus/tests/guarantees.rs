@@ -342,3 +342,36 @@ async fn a_queued_command_whose_message_was_lost_is_published_again() {
     worker.stop_keeping_env().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_command_whose_runs_keep_losing_their_lease_fails_lease_lost_and_is_parked() {
+    let env = Env::new();
+    let app = api_with_short_lease(&env).await;
+    let broker = TestBroker::connect(&env).await;
+    let payload = json!({"ms": 20000, "steps": 200});
+    let id = app
+        .submit_ok(json!({"type": "demo.sleep", "payload": payload, "max_attempts": 1}))
+        .await;
+    // Every run's worker is killed; two lost leases are survived (the default), the third ends it.
+    for attempt in 1..=3 {
+        let mut worker = Proc::worker(&env, "2", &[]).await;
+        app.wait_until(id, T, |v| {
+            v["status"] == "running"
+                && v["attempt"] == attempt
+                && v["progress"].as_f64() > Some(0.0)
+        })
+        .await
+        .expect("running again");
+        worker.kill();
+    }
+    let failed = app.wait_until(id, T, finished).await.expect("ended");
+    assert_eq!(failed["status"], "fail", "{failed}");
+    assert_eq!(failed["error"]["code"], "lease_lost", "{failed}");
+    assert_eq!(failed["attempt"], 3, "max_attempts + 2 at most");
+    assert_eq!(attempts(&app, id, "outcome = 'lease_lost'").await, 3);
+    broker
+        .wait_depth(&broker.queue("demo.sleep", Lane::Exceptions1), 1)
+        .await;
+    broker.close().await;
+    app.stop().await;
+}

@@ -10,7 +10,7 @@ use common::{
     process::{Follower, Proc, change_behind_the_back, unreachable_amqp_url},
 };
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -97,6 +97,57 @@ async fn a_resume_after_versions_committed_out_of_order_misses_nothing() {
     assert_eq!(seen_a["version"], version_a);
     back.close().await;
     witness.close().await;
+    notifier.stop_keeping_env().await;
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_list_then_a_subscription_from_its_cursor_has_no_gap() {
+    let (api, notifier) = api_and_notifier().await;
+    let id = queued(&api).await;
+    let mut witness = Follower::subscribe(&notifier.ws_url(), None).await;
+    witness.subscribed().await;
+    let list: Value = api
+        .http
+        .get(api.url("/v1/commands"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("list body");
+    let cursor = list["cursor"].clone();
+    assert!(cursor.is_string(), "the list hands out a cursor: {list}");
+    // Between the read and the subscription: a change without an event, already pushed live.
+    let mut conn = api.pool.acquire().await.expect("connection");
+    change_behind_the_back(&mut conn, id, CANCEL).await;
+    drop(conn);
+    witness
+        .until(T, |c| id_of(c) == id && c["status"] == "cancelled")
+        .await
+        .expect("pushed live");
+    let mut client = Follower::subscribe(&notifier.ws_url(), Some(cursor)).await;
+    client
+        .until(Duration::from_secs(5), |c| {
+            id_of(c) == id && c["status"] == "cancelled"
+        })
+        .await
+        .expect("the change after the list is replayed");
+    // A version number is not a cursor.
+    let mut old_style = WsClient::connect(&notifier.ws_url()).await;
+    old_style
+        .send(json!({"op": "subscribe", "all": true, "since": 5}))
+        .await;
+    let refused = old_style.next_json(T).await.expect("reply");
+    assert_eq!(
+        (&refused["op"], &refused["code"]),
+        (&json!("error"), &json!("bad_request")),
+        "{refused}"
+    );
+    for socket in [witness, client] {
+        socket.close().await;
+    }
+    old_style.close().await;
     notifier.stop_keeping_env().await;
     api.stop().await;
 }
