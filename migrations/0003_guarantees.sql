@@ -29,12 +29,11 @@ alter table commands
     -- Lost and released runs are counted, never negative.
     add constraint commands_lost_runs_check check (lease_losses >= 0 and releases >= 0);
 
--- Resume by snapshot replaces resume by version.
+-- Resume by snapshot replaces resume by version. One index serves the notifier's tail (every
+-- change after a snapshot, across tenants) and a client's resume (its tenant's changes after its
+-- cursor: other tenants' entries are skipped inside the index, without reading their rows).
 drop index commands_tenant_version;
--- The notifier's tail: every change after a snapshot, across tenants.
-create index commands_changed on commands (changed_xid);
--- A client's resume: its tenant's changes after its cursor.
-create index commands_tenant_changed on commands (tenant, changed_xid);
+create index commands_changed on commands (changed_xid, tenant);
 -- The redelivery sweep; every `queue` row has a `redeliver_at`, so this also counts them.
 create index commands_redeliver on commands (redeliver_at)
     where status in ('queue', 'fail') and redeliver_at is not null;

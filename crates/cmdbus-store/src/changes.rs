@@ -16,7 +16,13 @@ use crate::{CommandRow, StoreError};
 /// A resume point: the text form of a `pg_snapshot` (`xmin:xmax:xip,...`), opaque to clients.
 /// Every change committed in it has been read by whoever holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor(String);
+pub struct Cursor {
+    text: String,
+    /// Transactions from here on started after the snapshot.
+    xmax: u64,
+    /// Transactions running when the snapshot was taken.
+    xip: Vec<u64>,
+}
 
 /// A string that is not a cursor this server handed out.
 #[derive(Debug, thiserror::Error)]
@@ -50,27 +56,33 @@ impl Cursor {
         if xmin == 0 || xmin > xmax {
             return Err(InvalidCursor("xmin must be positive and at most xmax"));
         }
+        let mut running = Vec::new();
         if !xip.is_empty() {
-            let mut previous = None;
             for xid in xip.split(',') {
                 let xid = number(xid)?;
-                if xid < xmin || xid >= xmax || previous.is_some_and(|p| p >= xid) {
+                if xid < xmin || xid >= xmax || running.last().is_some_and(|&p| p >= xid) {
                     return Err(InvalidCursor("running transactions out of range"));
                 }
-                previous = Some(xid);
+                running.push(xid);
             }
         }
-        Ok(Self(text.to_owned()))
+        Ok(Self {
+            text: text.to_owned(),
+            xmax,
+            xip: running,
+        })
     }
 
     /// A snapshot PostgreSQL itself printed.
-    pub(crate) fn read(text: String) -> Self {
-        Self(text)
+    pub(crate) fn read(text: String) -> Result<Self, StoreError> {
+        Self::parse(&text).map_err(|error| {
+            StoreError::Database(sqlx::Error::Protocol(format!("snapshot {text:?}: {error}")))
+        })
     }
 
     /// The text handed to clients.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 }
 
@@ -96,58 +108,86 @@ pub enum Scope<'a> {
     Ids(&'a str, &'a [Uuid]),
 }
 
-/// The rows changed since `since` (everything changed is new when `None` is not given: then only
-/// the current snapshot is read), at most `limit`, with the snapshot they were read in. Rows and
-/// snapshot come from one statement, so they agree exactly.
+/// The rows changed since `since` (with `None`, only the current snapshot is read), at most
+/// `limit`, with the snapshot they were read in. Rows and snapshot come from one statement, so
+/// they agree exactly.
 pub async fn changes_after<'c>(
     executor: impl PgExecutor<'c>,
     since: Option<&Cursor>,
     scope: Scope<'_>,
     limit: i64,
 ) -> Result<Changes, StoreError> {
-    // One statement text per shape, so that each gets a plan that uses its index.
-    let filter = match scope {
-        Scope::Everything => "true",
-        Scope::Tenant(_) => "tenant = $3",
-        Scope::Ids(..) => "tenant = $3 and id = any($4)",
+    let Some(since) = since else {
+        let cursor: String = sqlx::query_scalar("select pg_current_snapshot()::text")
+            .fetch_one(executor)
+            .await?;
+        return Ok(Changes {
+            rows: Vec::new(),
+            cursor: Cursor::read(cursor)?,
+            truncated: false,
+        });
     };
-    let changed = if since.is_some() {
-        "(changed_xid >= pg_snapshot_xmax($1::text::pg_snapshot)
-          or changed_xid = any(array(select pg_snapshot_xip($1::text::pg_snapshot))))"
-    } else {
-        "false"
+    // The planner has no statistics to see that a range of recent transaction ids is narrow,
+    // so each shape says how to read it: a range scan of `commands_changed` in its order (the
+    // transactions that started after the snapshot), plus a lookup of the few that were running
+    // when it was taken; named commands through the primary key.
+    const AFTER: &str = "changed_xid >= $1::text::xid8";
+    const RUNNING: &str = "changed_xid = any($5::text[]::xid8[])";
+    let running = !since.xip.is_empty();
+    let changed = match (scope, running) {
+        (Scope::Ids(..), false) => {
+            format!("select * from commands where tenant = $3 and id = any($4) and {AFTER}")
+        }
+        (Scope::Ids(..), true) => format!(
+            "select * from commands
+              where tenant = $3 and id = any($4) and ({AFTER} or {RUNNING})"
+        ),
+        (Scope::Everything | Scope::Tenant(_), _) => {
+            let tenant = if matches!(scope, Scope::Tenant(_)) {
+                "tenant = $3 and"
+            } else {
+                ""
+            };
+            let after = format!(
+                "(select * from commands where {tenant} {AFTER} order by changed_xid limit $2)"
+            );
+            if running {
+                format!("{after} union all (select * from commands where {tenant} {RUNNING})")
+            } else {
+                after
+            }
+        }
     };
     let (tenant, ids) = match scope {
         Scope::Everything => (None, None),
         Scope::Tenant(tenant) => (Some(tenant), None),
         Scope::Ids(tenant, ids) => (Some(tenant), Some(ids)),
     };
+    let xip: Vec<String> = since.xip.iter().map(u64::to_string).collect();
     let read = sqlx::query(AssertSqlSafe(format!(
         "select s.cursor::text as cursor, c.*
            from (select pg_current_snapshot() as cursor) s
-           left join lateral (
-                select * from commands
-                 where {filter} and {changed}
-                 order by version
-                 limit $2) c on true"
+           left join lateral ({changed}) c on true"
     )))
-    .bind(since.map(Cursor::as_str))
+    .bind(since.xmax.to_string())
     .bind(limit + 1)
     .bind(tenant)
     .bind(ids)
+    .bind(&xip)
     .fetch_all(executor)
     .await?;
     let mut cursor = None;
     let mut rows = Vec::with_capacity(read.len());
     for row in &read {
         if cursor.is_none() {
-            cursor = Some(Cursor::read(row.try_get("cursor")?));
+            cursor = Some(Cursor::read(row.try_get("cursor")?)?);
         }
         if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
             rows.push(CommandRow::from_row(row)?);
         }
     }
     let truncated = rows.len() as i64 > limit;
+    rows.sort_unstable_by_key(|row| row.version);
     rows.truncate(usize::try_from(limit).unwrap_or(0));
     Ok(Changes {
         rows,

@@ -206,7 +206,7 @@ pub async fn list<'c>(
     let mut rows = Vec::with_capacity(read.len());
     for row in &read {
         if cursor.is_none() {
-            cursor = Some(Cursor::read(row.try_get("cursor")?));
+            cursor = Some(Cursor::read(row.try_get("cursor")?)?);
         }
         if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
             rows.push(CommandRow::from_row(row)?);

@@ -39,8 +39,9 @@ pub async fn take_unpublished<'c>(
 }
 
 /// Takes up to `limit` rows whose message is due again: `queue` rows nobody claimed by their
-/// `redeliver_at` (published to their queue again; copies are harmless, the claim decides) and
-/// `fail` rows whose parking publish is owed (published to their lane).
+/// `redeliver_at` (published to their queue again; copies are harmless, the claim decides) —
+/// unless an earlier command of their ordering key is unfinished — and `fail` rows whose parking
+/// publish is owed (published to their lane).
 pub async fn take_redeliveries<'c>(
     executor: impl PgExecutor<'c>,
     publish_lease: Duration,
@@ -49,8 +50,15 @@ pub async fn take_redeliveries<'c>(
     Ok(sqlx::query_as(
         "update commands c set redeliver_at = now() + make_interval(secs => $1)
           where c.id in (
-                select id from commands
+                select id from commands c
                  where status in ('queue', 'fail') and redeliver_at <= now()
+                   -- A command waiting for an earlier one of its key has its message cycling
+                   -- through a delay tier; a copy would only cycle beside it.
+                   and (status = 'fail' or ordering_key is null or not exists (
+                        select 1 from commands e
+                         where e.tenant = c.tenant and e.ordering_key = c.ordering_key
+                           and e.status in ('new', 'queue', 'running')
+                           and (e.created_at, e.id) < (c.created_at, c.id)))
                  order by redeliver_at
                  limit $2
                  for update skip locked)
