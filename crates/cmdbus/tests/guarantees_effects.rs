@@ -1,0 +1,118 @@
+//! A handler's own effects, fenced by its claim: a run that lost its lease while its worker was
+//! cut off from PostgreSQL cannot commit its effect after another worker's run took over.
+
+mod common;
+
+use cmdbus::Role;
+use cmdbus_worker::{Context, HandlerError, Registry};
+use common::{
+    Env, TestApp,
+    process::{PgLink, api_with_short_lease, attempts},
+};
+use serde_json::{Value, json};
+use std::{sync::Arc, time::Duration};
+use tokio::sync::{Semaphore, mpsc};
+
+const T: Duration = Duration::from_secs(40);
+
+/// `test.effect`: the first attempt waits at `gate` (deaf to cancels, like most handlers); every
+/// attempt then records its effect in the `effects` table inside a transaction that holds the
+/// claim, and reports `(attempt, held)`.
+fn effect_registry(
+    env: &Env,
+    gate: Arc<Semaphore>,
+    held: mpsc::UnboundedSender<(i32, bool)>,
+) -> Registry {
+    // The handler's own connection, not the worker's: it still reaches PostgreSQL when the
+    // worker's link is cut.
+    let pool = sqlx::PgPool::connect_lazy(&env.database_url).expect("lazy pool");
+    let mut registry = Registry::new();
+    registry.register(
+        common::test_type("test.effect", 1),
+        move |ctx: Context, _: Value| {
+            let (pool, gate, held) = (pool.clone(), Arc::clone(&gate), held.clone());
+            async move {
+                if ctx.attempt() == 1 {
+                    let _open = gate.acquire().await;
+                }
+                let failed = |error: String| HandlerError::retryable("effect", error);
+                let mut tx = pool.begin().await.map_err(|e| failed(e.to_string()))?;
+                let holds = ctx
+                    .hold_claim(&mut tx)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                let _ = held.send((ctx.attempt(), holds));
+                if !holds {
+                    return Err(HandlerError::retryable("fenced", "the run lost its claim"));
+                }
+                sqlx::query("insert into effects (command_id, attempt) values ($1, $2)")
+                    .bind(ctx.id())
+                    .bind(ctx.attempt())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                tx.commit().await.map_err(|e| failed(e.to_string()))?;
+                Ok(json!({"attempt": ctx.attempt()}))
+            }
+        },
+    );
+    registry
+}
+
+#[tokio::test]
+async fn a_run_that_lost_its_lease_cannot_commit_its_effect_after_a_takeover() {
+    let env = Env::new();
+    let app = api_with_short_lease(&env).await;
+    sqlx::query("create table effects (command_id uuid not null, attempt int not null)")
+        .execute(&app.pool)
+        .await
+        .expect("effects table");
+    let gate = Arc::new(Semaphore::new(0));
+    let (held, mut reports) = mpsc::unbounded_channel();
+    let link = PgLink::open().await;
+    let cut_off = TestApp::start_with(
+        env.clone(),
+        Role::Worker,
+        effect_registry(&env, Arc::clone(&gate), held.clone()),
+        |config| {
+            config.database_url = link.url(&env);
+            config.lease_secs = 2.0;
+        },
+    )
+    .await;
+    let id = app.submit_ok(json!({"type": "test.effect"})).await;
+    app.wait_status(id, "running", T).await;
+    link.cut();
+    // Another worker takes the command over once the reaper took it back.
+    let other = TestApp::start_with(
+        env.clone(),
+        Role::Worker,
+        effect_registry(&env, Arc::clone(&gate), held),
+        |config| config.lease_secs = 2.0,
+    )
+    .await;
+    let done = app.wait_status(id, "success", T).await;
+    assert!(done["attempt"].as_i64() > Some(1), "{done}");
+    // Now the first run goes on to write its effect.
+    gate.add_permits(1);
+    let mut first = None;
+    while first.is_none() {
+        let (attempt, holds) = tokio::time::timeout(T, reports.recv())
+            .await
+            .expect("the first run reports")
+            .expect("a report");
+        first = (attempt == 1).then_some(holds);
+    }
+    assert_eq!(first, Some(false), "the lost run still held its claim");
+    let effects: Vec<i32> = sqlx::query_scalar("select attempt from effects where command_id = $1")
+        .bind(id)
+        .fetch_all(&app.pool)
+        .await
+        .expect("effects");
+    assert_eq!(effects.len(), 1, "one effect: {effects:?}");
+    assert_eq!(attempts(&app, id, "outcome = 'success'").await, 1);
+    link.restore();
+    other.stop_keeping_env().await;
+    cut_off.stop_keeping_env().await;
+    app.stop().await;
+}
