@@ -1,5 +1,6 @@
-//! A handler's own effects, fenced by its claim: a run that lost its lease while its worker was
-//! cut off from PostgreSQL cannot commit its effect after another worker's run took over.
+//! Runs fenced by their claim: a run that lost its lease while its worker was cut off from
+//! PostgreSQL cannot commit its own effect after another worker's run took over, and a delivery
+//! the broker requeued (one process's connection closed) runs nothing twice.
 
 mod common;
 
@@ -7,7 +8,7 @@ use cmdbus::Role;
 use cmdbus_worker::{Context, HandlerError, Registry};
 use common::{
     Env, TestApp,
-    process::{PgLink, api_with_short_lease, attempts},
+    process::{PgLink, Proc, api_with_short_lease, attempts, close_connection_of, finished},
 };
 use serde_json::{Value, json};
 use std::{sync::Arc, time::Duration};
@@ -114,5 +115,35 @@ async fn a_run_that_lost_its_lease_cannot_commit_its_effect_after_a_takeover() {
     link.restore();
     other.stop_keeping_env().await;
     cut_off.stop_keeping_env().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_delivery_requeued_while_its_run_goes_on_runs_nothing_twice() {
+    let env = Env::new();
+    let app = api_with_short_lease(&env).await;
+    let first = Proc::worker(&env, "2", &[]).await;
+    let id = app
+        .submit_ok(json!({"type": "demo.sleep", "payload": {"ms": 4000, "steps": 40}}))
+        .await;
+    app.wait_until(id, T, |v| {
+        v["status"] == "running" && v["progress"].as_f64() > Some(0.0)
+    })
+    .await
+    .expect("running");
+    let second = Proc::worker(&env, "2", &[]).await;
+    // The broker requeues the unacked delivery, and the other worker gets it while the first
+    // run goes on (its lease lives in PostgreSQL, not in the broker).
+    assert_eq!(close_connection_of("Worker", first.pid()), 1);
+    let done = app.wait_until(id, T, finished).await.expect("finished");
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(done["attempt"], 1, "run once: {done}");
+    assert_eq!(attempts(&app, id, "true").await, 1);
+    let by_first = format!(
+        "outcome = 'success' and worker like '{}'",
+        first.worker_like()
+    );
+    assert_eq!(attempts(&app, id, &by_first).await, 1);
+    drop((first, second));
     app.stop().await;
 }

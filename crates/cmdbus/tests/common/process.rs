@@ -134,6 +134,32 @@ pub fn purge_queue(queue: &str) {
     rabbitmqctl(&["purge_queue", queue]);
 }
 
+/// Closes the broker connection of one process, named `cmdbus <Role> <pid>` by its client
+/// properties; returns how many connections matched.
+pub fn close_connection_of(role: &str, pid: u32) -> usize {
+    let listing = rabbitmqctl(&[
+        "list_connections",
+        "-q",
+        "--no-table-headers",
+        "pid",
+        "client_properties",
+    ]);
+    let name = format!(r#"{{"connection_name","cmdbus {role} {pid}"}}"#);
+    let mine: Vec<&str> = listing
+        .lines()
+        .filter(|line| line.contains(&name))
+        .filter_map(|line| line.split('\t').next())
+        .collect();
+    for connection in &mine {
+        rabbitmqctl(&[
+            "close_connection",
+            connection,
+            "a test closes one process's connection",
+        ]);
+    }
+    mine.len()
+}
+
 /// Changes one command row directly in SQL, as a writer whose event never reached the broker:
 /// `set` plus a fresh version (and the changing transaction, where the schema records it).
 pub async fn change_behind_the_back(executor: &mut sqlx::PgConnection, id: Uuid, set: &str) -> i64 {
