@@ -147,3 +147,36 @@ async fn a_delivery_requeued_while_its_run_goes_on_runs_nothing_twice() {
     drop((first, second));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_run_released_at_shutdown_is_recorded_and_does_not_use_up_attempts() {
+    let env = Env::new();
+    let app = api_with_short_lease(&env).await;
+    let mut stopping = Proc::worker(&env, "2", &[("CMDBUS_SHUTDOWN_GRACE_SECS", "0.5")]).await;
+    let id = app
+        .submit_ok(
+            json!({"type": "demo.sleep", "payload": {"ms": 3000, "steps": 30}, "max_attempts": 1}),
+        )
+        .await;
+    app.wait_until(id, T, |v| {
+        v["status"] == "running" && v["progress"].as_f64() > Some(0.0)
+    })
+    .await
+    .expect("running");
+    // SIGTERM: the handler outlasts the grace period, so the run is given back.
+    stopping.signal("TERM");
+    assert!(stopping.wait_exit(), "a clean exit");
+    let back = app.wait_until(id, T, |v| v["status"] != "running").await;
+    assert_eq!(back.expect("given back")["status"], "queue");
+    let released = format!(
+        "outcome = 'released' and worker like '{}'",
+        stopping.worker_like()
+    );
+    assert_eq!(attempts(&app, id, &released).await, 1);
+    let next = Proc::worker(&env, "2", &[]).await;
+    let done = app.wait_status(id, "success", T).await;
+    assert_eq!(done["attempt"], 2, "{done}");
+    assert_eq!(attempts(&app, id, "outcome is null").await, 0);
+    drop(next);
+    app.stop().await;
+}

@@ -169,3 +169,33 @@ async fn ordered_commands_in_backoff_do_not_hold_the_handler_slots_of_others() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_parked_predecessor_does_not_block_its_key_and_a_retrying_one_does() {
+    let app = TestApp::start().await;
+    let parked = app
+        .submit_ok(
+            json!({"type": "demo.fail", "payload": {"permanent": true}, "ordering_key": "p"}),
+        )
+        .await;
+    let after_parked = app
+        .submit_ok(json!({"type": "demo.echo", "ordering_key": "p"}))
+        .await;
+    app.wait_status(parked, "fail", T).await;
+    app.wait_status(after_parked, "success", T).await;
+
+    let retrying = app
+        .submit_ok(json!({"type": "demo.fail", "payload": {"times": 1}, "max_attempts": 2, "ordering_key": "r"}))
+        .await;
+    let after_retrying = app
+        .submit_ok(json!({"type": "demo.echo", "ordering_key": "r"}))
+        .await;
+    for id in [retrying, after_retrying] {
+        app.wait_status(id, "success", T).await;
+    }
+    assert!(
+        ran_after(&app, retrying, after_retrying).await,
+        "the later command ran while its predecessor waited for a retry"
+    );
+    app.stop().await;
+}
