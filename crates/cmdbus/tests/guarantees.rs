@@ -166,6 +166,7 @@ fn nul_registry() -> Registry {
             match payload["in"].as_str() {
                 Some("result") => Ok(json!({"text": "a\u{0}b"})),
                 Some("error") => Err(HandlerError::permanent("nul_error", "bad\u{0}byte")),
+                Some("retry") => Err(HandlerError::retryable("nul_retry", "try\u{0}again")),
                 _ => {
                     ctx.progress(0.5, Some("half\u{0}way".to_owned())).await;
                     Ok(json!({"noted": true}))
@@ -185,6 +186,7 @@ async fn outcomes_with_nul_characters_end_within_max_attempts_and_are_parked() {
     let result = app.submit_ok(submit("result")).await;
     let error = app.submit_ok(submit("error")).await;
     let note = app.submit_ok(submit("note")).await;
+    let retried = app.submit_ok(submit("retry")).await;
 
     let unstorable = app.wait_until(result, T, finished).await.expect("result");
     assert_eq!(unstorable["status"], "fail", "{unstorable}");
@@ -206,10 +208,19 @@ async fn outcomes_with_nul_characters_end_within_max_attempts_and_are_parked() {
         (&json!("success"), &json!(1))
     );
     assert_eq!(noted["progress_note"], "half\u{FFFD}way", "{noted}");
+    // A retryable error with NUL is recorded at each attempt (backoff 1 s, then 5 s).
+    let exhausted = app.wait_until(retried, T, finished).await.expect("retried");
+    assert_eq!(
+        (&exhausted["status"], &exhausted["attempt"]),
+        (&json!("fail"), &json!(3)),
+        "{exhausted}"
+    );
+    assert_eq!(exhausted["error"]["message"], "try\u{FFFD}again");
+    assert_eq!(attempts(&app, retried, "outcome = 'retry'").await, 2);
     broker
-        .wait_depth(&broker.queue("test.nul", Lane::Exceptions1), 2)
+        .wait_depth(&broker.queue("test.nul", Lane::Exceptions1), 3)
         .await;
-    for id in [result, error, note] {
+    for id in [result, error, note, retried] {
         assert!(attempts(&app, id, "true").await <= 3, "{id} looped");
     }
     broker.close().await;
