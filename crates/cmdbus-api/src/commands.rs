@@ -14,10 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::{
-    ApiError, ApiJson, ApiState,
-    dispatch::{announce, dispatch},
-};
+use crate::{ApiError, ApiJson, ApiState, dispatch::announce};
 
 /// Longest accepted key, type or ordering key.
 const MAX_NAME: usize = 200;
@@ -108,16 +105,7 @@ pub(crate) async fn submit(
         idempotency_key,
         max_attempts,
     };
-    let mut conn = state
-        .pool
-        .acquire()
-        .await
-        .map_err(cmdbus_store::StoreError::from)?;
-    let submitted = cmdbus_store::insert(&mut conn, std::slice::from_ref(&command))
-        .await?
-        .pop()
-        .ok_or(ApiError::Internal)?;
-    drop(conn);
+    let submitted = state.batcher.insert(command.clone()).await?;
     if !submitted.created {
         let row = submitted.row;
         if !same_command(&row, &command) {
@@ -142,22 +130,19 @@ fn same_command(row: &CommandRow, command: &NewCommand) -> bool {
         && row.max_attempts == command.max_attempts
 }
 
-/// Publishes a fresh row, waiting at most `publish_wait` for the confirm. The publish runs in its
-/// own task, so neither a slow broker nor a client that hangs up can cut it short; past the wait,
-/// the answer says `new` and the command still moves on.
+/// Publishes a fresh row (with whatever else is being published right now), waiting at most
+/// `publish_wait` for the confirm. The publish goes on in the group-commit loop, so neither a
+/// slow broker nor a client that hangs up can cut it short; past the wait, the answer says `new`
+/// and the command still moves on.
 pub(crate) async fn publish_now(state: &ApiState, row: CommandRow) -> CommandRow {
-    let task = tokio::spawn({
-        let (pool, broker, row) = (state.pool.clone(), state.broker.clone(), row.clone());
-        let redeliver_after = state.config.redeliver_after;
-        async move { dispatch(&pool, &broker, redeliver_after, vec![row]).await }
-    });
-    match tokio::time::timeout(state.config.publish_wait, task).await {
-        Ok(Ok(Ok(mut rows))) => rows.pop().unwrap_or(row),
-        Ok(Ok(Err(error))) => {
-            tracing::warn!(%error, id = %row.id, "cannot mark queued; the relay will");
-            row
-        }
-        Ok(Err(_)) | Err(_) => row,
+    match tokio::time::timeout(
+        state.config.publish_wait,
+        state.batcher.publish(row.clone()),
+    )
+    .await
+    {
+        Ok(Some(row)) => row,
+        Ok(None) | Err(_) => row,
     }
 }
 

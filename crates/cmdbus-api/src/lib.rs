@@ -2,6 +2,7 @@
 //! command reaches the broker (the outbox relay) and no dead worker's command stays `running`
 //! (the lease reaper).
 
+mod batch;
 mod commands;
 mod dispatch;
 mod error;
@@ -49,6 +50,7 @@ pub struct ApiState {
     pub(crate) broker: Broker,
     pub(crate) feed: ChangeFeed,
     pub(crate) types: Arc<types::TypeCache>,
+    pub(crate) batcher: batch::Batcher,
     pub(crate) config: ApiConfig,
 }
 
@@ -57,6 +59,7 @@ impl ApiState {
     pub fn new(pool: PgPool, broker: Broker, feed: ChangeFeed, config: ApiConfig) -> Self {
         Self {
             types: Arc::new(types::TypeCache::new(pool.clone(), broker.clone())),
+            batcher: batch::Batcher::start(pool.clone(), broker.clone(), config.redeliver_after),
             pool,
             broker,
             feed,

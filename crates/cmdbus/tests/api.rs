@@ -137,6 +137,45 @@ async fn concurrent_repeats_of_an_idempotency_key_make_exactly_one_command() {
 }
 
 #[tokio::test]
+async fn a_burst_of_submits_is_recorded_once_each_and_a_bad_payload_fails_alone() {
+    // Submits that arrive together share transactions (group commit); a payload the database
+    // cannot read back must fail its own request only, and nothing of it may be written.
+    let app = TestApp::start().await;
+    let good = (0..150).map(|n| {
+        app.http
+            .post(app.url("/v1/commands"))
+            .json(&json!({"type": "demo.echo", "payload": {"n": n}}))
+            .send()
+    });
+    let bad = app
+        .http
+        .post(app.url("/v1/commands"))
+        .header("content-type", "application/json")
+        .body(r#"{"type": "demo.echo", "payload": {"huge": 1.7976931348623157e308}}"#)
+        .send();
+    let (good, bad) = tokio::join!(join_all(good), bad);
+    let bad = bad.expect("submit");
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: Value = bad.json().await.expect("problem");
+    assert_eq!(problem["code"], "invalid_field", "{problem}");
+    let mut ids = Vec::new();
+    for response in good {
+        let response = response.expect("submit");
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let view: Value = response.json().await.expect("view");
+        ids.push(id_of(&view));
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 150, "one command per request");
+    assert_eq!(app.count("select count(*) from commands").await, 150);
+    for id in &ids {
+        app.wait_status(*id, "success", T).await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn bad_input_gets_a_problem_and_writes_nothing() {
     let app = TestApp::start_with(
         Env::new(),
