@@ -1,6 +1,7 @@
 //! Runs fenced by their claim: a run that lost its lease while its worker was cut off from
 //! PostgreSQL cannot commit its own effect after another worker's run took over, and a delivery
-//! the broker requeued (one process's connection closed) runs nothing twice.
+//! the broker requeued (one process's connection closed) runs nothing twice, and every attempt
+//! of a worker that was killed or stopped gets an outcome.
 
 mod common;
 
@@ -178,5 +179,53 @@ async fn a_run_released_at_shutdown_is_recorded_and_does_not_use_up_attempts() {
     assert_eq!(done["attempt"], 2, "{done}");
     assert_eq!(attempts(&app, id, "outcome is null").await, 0);
     drop(next);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_attempt_of_a_killed_worker_gets_an_outcome() {
+    let env = Env::new();
+    let app = TestApp::start_with(
+        env.clone(),
+        Role::Api,
+        cmdbus::builtin_registry(),
+        |config| {
+            config.lease_secs = 2.0;
+        },
+    )
+    .await;
+    let mut doomed = Proc::worker(&env, "2", &[]).await;
+    let id = app
+        .submit_ok(json!({"type": "demo.sleep", "payload": {"ms": 3000, "steps": 30}}))
+        .await;
+    app.wait_until(id, T, |v| {
+        v["status"] == "running" && v["progress"].as_f64() > Some(0.0)
+    })
+    .await
+    .expect("running");
+    let killed = format!(
+        "select count(*) from command_attempts where worker like '{}' and outcome = 'lease_lost'",
+        doomed.worker_like()
+    );
+    doomed.kill();
+    let survivor = Proc::worker(&env, "2", &[]).await;
+    app.wait_status(id, "success", T).await;
+    app.wait_count(
+        "select count(*) from command_attempts where outcome is null",
+        "attempts without an outcome",
+        |open| open == 0,
+    )
+    .await;
+    assert_eq!(
+        app.count(&killed).await,
+        1,
+        "the killed attempt is lease_lost"
+    );
+    assert_eq!(
+        app.count("select count(*) from command_attempts where outcome = 'success'")
+            .await,
+        1
+    );
+    drop(survivor);
     app.stop().await;
 }

@@ -265,55 +265,6 @@ async fn a_message_that_arrives_before_its_row_runs_once_the_row_exists() {
 }
 
 #[tokio::test]
-async fn every_attempt_of_a_killed_worker_gets_an_outcome() {
-    let env = Env::new();
-    let app = TestApp::start_with(
-        env.clone(),
-        Role::Api,
-        cmdbus::builtin_registry(),
-        |config| {
-            config.lease_secs = 2.0;
-        },
-    )
-    .await;
-    let mut doomed = Proc::worker(&env, "2", &[]).await;
-    let id = app
-        .submit_ok(json!({"type": "demo.sleep", "payload": {"ms": 3000, "steps": 30}}))
-        .await;
-    app.wait_until(id, T, |v| {
-        v["status"] == "running" && v["progress"].as_f64() > Some(0.0)
-    })
-    .await
-    .expect("running");
-    let killed = format!(
-        "select count(*) from command_attempts where worker like '{}' and outcome = 'lease_lost'",
-        doomed.worker_like()
-    );
-    doomed.kill();
-    let survivor = Proc::worker(&env, "2", &[]).await;
-    app.wait_status(id, "success", T).await;
-    wait_for_count(
-        &app,
-        "select count(*) from command_attempts where outcome is null",
-        0,
-        Duration::from_secs(10),
-    )
-    .await;
-    assert_eq!(
-        app.count(&killed).await,
-        1,
-        "the killed attempt is lease_lost"
-    );
-    assert_eq!(
-        app.count("select count(*) from command_attempts where outcome = 'success'")
-            .await,
-        1
-    );
-    drop(survivor);
-    app.stop().await;
-}
-
-#[tokio::test]
 async fn retention_deletes_old_finished_commands_and_metrics_count_only_unfinished() {
     let env = Env::new();
     let app = TestApp::start_with(env.clone(), Role::All, cmdbus::builtin_registry(), |_| {}).await;
@@ -384,5 +335,49 @@ async fn retention_deletes_old_finished_commands_and_metrics_count_only_unfinish
         text.contains("cmdbus_commands{status=\"running\"}"),
         "{text}"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_submits_of_one_idempotency_key_with_different_fields_make_one_command() {
+    let app = TestApp::start().await;
+    let requests = (0..20).map(|n| {
+        let mut body = json!({"type": "demo.echo", "payload": 1});
+        if n % 2 == 1 {
+            body["ordering_key"] = json!("k");
+        }
+        app.http
+            .post(app.url("/v1/commands"))
+            .header("idempotency-key", "shared")
+            .json(&body)
+            .send()
+    });
+    let responses = futures_util::future::join_all(requests).await;
+    let mut ids = std::collections::HashSet::new();
+    let mut created = 0;
+    for response in responses {
+        let response = response.expect("submit");
+        let status = response.status();
+        let body: Value = response.json().await.expect("body");
+        match status {
+            StatusCode::ACCEPTED => {
+                created += 1;
+                ids.insert(id_of(&body));
+            }
+            StatusCode::OK => {
+                ids.insert(id_of(&body));
+            }
+            StatusCode::UNPROCESSABLE_ENTITY => {
+                assert_eq!(body["code"], "idempotency_key_reused", "{body}");
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(
+        (created, ids.len()),
+        (1, 1),
+        "one command made, one id answered"
+    );
+    assert_eq!(app.count("select count(*) from commands").await, 1);
     app.stop().await;
 }
