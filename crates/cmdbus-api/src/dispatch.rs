@@ -7,6 +7,7 @@ use cmdbus_domain::{CommandMessage, Lane, partition_of};
 use cmdbus_store::{CommandRow, StoreError};
 use sqlx::PgPool;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// The message of a row, to its queue: the type's main queue, its ordered partition, or (for a
 /// parked failure) the lane it is parked in.
@@ -32,16 +33,9 @@ pub(crate) fn outgoing(broker: &Broker, row: &CommandRow) -> Outgoing {
     }
 }
 
-/// Publishes `rows` (all `new`) and returns them as they are afterwards, in the same order.
-pub(crate) async fn dispatch(
-    pool: &PgPool,
-    broker: &Broker,
-    redeliver_after: Duration,
-    rows: Vec<CommandRow>,
-) -> Result<Vec<CommandRow>, StoreError> {
-    if rows.is_empty() {
-        return Ok(rows);
-    }
+/// Publishes the message of each row (pipelined, then every confirm awaited) and returns the
+/// ids the broker confirmed; the others wait for a sweep.
+pub(crate) async fn publish(broker: &Broker, rows: &[CommandRow]) -> Vec<Uuid> {
     let outgoing: Vec<Outgoing> = rows.iter().map(|row| outgoing(broker, row)).collect();
     let results = broker.publish_commands(&outgoing).await;
     let confirmed: Vec<_> = rows
@@ -54,8 +48,22 @@ pub(crate) async fn dispatch(
     metrics::counter!("cmdbus_publish_failed_total")
         .increment((rows.len() - confirmed.len()) as u64);
     if let Some(Err(error)) = results.iter().find(|result| result.is_err()) {
-        tracing::warn!(%error, failed = rows.len() - confirmed.len(), "not published; the relay will retry");
+        tracing::warn!(%error, failed = rows.len() - confirmed.len(), "not published; a sweep will retry");
     }
+    confirmed
+}
+
+/// Publishes `rows` (all `new`) and returns them as they are afterwards, in the same order.
+pub(crate) async fn dispatch(
+    pool: &PgPool,
+    broker: &Broker,
+    redeliver_after: Duration,
+    rows: Vec<CommandRow>,
+) -> Result<Vec<CommandRow>, StoreError> {
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    let confirmed = publish(broker, &rows).await;
     let mut queued = cmdbus_store::mark_queued(pool, &confirmed, redeliver_after).await?;
     announce(broker, &queued).await;
     // A confirmed row that was not `new` any more moved on already (a fast worker claimed it

@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::{announce, dispatch, outgoing};
+use crate::dispatch::{announce, dispatch, publish};
 
 /// How long a row taken for publishing is left to the sweeper that took it.
 const PUBLISH_LEASE: Duration = Duration::from_secs(10);
@@ -106,14 +106,7 @@ async fn redeliver(config: &SweepConfig, pool: &PgPool, broker: &Broker) {
     };
     tracing::info!(count = rows.len(), "publishing overdue messages again");
     metrics::counter!("cmdbus_redelivered_total").increment(rows.len() as u64);
-    let messages: Vec<_> = rows.iter().map(|row| outgoing(broker, row)).collect();
-    let results = broker.publish_commands(&messages).await;
-    let confirmed: Vec<_> = rows
-        .iter()
-        .zip(&results)
-        .filter(|(_, result)| result.is_ok())
-        .map(|(row, _)| row.id)
-        .collect();
+    let confirmed = publish(broker, &rows).await;
     // Unconfirmed ones are taken again once their publish lease ends.
     if let Err(error) = cmdbus_store::redelivered(pool, &confirmed, config.redeliver_after).await {
         tracing::warn!(%error, "cannot record redelivery");

@@ -8,7 +8,7 @@
 //! it either started after `S` (`xid >= xmax(S)`) or was still running then (`xid` in
 //! `xip(S)`). Both are index lookups, and long transactions elsewhere cost nothing.
 
-use sqlx::{AssertSqlSafe, FromRow, PgExecutor, Row};
+use sqlx::{AssertSqlSafe, FromRow, PgExecutor, Row, postgres::PgRow};
 use uuid::Uuid;
 
 use crate::{CommandRow, StoreError};
@@ -176,9 +176,24 @@ pub async fn changes_after<'c>(
     .bind(&xip)
     .fetch_all(executor)
     .await?;
+    let (mut rows, cursor) = rows_with_cursor(&read)?;
+    let truncated = rows.len() as i64 > limit;
+    rows.sort_unstable_by_key(|row| row.version);
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(Changes {
+        rows,
+        cursor,
+        truncated,
+    })
+}
+
+/// Decodes `select s.cursor::text as cursor, c.* from (snapshot) s left join lateral (...) c`:
+/// the snapshot from the first row, and every row that matched (none when only the snapshot
+/// came back, with the row's columns null).
+pub(crate) fn rows_with_cursor(read: &[PgRow]) -> Result<(Vec<CommandRow>, Cursor), StoreError> {
     let mut cursor = None;
     let mut rows = Vec::with_capacity(read.len());
-    for row in &read {
+    for row in read {
         if cursor.is_none() {
             cursor = Some(Cursor::read(row.try_get("cursor")?)?);
         }
@@ -186,14 +201,8 @@ pub async fn changes_after<'c>(
             rows.push(CommandRow::from_row(row)?);
         }
     }
-    let truncated = rows.len() as i64 > limit;
-    rows.sort_unstable_by_key(|row| row.version);
-    rows.truncate(usize::try_from(limit).unwrap_or(0));
-    Ok(Changes {
-        rows,
-        cursor: cursor.ok_or(StoreError::Database(sqlx::Error::RowNotFound))?,
-        truncated,
-    })
+    let cursor = cursor.ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
+    Ok((rows, cursor))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 // The dynamic SQL below only splices this module's own constants, never input.
-use sqlx::{Acquire, AssertSqlSafe, FromRow, PgConnection, PgExecutor, Row, types::Json};
+use sqlx::{Acquire, AssertSqlSafe, PgConnection, PgExecutor, types::Json};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -202,18 +202,7 @@ pub async fn list<'c>(
     .bind(filter.limit)
     .fetch_all(executor)
     .await?;
-    let mut cursor = None;
-    let mut rows = Vec::with_capacity(read.len());
-    for row in &read {
-        if cursor.is_none() {
-            cursor = Some(Cursor::read(row.try_get("cursor")?)?);
-        }
-        if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
-            rows.push(CommandRow::from_row(row)?);
-        }
-    }
-    let cursor = cursor.ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
-    Ok((rows, cursor))
+    crate::changes::rows_with_cursor(&read)
 }
 
 /// Cancels a command: one that has not started becomes `cancelled` at once; a running one gets
