@@ -116,7 +116,8 @@ async fn a_list_then_a_subscription_from_its_cursor_has_no_gap() {
         .json()
         .await
         .expect("list body");
-    let cursor = list["cursor"].clone();
+    // `since`: what to pass as `since` when subscribing.
+    let cursor = list["since"].clone();
     assert!(cursor.is_string(), "the list hands out a cursor: {list}");
     // Between the read and the subscription: a change without an event, already pushed live.
     let mut conn = api.pool.acquire().await.expect("connection");
@@ -141,7 +142,7 @@ async fn a_list_then_a_subscription_from_its_cursor_has_no_gap() {
     let refused = old_style.next_json(T).await.expect("reply");
     assert_eq!(
         (&refused["op"], &refused["code"]),
-        (&json!("error"), &json!("bad_request")),
+        (&json!("error"), &json!("bad_cursor")),
         "{refused}"
     );
     for socket in [witness, client] {
