@@ -123,6 +123,10 @@ impl Outcome {
     }
 }
 
+/// Seconds within which a worker that recorded a failure normally confirms its parking publish
+/// (and says so, clearing `redeliver_at`); past it the api's sweep parks the message instead.
+const PARK_OWED_AFTER: u32 = 10;
+
 /// The end of one run, as the worker that holds its claim reports it.
 #[derive(Debug, Clone)]
 pub struct Finish {
@@ -140,7 +144,8 @@ pub struct Finish {
 /// that ends in `queue` (a retry or a release) while a cancel was requested ends `cancelled`
 /// instead, in the same statement, so a missed cancel signal cannot leave a command waiting for a
 /// message nobody will send. `redeliver_after` is how long past its due time a `queue` row waits
-/// before the sweep publishes it again. Returns the rows that changed.
+/// before the sweep publishes it again; a parked failure owes its parking publish until the
+/// worker confirms it (`redelivered`). Returns the rows that changed.
 pub async fn finish<'c>(
     executor: impl PgExecutor<'c>,
     finishes: &[Finish],
@@ -181,7 +186,10 @@ pub async fn finish<'c>(
                     next_attempt_at = case when f.status = 'queue' and not c.cancel_requested
                                            then now() + make_interval(secs => f.retry_in) end,
                     redeliver_at = case when f.status = 'queue' and not c.cancel_requested
-                                        then now() + make_interval(secs => f.retry_in + $9) end,
+                                        then now() + make_interval(secs => f.retry_in + $9)
+                                        when f.status = 'fail' and f.lane is not null
+                                        then now() + make_interval(secs => {PARK_OWED_AFTER})
+                                        end,
                     releases = c.releases + (f.history = 'released')::int,
                     progress = case when f.status = 'success' then 1 else c.progress end,
                     finished_at = case when f.status <> 'queue' or c.cancel_requested

@@ -5,6 +5,8 @@
 
 #![allow(dead_code, unreachable_pub)] // each test binary uses its own part of the harness
 
+pub mod process;
+
 use anyhow::{Context as _, bail};
 use cmdbus::{Config, Role};
 use cmdbus_bus::{Broker, BusConfig};
@@ -456,6 +458,17 @@ impl WsClient {
 
     /// The next JSON text message, skipping pings; keeps the cursor it carries.
     pub async fn next_json(&mut self, timeout: Duration) -> anyhow::Result<Value> {
+        let text = self.next_text(timeout).await?;
+        let value: Value = serde_json::from_str(&text)?;
+        if let Some(cursor) = value["cursor"].as_str() {
+            self.cursor = Some(cursor.to_owned());
+        }
+        Ok(value)
+    }
+
+    /// The next text message as sent (for documents nested deeper than a parser's default
+    /// limit), skipping pings.
+    pub async fn next_text(&mut self, timeout: Duration) -> anyhow::Result<String> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let message = tokio::time::timeout_at(deadline, self.socket.next())
@@ -463,13 +476,7 @@ impl WsClient {
                 .context("websocket timed out")?
                 .context("websocket closed")??;
             match message {
-                Message::Text(text) => {
-                    let value: Value = serde_json::from_str(text.as_str())?;
-                    if let Some(cursor) = value["cursor"].as_str() {
-                        self.cursor = Some(cursor.to_owned());
-                    }
-                    return Ok(value);
-                }
+                Message::Text(text) => return Ok(text.as_str().to_owned()),
                 Message::Close(frame) => bail!("closed by server: {frame:?}"),
                 _ => {}
             }

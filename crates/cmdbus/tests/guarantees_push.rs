@@ -1,0 +1,216 @@
+//! The promises about pushes, each broken for real: a change whose event was lost, versions
+//! that commit out of order under a resuming client, a notifier that starts without a broker,
+//! and a result nested deeper than a JSON parser's default limit.
+
+mod common;
+
+use cmdbus::Role;
+use common::{
+    Env, TestApp, WsClient, id_of,
+    process::{Follower, Proc, change_behind_the_back, unreachable_amqp_url},
+};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+use uuid::Uuid;
+
+const T: Duration = Duration::from_secs(30);
+
+/// The api and the notifier as separate in-process roles, without a worker: submitted
+/// commands stay in `queue` until the test changes them.
+async fn api_and_notifier() -> (TestApp, TestApp) {
+    let env = Env::new();
+    let api = TestApp::start_with(env.clone(), Role::Api, cmdbus::builtin_registry(), |_| {}).await;
+    let notifier =
+        TestApp::start_with(env, Role::Notifier, cmdbus::builtin_registry(), |_| {}).await;
+    (api, notifier)
+}
+
+async fn queued(api: &TestApp) -> Uuid {
+    let id = api
+        .submit_ok(json!({"type": "demo.echo", "payload": 1}))
+        .await;
+    api.wait_status(id, "queue", T).await;
+    id
+}
+
+/// A legal change (`queue` → `cancelled`) made in SQL: no event is ever published for it.
+const CANCEL: &str = "status = 'cancelled', finished_at = now()";
+
+#[tokio::test]
+async fn a_connected_client_receives_a_change_whose_event_was_lost() {
+    let (api, notifier) = api_and_notifier().await;
+    let id = queued(&api).await;
+    let mut client = Follower::subscribe(&notifier.ws_url(), None).await;
+    client.subscribed().await;
+    let mut conn = api.pool.acquire().await.expect("connection");
+    let version = change_behind_the_back(&mut conn, id, CANCEL).await;
+    drop(conn);
+    let seen = client
+        .until(Duration::from_secs(3), |c| {
+            id_of(c) == id && c["status"] == "cancelled"
+        })
+        .await
+        .expect("the change reached the connected client without an event");
+    assert_eq!(seen["version"], version);
+    client.close().await;
+    notifier.stop_keeping_env().await;
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_resume_after_versions_committed_out_of_order_misses_nothing() {
+    let (api, notifier) = api_and_notifier().await;
+    let a = queued(&api).await;
+    let b = queued(&api).await;
+    let mut client = Follower::subscribe(&notifier.ws_url(), None).await;
+    client.subscribed().await;
+    // Stays connected throughout: it shows when the notifier has pushed A live, so that the
+    // resuming client can only get A from its resume.
+    let mut witness = Follower::subscribe(&notifier.ws_url(), None).await;
+    witness.subscribed().await;
+    // A's change draws its version first but commits last.
+    let mut held = api.pool.begin().await.expect("transaction");
+    let version_a = change_behind_the_back(&mut held, a, CANCEL).await;
+    let cancel = api.post(&format!("/v1/commands/{b}/cancel")).await;
+    assert_eq!(cancel.status(), StatusCode::ACCEPTED);
+    let seen_b = client
+        .until(T, |c| id_of(c) == b && c["status"] == "cancelled")
+        .await
+        .expect("B pushed");
+    assert!(seen_b["version"].as_i64() > Some(version_a), "{seen_b}");
+    let resume = client.resume.clone();
+    client.close().await;
+    held.commit().await.expect("commit A");
+    witness
+        .until(T, |c| id_of(c) == a && c["status"] == "cancelled")
+        .await
+        .expect("A pushed live to the connected client");
+
+    let mut back = Follower::subscribe(&notifier.ws_url(), resume.clone()).await;
+    let seen_a = back
+        .until(Duration::from_secs(5), |c| {
+            id_of(c) == a && c["status"] == "cancelled"
+        })
+        .await
+        .unwrap_or_else(|error| panic!("A not delivered on resume from {resume:?}: {error}"));
+    assert_eq!(seen_a["version"], version_a);
+    back.close().await;
+    witness.close().await;
+    notifier.stop_keeping_env().await;
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_list_then_a_subscription_from_its_cursor_has_no_gap() {
+    let (api, notifier) = api_and_notifier().await;
+    let id = queued(&api).await;
+    let mut witness = Follower::subscribe(&notifier.ws_url(), None).await;
+    witness.subscribed().await;
+    let list: Value = api
+        .http
+        .get(api.url("/v1/commands"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("list body");
+    // `since`: what to pass as `since` when subscribing.
+    let cursor = list["since"].clone();
+    assert!(cursor.is_string(), "the list hands out a cursor: {list}");
+    // Between the read and the subscription: a change without an event, already pushed live.
+    let mut conn = api.pool.acquire().await.expect("connection");
+    change_behind_the_back(&mut conn, id, CANCEL).await;
+    drop(conn);
+    witness
+        .until(T, |c| id_of(c) == id && c["status"] == "cancelled")
+        .await
+        .expect("pushed live");
+    let mut client = Follower::subscribe(&notifier.ws_url(), Some(cursor)).await;
+    client
+        .until(Duration::from_secs(5), |c| {
+            id_of(c) == id && c["status"] == "cancelled"
+        })
+        .await
+        .expect("the change after the list is replayed");
+    // A version number is not a cursor.
+    let mut old_style = WsClient::connect(&notifier.ws_url()).await;
+    old_style
+        .send(json!({"op": "subscribe", "all": true, "since": 5}))
+        .await;
+    let refused = old_style.next_json(T).await.expect("reply");
+    assert_eq!(
+        (&refused["op"], &refused["code"]),
+        (&json!("error"), &json!("bad_cursor")),
+        "{refused}"
+    );
+    for socket in [witness, client] {
+        socket.close().await;
+    }
+    old_style.close().await;
+    notifier.stop_keeping_env().await;
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_notifier_started_without_a_broker_still_pushes_changes() {
+    let env = Env::new();
+    let app = TestApp::start_with(env.clone(), Role::All, cmdbus::builtin_registry(), |_| {}).await;
+    let notifier = Proc::spawn(
+        &env,
+        "notifier",
+        &[("CMDBUS_AMQP_URL", &unreachable_amqp_url())],
+    );
+    notifier.wait_live().await;
+    let url = format!("{}/v1/ws", notifier.base.replacen("http", "ws", 1));
+    let mut client = Follower::subscribe(&url, None).await;
+    client.subscribed().await;
+    let id = app
+        .submit_ok(json!({"type": "demo.echo", "payload": 1}))
+        .await;
+    client
+        .until(Duration::from_secs(10), |c| {
+            id_of(c) == id && c["status"] == "success"
+        })
+        .await
+        .expect("pushed by a notifier that has no broker");
+    client.close().await;
+    drop(notifier);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_result_nested_126_levels_deep_is_pushed_as_success() {
+    let app = TestApp::start().await;
+    let mut ws = WsClient::connect(&app.ws_url()).await;
+    ws.send(json!({"op": "subscribe", "all": true})).await;
+    let reply = ws.next_json(T).await.expect("subscribed");
+    assert_eq!(reply["op"], "subscribed", "{reply}");
+    let nested = format!("{}{}", "[".repeat(126), "]".repeat(126));
+    let response = app
+        .http
+        .post(app.url("/v1/commands"))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"type": "demo.echo", "payload": {nested}}}"#))
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let id = id_of(&response.json().await.expect("view"));
+    // Read as text: the message is deeper than a default JSON parser goes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let pushed = loop {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let text = ws
+            .next_text(remaining)
+            .await
+            .expect("the success is pushed");
+        if text.contains(&id.to_string()) && text.contains(r#""status":"success""#) {
+            break text;
+        }
+    };
+    assert!(pushed.contains(&nested), "the result arrives whole");
+    ws.close().await;
+    app.stop().await;
+}
