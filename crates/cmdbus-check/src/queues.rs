@@ -72,8 +72,8 @@ impl CheckBroker {
 
     /// Every message parked in `kind`'s exception lanes whose row is not `fail` in that lane
     /// (read without acking; closing the channel puts them back). Returns the parked count, the
-    /// messages of a generation a replay superseded (the row failed again: harmless, an
-    /// exception-lane worker claims nothing with them), and the problems.
+    /// messages of a generation a replay superseded (harmless: an exception-lane worker claims
+    /// nothing with them), and the problems.
     pub(crate) async fn stray_parked(
         &self,
         pool: &PgPool,
@@ -108,13 +108,16 @@ impl CheckBroker {
                         .await?;
                 let lane_name = lane.suffix().unwrap_or_default();
                 match row {
-                    Some((status, Some(row_lane), row_generation))
-                        if status == "fail" && row_lane == lane_name =>
+                    // A copy parked by a generation that a replay has since superseded: a
+                    // message cannot be taken out of the middle of a queue, so it waits for an
+                    // exception-lane worker, which claims nothing with it and drops it.
+                    Some((_, _, row_generation))
+                        if generation.is_some_and(|g| g < i64::from(row_generation)) =>
                     {
-                        if generation != Some(i64::from(row_generation)) {
-                            superseded += 1;
-                        }
+                        superseded += 1;
                     }
+                    Some((status, Some(row_lane), _))
+                        if status == "fail" && row_lane == lane_name => {}
                     Some((status, row_lane, row_generation)) => problems.push(format!(
                         "{queue}: parked message {body} is needed by no row: the row is \
                          {status} (lane {row_lane:?}) in generation {row_generation}"
