@@ -26,7 +26,10 @@ static SERIAL: Mutex<()> = Mutex::const_new(());
 const T: Duration = Duration::from_secs(90);
 
 fn rabbitmqctl(args: &[&str]) {
-    let status = Command::new("rabbitmqctl")
+    // Bounded: a broker that will not start again fails the test instead of hanging it.
+    let status = Command::new("timeout")
+        .arg("180")
+        .arg("rabbitmqctl")
         .args(args)
         .stdout(Stdio::null())
         .status()
