@@ -1,6 +1,9 @@
 //! Fault tests: break real processes and services, then count what survived. They restart the
 //! shared broker, so they run one at a time (cargo runs test binaries one after another, and
-//! the lock below serialises the tests of this one).
+//! the lock below serialises the tests of this one). The app under test runs in the test's own
+//! process, so the tests run on a multi-threaded runtime and wait for slow commands off it: a
+//! test that blocked its runtime would freeze the app (no lease renewed) and test a pause of
+//! the whole process instead of the fault it names.
 
 mod common;
 
@@ -98,7 +101,7 @@ async fn census(app: &TestApp, label: &str) -> (i64, i64) {
     (total, success)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_submitted_while_the_broker_is_stopped_all_finish_after_it_starts() {
     let _serial = SERIAL.lock().await;
     let app = TestApp::start().await;
@@ -137,7 +140,7 @@ async fn commands_submitted_while_the_broker_is_stopped_all_finish_after_it_star
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_command_loses_its_lease_and_the_command_finishes_once() {
     let _serial = SERIAL.lock().await;
     let env = Env::new();
@@ -188,7 +191,7 @@ async fn a_worker_killed_mid_command_loses_its_lease_and_the_command_finishes_on
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_stopped_with_sigterm_finishes_its_running_command_then_exits() {
     let _serial = SERIAL.lock().await;
     let env = Env::new();
@@ -430,7 +433,7 @@ fn postgres_version() -> String {
         .expect("a PostgreSQL cluster")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_survives_broker_stop_app_and_start_app() {
     let _serial = SERIAL.lock().await;
     stream_with_fault("broker stop_app/start_app", |app| async move {
@@ -442,7 +445,7 @@ async fn stream_survives_broker_stop_app_and_start_app() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_survives_the_broker_process_killed_and_restarted() {
     let _serial = SERIAL.lock().await;
     stream_with_fault("broker SIGKILL + restart", |_app| async move {
@@ -460,12 +463,14 @@ async fn stream_survives_the_broker_process_killed_and_restarted() {
             .status()
             .expect("rabbitmq-server");
         assert!(started.success());
-        wait_broker_booted();
+        tokio::task::spawn_blocking(wait_broker_booted)
+            .await
+            .expect("broker boot wait");
     })
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_survives_all_broker_connections_closed() {
     let _serial = SERIAL.lock().await;
     stream_with_fault("broker close_all_connections", |_app| async move {
@@ -474,7 +479,7 @@ async fn stream_survives_all_broker_connections_closed() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_survives_database_backends_terminated() {
     let _serial = SERIAL.lock().await;
     stream_with_fault("pg_terminate_backend", |app| async move {
@@ -503,7 +508,7 @@ async fn stream_survives_database_backends_terminated() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_survives_a_database_restart() {
     let _serial = SERIAL.lock().await;
     stream_with_fault("PostgreSQL restart", |_app| async move {
@@ -552,7 +557,7 @@ async fn wait_live(http: &reqwest::Client, base: &str) {
     panic!("{base} never came up");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_killed_between_insert_and_publish_loses_nothing() {
     let _serial = SERIAL.lock().await;
     let env = Env::new();
@@ -642,7 +647,7 @@ impl Drop for ConsumerTimeout {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handler_longer_than_the_consumer_timeout_still_finishes_exactly_once() {
     let _serial = SERIAL.lock().await;
     let _timeout = ConsumerTimeout::set(2_000);
