@@ -154,6 +154,13 @@ impl Connection {
             .await
     }
 
+    /// Tells the client to reload, then go on from its latest horizon.
+    async fn send_reset(&mut self) -> Result<(), Closed> {
+        let horizon = self.horizon.clone().unwrap_or_else(|| Arc::from(""));
+        self.send_json(&ServerMessage::Reset { cursor: &horizon })
+            .await
+    }
+
     /// Sends a command, with the cursor when it moved since the client last got one.
     async fn send_command(&mut self, command: &CommandView) -> Result<(), Closed> {
         let cursor = self
@@ -184,9 +191,7 @@ impl Connection {
                 if !self.subscriptions.all && self.subscriptions.ids.is_empty() {
                     return Ok(());
                 }
-                let horizon = self.horizon.clone().unwrap_or_else(|| Arc::from(""));
-                self.send_json(&ServerMessage::Reset { cursor: &horizon })
-                    .await
+                self.send_reset().await
             }
         }
     }
@@ -303,10 +308,7 @@ impl Connection {
                 }
             };
         if changes.truncated {
-            let horizon = self.horizon.clone().unwrap_or_else(|| Arc::from(""));
-            return self
-                .send_json(&ServerMessage::Reset { cursor: &horizon })
-                .await;
+            return self.send_reset().await;
         }
         for row in &changes.rows {
             let view = match row.view() {

@@ -86,6 +86,11 @@ impl CommandRow {
         self.attempt - self.lease_losses - self.releases
     }
 
+    /// Whether a claim may still start a run: the claim statement's own condition on attempts.
+    pub fn has_attempts_left(&self) -> bool {
+        self.attempt < self.max_attempts + self.lease_losses + self.releases
+    }
+
     /// The stored error. One written by hand that does not decode is shown as such rather than
     /// failing every read of the row.
     pub fn error_info(&self) -> Option<ErrorInfo> {

@@ -121,8 +121,11 @@ async fn unclaimed(runtime: &Runtime, delivery: &Delivery, message: CommandMessa
         return Settle::Ack;
     };
     let waiting = matches!(row.status(), Ok(Status::New | Status::Queue));
-    let claimable = row.attempt < row.max_attempts + row.lease_losses + row.releases;
-    if row.generation == message.generation && waiting && claimable && !row.cancel_requested {
+    if row.generation == message.generation
+        && waiting
+        && row.has_attempts_left()
+        && !row.cancel_requested
+    {
         // An earlier command of its ordering key is unfinished (or another copy is being
         // claimed right now): ask again shortly, without holding a handler slot.
         skipped("ordered");

@@ -9,7 +9,7 @@ mod common;
 
 use cmdbus::Role;
 use cmdbus_worker::{Context, HandlerError, Registry};
-use common::{Env, TestApp};
+use common::{Env, TestApp, process::api_with_short_lease};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -145,15 +145,7 @@ async fn a_worker_killed_mid_command_loses_its_lease_and_the_command_finishes_on
     let _serial = SERIAL.lock().await;
     let env = Env::new();
     // The in-process app is api only (relay, reaper, long-poll); workers are real processes.
-    let app = TestApp::start_with(
-        env.clone(),
-        Role::Api,
-        cmdbus::builtin_registry(),
-        |config| {
-            config.lease_secs = 2.0;
-        },
-    )
-    .await;
+    let app = api_with_short_lease(&env).await;
     let mut first = spawn_worker(&env, "2");
     let id = app
         .submit_ok(json!({"type": "demo.sleep", "payload": {"ms": 3000, "steps": 30}}))

@@ -185,15 +185,7 @@ async fn a_run_released_at_shutdown_is_recorded_and_does_not_use_up_attempts() {
 #[tokio::test]
 async fn every_attempt_of_a_killed_worker_gets_an_outcome() {
     let env = Env::new();
-    let app = TestApp::start_with(
-        env.clone(),
-        Role::Api,
-        cmdbus::builtin_registry(),
-        |config| {
-            config.lease_secs = 2.0;
-        },
-    )
-    .await;
+    let app = api_with_short_lease(&env).await;
     let mut doomed = Proc::worker(&env, "2", &[]).await;
     let id = app
         .submit_ok(json!({"type": "demo.sleep", "payload": {"ms": 3000, "steps": 30}}))
