@@ -5,8 +5,9 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use cmdbus_auth::{Reach, Scope};
 use cmdbus_bus::Change;
-use cmdbus_domain::{CommandView, DEFAULT_TENANT, MAX_PRIORITY, Status};
+use cmdbus_domain::{CommandView, MAX_PRIORITY, Status};
 use cmdbus_store::{CommandRow, ListFilter, NewCommand};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::{ApiError, ApiJson, ApiState, dispatch::announce};
+use crate::{ApiError, ApiJson, ApiState, auth::Caller, dispatch::announce};
 
 /// Longest accepted key, type or ordering key.
 const MAX_NAME: usize = 200;
@@ -35,9 +36,12 @@ pub(crate) struct SubmitRequest {
     ordering_key: Option<String>,
     /// Overrides the type's default.
     max_attempts: Option<i32>,
+    /// The end user it belongs to: a browser token for this subject sees it. A token that
+    /// submits always submits for its own subject.
+    subject: Option<String>,
 }
 
-fn check_len(field: &'static str, value: &str) -> Result<(), ApiError> {
+pub(crate) fn check_len(field: &'static str, value: &str) -> Result<(), ApiError> {
     if value.is_empty() || value.len() > MAX_NAME {
         return Err(ApiError::InvalidField {
             field,
@@ -56,9 +60,11 @@ fn check_len(field: &'static str, value: &str) -> Result<(), ApiError> {
 /// `POST /v1/commands`: record, publish, answer `202` (or `200` for a repeated idempotency key).
 pub(crate) async fn submit(
     State(state): State<ApiState>,
+    caller: Caller,
     headers: HeaderMap,
     ApiJson(request): ApiJson<SubmitRequest>,
 ) -> Result<Response, ApiError> {
+    let principal = caller.require(Scope::Submit)?;
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(value) => {
@@ -89,6 +95,24 @@ pub(crate) async fn submit(
     if let Some(key) = &request.ordering_key {
         check_len("ordering_key", key)?;
     }
+    if let Some(subject) = &request.subject {
+        check_len("subject", subject)?;
+    }
+    let subject = match &principal.reach {
+        Reach::Tenant => request.subject,
+        Reach::Subject(mine) if request.subject.as_ref().is_none_or(|asked| asked == mine) => {
+            Some(mine.clone())
+        }
+        Reach::Subject(_) => {
+            return Err(ApiError::InvalidField {
+                field: "subject",
+                reason: "a token submits for its own subject only".to_owned(),
+            });
+        }
+        Reach::Ids(_) => {
+            return Err(cmdbus_auth::AuthError::Forbidden("submit (for a subject)").into());
+        }
+    };
     if let Some(path) = cmdbus_store::find_nul(&request.payload) {
         return Err(ApiError::InvalidField {
             field: "payload",
@@ -97,14 +121,16 @@ pub(crate) async fn submit(
     }
     let command = NewCommand {
         id: Uuid::now_v7(),
-        tenant: DEFAULT_TENANT.to_owned(),
+        tenant: principal.tenant.clone(),
         kind: request.kind,
         payload: request.payload,
         priority,
         ordering_key: request.ordering_key,
         idempotency_key,
         max_attempts,
+        subject,
     };
+    state.quota.admit(&command.tenant, 1).await?;
     let submitted = state.batcher.insert(command.clone()).await?;
     if !submitted.created {
         let row = submitted.row;
@@ -128,6 +154,7 @@ fn same_command(row: &CommandRow, command: &NewCommand) -> bool {
         && row.priority == command.priority
         && row.ordering_key == command.ordering_key
         && row.max_attempts == command.max_attempts
+        && row.subject == command.subject
 }
 
 /// Publishes a fresh row (with whatever else is being published right now), waiting at most
@@ -209,19 +236,28 @@ pub(crate) struct ShowQuery {
 /// after waiting up to `?wait=N` seconds for it to change.
 pub(crate) async fn show(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(query): Query<ShowQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let principal = caller.require(Scope::Read)?;
     let id = parse_id(&id)?;
     let known = if_none_match(&headers);
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(60));
+    // A long-poll holds a connection and a subscription: each key holds a bounded number.
+    let _slot = if wait.is_zero() || known.is_none() {
+        None
+    } else {
+        Some(state.auth.long_poll(principal)?)
+    };
     // Subscribe before reading, so that a change between the read and the wait is not missed.
     let mut changes = state.feed.subscribe();
     let deadline = Instant::now() + wait;
     loop {
-        let row = cmdbus_store::get(&state.pool, DEFAULT_TENANT, id)
+        let row = cmdbus_store::get(&state.pool, &principal.tenant, id)
             .await?
+            .filter(|row| principal.reaches(row.id, row.subject.as_deref()))
             .ok_or(ApiError::NotFound)?;
         if known != Some(row.version) {
             return detail_response(&row);
@@ -261,6 +297,8 @@ pub(crate) struct ListQuery {
     status: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
+    /// Only commands of this subject.
+    subject: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -279,8 +317,10 @@ pub(crate) struct Page {
 /// `GET /v1/commands`: newest first, filtered by status and type, paginated by cursor.
 pub(crate) async fn list(
     State(state): State<ApiState>,
+    caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<ApiJson<Page>, ApiError> {
+    let principal = caller.require(Scope::Read)?;
     if let Some(status) = &query.status {
         status
             .parse::<Status>()
@@ -297,13 +337,32 @@ pub(crate) async fn list(
                 .map_err(|_| ApiError::InvalidQuery(format!("bad cursor {cursor:?}")))?,
         ),
     };
+    for (field, value) in [("type", &query.kind), ("subject", &query.subject)] {
+        if let Some(value) = value {
+            check_len(field, value)?;
+        }
+    }
+    let (subject, ids) = match &principal.reach {
+        Reach::Tenant => (query.subject, None),
+        Reach::Subject(mine) => {
+            if query.subject.as_ref().is_some_and(|asked| asked != mine) {
+                return Err(ApiError::InvalidQuery(
+                    "a token lists its own subject only".to_owned(),
+                ));
+            }
+            (Some(mine.clone()), None)
+        }
+        Reach::Ids(ids) => (query.subject, Some(ids.iter().copied().collect())),
+    };
     let filter = ListFilter {
         status: query.status,
         kind: query.kind,
+        subject,
+        ids,
         before,
         limit: limit + 1,
     };
-    let (mut rows, since) = cmdbus_store::list(&state.pool, DEFAULT_TENANT, &filter).await?;
+    let (mut rows, since) = cmdbus_store::list(&state.pool, &principal.tenant, &filter).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = more

@@ -3,9 +3,10 @@
 
 use axum::{
     extract::{FromRequest, Request, rejection::JsonRejection},
-    http::{HeaderValue, StatusCode, header},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
+use cmdbus_auth::{AuthError, problem_response};
 use cmdbus_store::StoreError;
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -44,9 +45,15 @@ pub enum ApiError {
     /// A query parameter is wrong.
     #[error("{0}")]
     InvalidQuery(String),
-    /// No such command.
+    /// No such command (or not the caller's to see).
     #[error("no such command")]
     NotFound,
+    /// No such key of the caller's tenant.
+    #[error("no such key")]
+    KeyNotFound,
+    /// Not authenticated, not allowed, or over a limit.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// The command's state does not allow it.
     #[error("{0}")]
     Conflict(String),
@@ -70,7 +77,8 @@ impl ApiError {
             | ApiError::UnknownType(_)
             | ApiError::InvalidField { .. }
             | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::KeyNotFound => StatusCode::NOT_FOUND,
+            ApiError::Auth(error) => error.status(),
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -89,7 +97,8 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::InvalidId(_) => "invalid_id",
             ApiError::InvalidQuery(_) => "invalid_query",
-            ApiError::NotFound => "not_found",
+            ApiError::NotFound | ApiError::KeyNotFound => "not_found",
+            ApiError::Auth(error) => error.code(),
             ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal => "internal",
@@ -132,33 +141,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// The problem+json body.
-#[derive(Debug, Serialize)]
-struct Problem<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    title: &'a str,
-    status: u16,
-    detail: String,
-    code: &'a str,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let problem = Problem {
-            kind: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error"),
-            status: status.as_u16(),
-            detail: self.to_string(),
-            code: self.code(),
-        };
-        let mut response = (status, axum::Json(problem)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        response
+        match self {
+            ApiError::Auth(error) => error.into_response(),
+            error => problem_response(error.status(), error.code(), error.to_string()),
+        }
     }
 }
 

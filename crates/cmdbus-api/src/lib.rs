@@ -2,19 +2,23 @@
 //! command reaches the broker (the outbox relay) and no dead worker's command stays `running`
 //! (the lease reaper).
 
+mod auth;
 mod batch;
 mod commands;
 mod dispatch;
 mod error;
+mod keys;
 mod operate;
+mod quota;
 mod sweep;
 mod types;
 
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    routing::{get, post},
+    routing::{delete, get, post},
 };
+use cmdbus_auth::Authenticator;
 use cmdbus_bus::{Broker, ChangeFeed};
 use sqlx::PgPool;
 use std::{sync::Arc, time::Duration};
@@ -31,6 +35,8 @@ pub struct ApiConfig {
     pub publish_wait: Duration,
     /// How long a `queue` row may wait unclaimed before its message is published again.
     pub redeliver_after: Duration,
+    /// Most unfinished commands per tenant (0: unlimited).
+    pub max_unfinished_per_tenant: i64,
 }
 
 impl Default for ApiConfig {
@@ -39,6 +45,7 @@ impl Default for ApiConfig {
             body_limit: 256 * 1024,
             publish_wait: Duration::from_secs(2),
             redeliver_after: Duration::from_secs(300),
+            max_unfinished_per_tenant: 100_000,
         }
     }
 }
@@ -51,15 +58,28 @@ pub struct ApiState {
     pub(crate) feed: ChangeFeed,
     pub(crate) types: Arc<types::TypeCache>,
     pub(crate) batcher: batch::Batcher,
+    pub(crate) auth: Authenticator,
+    pub(crate) quota: Arc<quota::Quota>,
     pub(crate) config: ApiConfig,
 }
 
 impl ApiState {
-    /// State over a pool, a broker and this process's change feed.
-    pub fn new(pool: PgPool, broker: Broker, feed: ChangeFeed, config: ApiConfig) -> Self {
+    /// State over a pool, a broker, this process's change feed and its authenticator.
+    pub fn new(
+        pool: PgPool,
+        broker: Broker,
+        feed: ChangeFeed,
+        auth: Authenticator,
+        config: ApiConfig,
+    ) -> Self {
         Self {
             types: Arc::new(types::TypeCache::new(pool.clone(), broker.clone())),
             batcher: batch::Batcher::start(pool.clone(), broker.clone(), config.redeliver_after),
+            quota: Arc::new(quota::Quota::new(
+                pool.clone(),
+                config.max_unfinished_per_tenant,
+            )),
+            auth,
             pool,
             broker,
             feed,
@@ -89,6 +109,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/commands/{id}/retry", post(operate::retry))
         .route("/v1/commands/{id}/cancel", post(operate::cancel))
         .route("/v1/types", get(types::list))
+        .route("/v1/whoami", get(auth::whoami))
+        .route("/v1/tokens", post(auth::mint))
+        .route("/v1/keys", post(keys::create).get(keys::list))
+        .route("/v1/keys/{id}", delete(keys::revoke))
         .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

@@ -6,23 +6,35 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
-use cmdbus_domain::DEFAULT_TENANT;
+use cmdbus_auth::{Principal, Reach, Scope};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     ApiError, ApiJson, ApiState,
+    auth::Caller,
     commands::{parse_id, publish_now},
     dispatch::{announce, dispatch},
 };
 
+/// The operator's command, checked to be within its reach before anything changes: another
+/// tenant's id, or one outside a token's subject or ids, is `404` (a subject never changes, so
+/// the check cannot go stale).
+async fn reachable(
+    state: &ApiState,
+    principal: &Principal,
+    id: uuid::Uuid,
+) -> Result<cmdbus_store::CommandRow, ApiError> {
+    cmdbus_store::get(&state.pool, &principal.tenant, id)
+        .await?
+        .filter(|row| principal.reaches(row.id, row.subject.as_deref()))
+        .ok_or(ApiError::NotFound)
+}
+
 /// Why an operation is refused, when the command exists.
-async fn refusal(state: &ApiState, id: uuid::Uuid, verb: &str) -> ApiError {
-    match cmdbus_store::get(&state.pool, DEFAULT_TENANT, id).await {
-        Ok(Some(row)) => {
-            ApiError::Conflict(format!("cannot {verb} a command in state {}", row.status))
-        }
-        Ok(None) => ApiError::NotFound,
-        Err(error) => error.into(),
+async fn refusal(state: &ApiState, principal: &Principal, id: uuid::Uuid, verb: &str) -> ApiError {
+    match reachable(state, principal, id).await {
+        Ok(row) => ApiError::Conflict(format!("cannot {verb} a command in state {}", row.status)),
+        Err(error) => error,
     }
 }
 
@@ -33,11 +45,14 @@ fn accepted(row: &cmdbus_store::CommandRow) -> Result<Response, ApiError> {
 /// `POST /v1/commands/{id}/retry`: a failed or cancelled command runs again, as a new generation.
 pub(crate) async fn retry(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    let principal = caller.require(Scope::Operate)?;
     let id = parse_id(&id)?;
-    let Some(row) = cmdbus_store::replay(&state.pool, DEFAULT_TENANT, id).await? else {
-        return Err(refusal(&state, id, "retry").await);
+    reachable(&state, principal, id).await?;
+    let Some(row) = cmdbus_store::replay(&state.pool, &principal.tenant, id).await? else {
+        return Err(refusal(&state, principal, id, "retry").await);
     };
     announce(&state.broker, std::slice::from_ref(&row)).await;
     let row = publish_now(&state, row).await;
@@ -48,11 +63,14 @@ pub(crate) async fn retry(
 /// running one is asked to stop.
 pub(crate) async fn cancel(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    let principal = caller.require(Scope::Operate)?;
     let id = parse_id(&id)?;
-    let Some(row) = cmdbus_store::cancel(&state.pool, DEFAULT_TENANT, id).await? else {
-        return Err(refusal(&state, id, "cancel").await);
+    reachable(&state, principal, id).await?;
+    let Some(row) = cmdbus_store::cancel(&state.pool, &principal.tenant, id).await? else {
+        return Err(refusal(&state, principal, id, "cancel").await);
     };
     announce(&state.broker, std::slice::from_ref(&row)).await;
     if row.status == cmdbus_domain::Status::Running.as_str() {
@@ -96,11 +114,21 @@ pub(crate) struct RetryCount {
 /// `POST /v1/commands/retry`: bulk replay, with a dry run that only counts.
 pub(crate) async fn retry_matching(
     State(state): State<ApiState>,
+    caller: Caller,
     ApiJson(request): ApiJson<RetryMatching>,
 ) -> Result<ApiJson<RetryCount>, ApiError> {
+    let principal = caller.require(Scope::Operate)?;
+    if principal.reach != Reach::Tenant {
+        return Err(cmdbus_auth::AuthError::Forbidden("operate (on the whole tenant)").into());
+    }
+    for (field, value) in [("type", &request.kind), ("error_code", &request.error_code)] {
+        if let Some(value) = value {
+            crate::commands::check_len(field, value)?;
+        }
+    }
     let (matched, rows) = cmdbus_store::replay_matching(
         &state.pool,
-        DEFAULT_TENANT,
+        &principal.tenant,
         request.kind.as_deref(),
         request.error_code.as_deref(),
         (request.since, request.until),

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{ApiError, ApiJson, ApiState};
+use crate::{ApiError, ApiJson, ApiState, auth::Caller};
 
 /// How long the catalogue is trusted before it is read again.
 const FRESH_FOR: Duration = Duration::from_secs(5);
@@ -78,7 +78,10 @@ pub(crate) struct TypeList {
 }
 
 /// `GET /v1/types`.
-pub(crate) async fn list(State(state): State<ApiState>) -> Result<ApiJson<TypeList>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<ApiState>,
+    _caller: Caller,
+) -> Result<ApiJson<TypeList>, ApiError> {
     let catalogue = state.types.catalogue(None).await?;
     Ok(ApiJson(TypeList {
         items: catalogue.values().cloned().collect(),

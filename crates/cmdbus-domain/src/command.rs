@@ -100,6 +100,10 @@ pub struct CommandView {
     pub priority: i16,
     /// Commands sharing a key run one at a time, in submission order.
     pub ordering_key: Option<String>,
+    /// The end user the command belongs to, as the submitter named it: a browser token for
+    /// that subject sees it.
+    #[serde(default)]
+    pub subject: Option<String>,
     /// Attempts started so far (0 before the first claim).
     pub attempt: i32,
     /// Attempts allowed before the command fails for good.

@@ -3,6 +3,7 @@
 //! notifier reads every change from it (the events fanout is only the fast path), and resumes a
 //! client that was away from a cursor — a snapshot — that cannot skip a change.
 
+mod access;
 mod protocol;
 mod session;
 mod tail;
@@ -10,9 +11,11 @@ mod tail;
 use axum::{
     Router,
     extract::{State, WebSocketUpgrade},
-    response::Response,
+    http::{HeaderMap, header},
+    response::{IntoResponse, Response},
     routing::get,
 };
+use cmdbus_auth::{AuthError, Authenticator};
 use cmdbus_bus::ChangeFeed;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -43,21 +46,25 @@ impl Default for NotifierConfig {
 pub struct NotifierState {
     pub(crate) pool: PgPool,
     pub(crate) feed: ChangeFeed,
+    pub(crate) auth: Authenticator,
     pub(crate) config: NotifierConfig,
     pub(crate) shutdown: CancellationToken,
 }
 
 impl NotifierState {
-    /// State over a pool and this process's change feed; connections close on `shutdown`.
+    /// State over a pool, this process's change feed and its authenticator; connections close
+    /// on `shutdown`.
     pub fn new(
         pool: PgPool,
         feed: ChangeFeed,
+        auth: Authenticator,
         config: NotifierConfig,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             pool,
             feed,
+            auth,
             config,
             shutdown,
         }
@@ -71,8 +78,30 @@ pub fn router(state: NotifierState) -> Router {
         .with_state(state)
 }
 
-async fn upgrade(State(state): State<NotifierState>, upgrade: WebSocketUpgrade) -> Response {
+/// The upgrade. A client that can set headers authenticates with `Authorization: Bearer` here
+/// (refused with 401 before the upgrade); a browser, which cannot, sends `{"op":"auth"}` first.
+async fn upgrade(
+    State(state): State<NotifierState>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let principal = match headers.get(header::AUTHORIZATION) {
+        None if !state.auth.is_open() => None,
+        header => {
+            let header = match header.map(|value| value.to_str()).transpose() {
+                Ok(header) => header,
+                Err(_) => {
+                    return AuthError::Unauthorized("the Authorization header is not ASCII")
+                        .into_response();
+                }
+            };
+            match state.auth.authorization(header).await {
+                Ok(principal) => Some(principal),
+                Err(error) => return error.into_response(),
+            }
+        }
+    };
     upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| session::serve(state, socket))
+        .on_upgrade(move |socket| session::serve(state, socket, principal))
 }

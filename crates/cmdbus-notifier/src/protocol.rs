@@ -12,6 +12,12 @@ pub(crate) const MAX_IDS_PER_CONNECTION: usize = 10_000;
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub(crate) enum ClientMessage {
+    /// Authenticate (the first message of a browser, which cannot set headers), or renew a
+    /// token before it expires, keeping the socket and its subscriptions.
+    Auth {
+        /// An API key or a browser token.
+        token: String,
+    },
     /// Start receiving changes of these commands (or all), optionally resuming after `since`.
     Subscribe(Selector),
     /// Stop receiving changes of these commands (or all).
@@ -36,6 +42,22 @@ pub(crate) struct Selector {
 #[derive(Debug, Serialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub(crate) enum ServerMessage<'a> {
+    /// The credential was accepted.
+    Authenticated {
+        /// Whose commands this socket sees.
+        tenant: &'a str,
+        /// What the credential may do.
+        scopes: cmdbus_auth::Scopes,
+        /// When a token expires (Unix seconds); absent for keys.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_at: Option<i64>,
+    },
+    /// The token expires soon: send `{"op":"auth","token":...}` with a fresh one, or the
+    /// socket closes at `expires_at` (code 4401) and the client resumes on a new one.
+    Renew {
+        /// Unix seconds.
+        expires_at: i64,
+    },
     /// The subscription took effect, and its replay (if `since` was given) is delivered.
     Subscribed {
         /// Resume from here later to miss nothing.

@@ -8,8 +8,9 @@
 //! out, and it goes along with the next message that leaves.
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use cmdbus_auth::{Principal, Reach};
 use cmdbus_bus::Change;
-use cmdbus_domain::{CommandView, DEFAULT_TENANT, Event};
+use cmdbus_domain::{CommandView, Event};
 use cmdbus_store::{Cursor, Scope};
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use std::{
@@ -22,6 +23,7 @@ use uuid::Uuid;
 
 use crate::{
     NotifierState,
+    access::{AUTH_WITHIN, Access, CLOSE_UNAUTHORIZED, RECHECK_EVERY, Refused},
     protocol::{
         ClientMessage, MAX_IDS_PER_CONNECTION, MAX_IDS_PER_MESSAGE, Selector, ServerMessage,
     },
@@ -40,6 +42,12 @@ enum Closed {
     Peer,
     /// We close it, with this code and reason.
     Close(u16, &'static str),
+}
+
+impl From<Refused> for Closed {
+    fn from(refused: Refused) -> Self {
+        Closed::Close(refused.code, refused.reason)
+    }
 }
 
 /// What this connection is subscribed to.
@@ -62,14 +70,14 @@ struct Connection {
     state: NotifierState,
     sink: SplitSink<WebSocket, Message>,
     subscriptions: Subscriptions,
-    tenant: String,
+    access: Access,
     /// The latest horizon received from the feed: a valid cursor for this client.
     horizon: Option<Arc<str>>,
     /// The cursor last sent to the client.
     sent_cursor: Option<Arc<str>>,
 }
 
-pub(crate) async fn serve(state: NotifierState, socket: WebSocket) {
+pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Option<Principal>) {
     // Receive the feed before anything else, so that a replay read later can only overlap with
     // live changes (duplicates are dropped), never leave a gap.
     let mut live = state.feed.subscribe();
@@ -82,16 +90,40 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket) {
         state,
         sink,
         subscriptions: Subscriptions::default(),
-        tenant: DEFAULT_TENANT.to_owned(),
+        access: Access::default(),
         horizon,
         sent_cursor: None,
     };
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
+    let mut recheck = tokio::time::interval_at(Instant::now() + RECHECK_EVERY, RECHECK_EVERY);
+    let auth_deadline = Instant::now() + AUTH_WITHIN;
     let mut last_heard = Instant::now();
     let shutdown = connection.state.shutdown.clone();
+    // Authenticated by the upgrade's header: the client knows, nothing to say.
+    let mut granted = match principal {
+        Some(principal) => connection
+            .access
+            .grant(&connection.state.auth, principal)
+            .map_err(Closed::from),
+        None => Ok(()),
+    };
     let closed = loop {
+        if let Err(closed) = granted {
+            break closed;
+        }
+        let authenticated = connection.access.principal().is_some();
+        let renew_at = connection.access.renew_at();
         let step = tokio::select! {
             _ = shutdown.cancelled() => Err(Closed::Close(1001, "server shutting down")),
+            _ = tokio::time::sleep_until(auth_deadline), if !authenticated => {
+                Err(Closed::Close(CLOSE_UNAUTHORIZED, "authenticate first: {\"op\":\"auth\"}"))
+            }
+            _ = recheck.tick(), if authenticated => {
+                connection.access.recheck(&connection.state.auth).await.map_err(Closed::from)
+            }
+            _ = tokio::time::sleep_until(renew_at.unwrap_or(auth_deadline)), if renew_at.is_some() => {
+                connection.send_renew().await
+            }
             message = stream.next() => match message {
                 Some(Ok(message)) => {
                     last_heard = Instant::now();
@@ -113,9 +145,7 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket) {
                 }
             }
         };
-        if let Err(closed) = step {
-            break closed;
-        }
+        granted = step;
     };
     connections.decrement(1.0);
     if let Closed::Close(code, reason) = closed {
@@ -147,6 +177,32 @@ impl Connection {
                 Ok(())
             }
         }
+    }
+
+    /// Takes the credential of an `auth` message and says so.
+    async fn authenticated(&mut self, principal: Principal) -> Result<(), Closed> {
+        self.access.grant(&self.state.auth, principal)?;
+        let Some(principal) = self.access.principal() else {
+            return Ok(());
+        };
+        let message = serde_json::to_string(&ServerMessage::Authenticated {
+            tenant: &principal.tenant,
+            scopes: principal.scopes,
+            expires_at: principal.expires_at(),
+        });
+        match message {
+            Ok(text) => self.send(Message::Text(text.into())).await,
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Tells a token's holder to renew it.
+    async fn send_renew(&mut self) -> Result<(), Closed> {
+        self.access.renew_sent();
+        let Some(expires_at) = self.access.principal().and_then(Principal::expires_at) else {
+            return Ok(());
+        };
+        self.send_json(&ServerMessage::Renew { expires_at }).await
     }
 
     async fn send_error(&mut self, code: &'static str, message: String) -> Result<(), Closed> {
@@ -198,7 +254,13 @@ impl Connection {
 
     async fn on_event(&mut self, event: &Arc<Event>) -> Result<(), Closed> {
         let command = &event.command;
-        if event.tenant != self.tenant || !self.subscriptions.wants(command.id) {
+        let Some(principal) = self.access.principal() else {
+            return Ok(());
+        };
+        if event.tenant != principal.tenant
+            || !principal.reaches(command.id, command.subject.as_deref())
+            || !self.subscriptions.wants(command.id)
+        {
             return Ok(());
         }
         if let Some(&replayed) = self.subscriptions.replayed.get(&command.id)
@@ -220,7 +282,28 @@ impl Connection {
             Message::Close(_) => return Err(Closed::Peer),
             Message::Ping(_) | Message::Pong(_) => return Ok(()),
         };
-        match serde_json::from_str::<ClientMessage>(text.as_str()) {
+        let message = serde_json::from_str::<ClientMessage>(text.as_str());
+        if let Ok(ClientMessage::Auth { token }) = message {
+            let principal = self
+                .state
+                .auth
+                .bearer(&token)
+                .await
+                .map_err(|error| Closed::from(Refused::from(error)))?;
+            return self.authenticated(principal).await;
+        }
+        let Some(principal) = self.access.principal() else {
+            return Err(Closed::Close(
+                CLOSE_UNAUTHORIZED,
+                "authenticate first: {\"op\":\"auth\"}",
+            ));
+        };
+        // Every request a socket makes counts against its credential's rate, as over HTTP.
+        if let Err(error) = self.state.auth.admit(principal) {
+            return self.send_error("rate_limited", error.to_string()).await;
+        }
+        match message {
+            Ok(ClientMessage::Auth { .. }) => Ok(()),
             Ok(ClientMessage::Subscribe(selector)) => self.subscribe(selector).await,
             Ok(ClientMessage::Unsubscribe(selector)) => {
                 if selector.all {
@@ -280,14 +363,21 @@ impl Connection {
         };
         self.subscriptions.all |= selector.all;
         self.subscriptions.ids.extend(selector.ids.iter().copied());
-        if let Some(since) = since {
-            let tenant = self.tenant.clone();
-            let scope = if selector.all {
-                Scope::Tenant(&tenant)
-            } else {
-                Scope::Ids(&tenant, &selector.ids)
+        if let Some(since) = since
+            && let Some(principal) = self.access.principal().cloned()
+        {
+            let tenant = principal.tenant.as_str();
+            let reach: Vec<Uuid>;
+            let scope = match (&principal.reach, selector.all) {
+                (_, false) => Scope::Ids(tenant, &selector.ids),
+                (Reach::Tenant, true) => Scope::Tenant(tenant),
+                (Reach::Subject(subject), true) => Scope::Subject(tenant, subject),
+                (Reach::Ids(ids), true) => {
+                    reach = ids.iter().copied().collect();
+                    Scope::Ids(tenant, &reach)
+                }
             };
-            self.replay(&since, scope).await?;
+            self.replay(&since, scope, &principal).await?;
         }
         self.sent_cursor = Some(Arc::clone(&horizon));
         self.send_json(&ServerMessage::Subscribed { cursor: &horizon })
@@ -295,7 +385,12 @@ impl Connection {
     }
 
     /// Sends the latest state of every matching command changed since `since`.
-    async fn replay(&mut self, since: &Cursor, scope: Scope<'_>) -> Result<(), Closed> {
+    async fn replay(
+        &mut self,
+        since: &Cursor,
+        scope: Scope<'_>,
+        principal: &Principal,
+    ) -> Result<(), Closed> {
         let changes =
             match cmdbus_store::changes_after(&self.state.pool, Some(since), scope, REPLAY_LIMIT)
                 .await
@@ -311,6 +406,9 @@ impl Connection {
             return self.send_reset().await;
         }
         for row in &changes.rows {
+            if !principal.reaches(row.id, row.subject.as_deref()) {
+                continue;
+            }
             let view = match row.view() {
                 Ok(view) => view,
                 Err(error) => {

@@ -104,6 +104,8 @@ pub enum Scope<'a> {
     Everything,
     /// Every command of a tenant.
     Tenant(&'a str),
+    /// The commands of one subject (end user) of a tenant.
+    Subject(&'a str, &'a str),
     /// These commands of a tenant.
     Ids(&'a str, &'a [Uuid]),
 }
@@ -142,11 +144,11 @@ pub async fn changes_after<'c>(
             "select * from commands
               where tenant = $3 and id = any($4) and ({AFTER} or {RUNNING})"
         ),
-        (Scope::Everything | Scope::Tenant(_), _) => {
-            let tenant = if matches!(scope, Scope::Tenant(_)) {
-                "tenant = $3 and"
-            } else {
-                ""
+        (Scope::Everything | Scope::Tenant(_) | Scope::Subject(..), _) => {
+            let tenant = match scope {
+                Scope::Tenant(_) => "tenant = $3 and",
+                Scope::Subject(..) => "tenant = $3 and subject = $6 and",
+                _ => "",
             };
             let after = format!(
                 "(select * from commands where {tenant} {AFTER} order by changed_xid limit $2)"
@@ -158,10 +160,11 @@ pub async fn changes_after<'c>(
             }
         }
     };
-    let (tenant, ids) = match scope {
-        Scope::Everything => (None, None),
-        Scope::Tenant(tenant) => (Some(tenant), None),
-        Scope::Ids(tenant, ids) => (Some(tenant), Some(ids)),
+    let (tenant, ids, subject) = match scope {
+        Scope::Everything => (None, None, None),
+        Scope::Tenant(tenant) => (Some(tenant), None, None),
+        Scope::Subject(tenant, subject) => (Some(tenant), None, Some(subject)),
+        Scope::Ids(tenant, ids) => (Some(tenant), Some(ids), None),
     };
     let xip: Vec<String> = since.xip.iter().map(u64::to_string).collect();
     let read = sqlx::query(AssertSqlSafe(format!(
@@ -174,6 +177,7 @@ pub async fn changes_after<'c>(
     .bind(tenant)
     .bind(ids)
     .bind(&xip)
+    .bind(subject)
     .fetch_all(executor)
     .await?;
     let (mut rows, cursor) = rows_with_cursor(&read)?;

@@ -28,6 +28,8 @@ pub struct NewCommand {
     pub idempotency_key: Option<String>,
     /// Attempts allowed.
     pub max_attempts: i32,
+    /// The end user it belongs to, if any.
+    pub subject: Option<String>,
 }
 
 /// The outcome of recording one command.
@@ -60,13 +62,15 @@ pub async fn insert(
         .map(|c| c.idempotency_key.as_deref())
         .collect();
     let max_attempts: Vec<i32> = commands.iter().map(|c| c.max_attempts).collect();
+    let subjects: Vec<Option<&str>> = commands.iter().map(|c| c.subject.as_deref()).collect();
 
     let mut tx = conn.begin().await?;
     let inserted: Vec<CommandRow> = sqlx::query_as(
         "insert into commands
-             (id, tenant, type, payload, priority, ordering_key, idempotency_key, max_attempts)
+             (id, tenant, type, payload, priority, ordering_key, idempotency_key, max_attempts,
+              subject)
          select * from unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int2[],
-                              $6::text[], $7::text[], $8::int4[])
+                              $6::text[], $7::text[], $8::int4[], $9::text[])
          on conflict on constraint commands_idempotency_key do nothing
          returning *",
     )
@@ -78,6 +82,7 @@ pub async fn insert(
     .bind(&ordering_keys)
     .bind(&idempotency_keys)
     .bind(&max_attempts)
+    .bind(&subjects)
     .fetch_all(&mut *tx)
     .await?;
     for row in &inserted {
@@ -170,6 +175,10 @@ pub struct ListFilter {
     pub status: Option<String>,
     /// Only this type.
     pub kind: Option<String>,
+    /// Only this subject's.
+    pub subject: Option<String>,
+    /// Only these commands.
+    pub ids: Option<Vec<Uuid>>,
     /// Only commands older than this id (the cursor of the previous page).
     pub before: Option<Uuid>,
     /// Page size.
@@ -192,6 +201,8 @@ pub async fn list<'c>(
                    and ($2::text is null or status = $2)
                    and ($3::text is null or type = $3)
                    and ($4::uuid is null or id < $4)
+                   and ($6::text is null or subject = $6)
+                   and ($7::uuid[] is null or id = any($7))
                  order by id desc
                  limit $5) c on true",
     )
@@ -200,6 +211,8 @@ pub async fn list<'c>(
     .bind(&filter.kind)
     .bind(filter.before)
     .bind(filter.limit)
+    .bind(&filter.subject)
+    .bind(&filter.ids)
     .fetch_all(executor)
     .await?;
     crate::changes::rows_with_cursor(&read)

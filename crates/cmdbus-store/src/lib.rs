@@ -4,6 +4,7 @@
 
 mod changes;
 mod commands;
+mod keys;
 mod lifecycle;
 mod row;
 mod sweeps;
@@ -20,6 +21,10 @@ pub use changes::{Changes, Cursor, InvalidCursor, Scope, changes_after};
 pub use commands::{
     ListFilter, NewCommand, Submitted, cancel, get, insert, list, lookup, mark_queued, replay,
     replay_matching,
+};
+pub use keys::{
+    KeyRecord, NewKey, count_configured_keys, count_unfinished_of, create_key, find_key, key_by_id,
+    list_keys, revoke_development_keys, revoke_key, token_secret,
 };
 pub use lifecycle::{Claim, Finish, Outcome, Run, claim, finish, heartbeat, hold_claim, progress};
 pub use row::CommandRow;
@@ -177,8 +182,10 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), St
             .await
         {
             Ok(_) => tracing::info!(database = %name, "created database"),
-            // Another process created it between our check and our create: fine.
-            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => {}
+            // Another process created it between our check and our create: fine. (A create
+            // racing another one's may also fail on the catalogue's unique index.)
+            Err(sqlx::Error::Database(db))
+                if matches!(db.code().as_deref(), Some("42P04" | "23505")) => {}
             Err(error) => return Err(error.into()),
         }
     }

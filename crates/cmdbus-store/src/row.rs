@@ -69,6 +69,8 @@ pub struct CommandRow {
     pub releases: i32,
     /// When the sweep publishes this row's message again unless it moved on.
     pub redeliver_at: Option<DateTime<Utc>>,
+    /// The end user the command belongs to, if any.
+    pub subject: Option<String>,
 }
 
 impl CommandRow {
@@ -112,6 +114,7 @@ impl CommandRow {
             status: self.status()?,
             priority: self.priority,
             ordering_key: self.ordering_key.clone(),
+            subject: self.subject.clone(),
             attempt: self.attempt,
             max_attempts: self.max_attempts,
             progress: self.progress,

@@ -8,12 +8,23 @@ use std::{net::SocketAddr, time::Duration};
 #[derive(Debug, Clone, Parser)]
 #[command(version, about)]
 pub struct Cli {
-    /// Which role to run (default: all of them in one process).
+    /// Which role to run (default: all of them in one process), or a management command.
     #[command(subcommand)]
-    pub role: Option<Role>,
+    pub command: Option<Command>,
     /// Settings shared by every role.
     #[command(flatten)]
     pub config: Config,
+}
+
+/// What the binary does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run a role.
+    #[command(flatten)]
+    Role(Role),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(crate::access::KeysCommand),
 }
 
 /// The roles; each can run alone or all together.
@@ -201,6 +212,9 @@ pub struct Config {
     /// Tracing filter, e.g. `info` or `cmdbus=debug,info`.
     #[arg(long, env = "CMDBUS_LOG", default_value = "info", global = true)]
     pub log: String,
+    /// Authentication and per-caller limits.
+    #[command(flatten)]
+    pub auth: crate::access::AuthSettings,
 }
 
 /// `7d`, `12h`, `30m`, `45s`, or plain seconds.

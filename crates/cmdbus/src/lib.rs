@@ -2,6 +2,7 @@
 //! `run(role, config, registry, listener, shutdown)` connects to PostgreSQL and RabbitMQ, starts
 //! the role's tasks and serves HTTP until `shutdown`.
 
+mod access;
 mod config;
 mod health;
 mod telemetry;
@@ -17,7 +18,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-pub use config::{Cli, Config, LaneArg, QueueTypeArg, Role};
+pub use access::{AuthSettings, KeysCommand, run_keys};
+pub use config::{Cli, Command, Config, LaneArg, QueueTypeArg, Role};
 
 /// Events one process buffers for its WebSocket clients and long-polls before a slow reader is
 /// told it lagged.
@@ -74,16 +76,35 @@ pub async fn run(
 
     let mut app =
         health::router(pool.clone(), broker.clone()).merge(telemetry::router(pool.clone()));
-    let feed = (role.serves_api() || role.serves_ws())
+    let serves_clients = role.serves_api() || role.serves_ws();
+    let auth = if serves_clients {
+        access::check_access(
+            &pool,
+            &config.auth,
+            listener.local_addr()?,
+            role == Role::All,
+        )
+        .await?;
+        Some(
+            cmdbus_auth::Authenticator::start(pool.clone(), config.auth.auth_config()?)
+                .await
+                .context("cannot load the token secret")?,
+        )
+    } else {
+        None
+    };
+    let feed = serves_clients
         .then(|| ChangeFeed::start(broker.clone(), FEED_CAPACITY, shutdown.clone(), &tracker));
-    if let (true, Some(feed)) = (role.serves_api(), &feed) {
+    if let (true, Some(feed), Some(auth)) = (role.serves_api(), &feed, &auth) {
         let state = cmdbus_api::ApiState::new(
             pool.clone(),
             broker.clone(),
             feed.clone(),
+            auth.clone(),
             cmdbus_api::ApiConfig {
                 body_limit: config.max_body_bytes,
                 redeliver_after: config.redeliver_after(),
+                max_unfinished_per_tenant: config.auth.max_unfinished_per_tenant,
                 ..Default::default()
             },
         );
@@ -103,10 +124,11 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
-    if let (true, Some(feed)) = (role.serves_ws(), &feed) {
+    if let (true, Some(feed), Some(auth)) = (role.serves_ws(), &feed, &auth) {
         let state = cmdbus_notifier::NotifierState::new(
             pool.clone(),
             feed.clone(),
+            auth.clone(),
             Default::default(),
             shutdown.clone(),
         );

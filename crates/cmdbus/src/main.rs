@@ -1,9 +1,9 @@
 //! `cmdbus [all|api|worker|notifier|migrate]`: parses settings, sets up tracing, binds the
-//! listener and runs the role until SIGTERM or Ctrl-C.
+//! listener and runs the role until SIGTERM or Ctrl-C. `cmdbus keys …` manages API keys.
 
 use anyhow::Context as _;
 use clap::Parser;
-use cmdbus::{Cli, Role};
+use cmdbus::{Cli, Command, Role};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -15,20 +15,32 @@ async fn main() -> anyhow::Result<()> {
                 .context("invalid CMDBUS_LOG filter")?,
         )
         .init();
-    let role = cli.role.unwrap_or(Role::All);
+    let role = match cli.command {
+        None => Role::All,
+        Some(Command::Role(role)) => role,
+        Some(Command::Keys(command)) => {
+            let pool = cmdbus_store::connect_and_migrate(&cmdbus_store::PoolConfig {
+                url: cli.config.database_url.clone(),
+                max_connections: 2,
+            })
+            .await
+            .context("cannot prepare the database")?;
+            return cmdbus::run_keys(command, &pool).await;
+        }
+    };
+    // Demo handlers take any payload (demo.sleep runs as long as asked): development only.
+    let registry = if cli.config.auth.demo(cli.config.listen) {
+        tracing::info!("demo handlers registered (development; CMDBUS_DEMO=false turns them off)");
+        cmdbus::builtin_registry()
+    } else {
+        cmdbus_worker::Registry::new()
+    };
     let listener = tokio::net::TcpListener::bind(cli.config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cli.config.listen))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    cmdbus::run(
-        role,
-        cli.config,
-        cmdbus::builtin_registry(),
-        listener,
-        shutdown,
-    )
-    .await
+    cmdbus::run(role, cli.config, registry, listener, shutdown).await
 }
 
 /// Cancels `shutdown` on SIGTERM or Ctrl-C.

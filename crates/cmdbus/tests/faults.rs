@@ -567,7 +567,7 @@ async fn an_api_killed_between_insert_and_publish_loses_nothing() {
     let port = free_port();
     let mut first = spawn_api(&env, port);
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = env.http().await;
     wait_live(&http, &base).await;
     let mut ids = Vec::new();
     for n in 0..5 {

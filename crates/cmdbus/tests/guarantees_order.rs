@@ -50,7 +50,9 @@ async fn an_ordered_command_whose_publish_failed_runs_before_later_ones_of_its_k
     // An api process that cannot reach the broker records A but cannot publish it.
     let cut_off = Proc::spawn(&env, "api", &[("CMDBUS_AMQP_URL", &unreachable_amqp_url())]);
     cut_off.wait_live().await;
-    let response = reqwest::Client::new()
+    let response = env
+        .http()
+        .await
         .post(format!("{}/v1/commands", cut_off.base))
         .json(&json!({"type": "test.record", "ordering_key": "k"}))
         .send()

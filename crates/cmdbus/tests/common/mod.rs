@@ -16,7 +16,7 @@ use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{PgPool, postgres::PgConnectOptions};
-use std::{net::SocketAddr, str::FromStr, time::Duration};
+use std::{net::SocketAddr, str::FromStr, sync::OnceLock, time::Duration};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -24,6 +24,33 @@ use uuid::Uuid;
 
 pub const DATABASE_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// The API key every test of this binary calls with (tenant `default`, every scope); each
+/// environment records it in its own database (`Env::authorize`).
+pub fn test_key() -> &'static cmdbus_auth::MintedKey {
+    static KEY: OnceLock<cmdbus_auth::MintedKey> = OnceLock::new();
+    KEY.get_or_init(|| cmdbus_auth::generate_key().expect("randomness"))
+}
+
+/// An HTTP client that sends `credential` as its bearer on every request.
+pub fn http_client_with(credential: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {credential}")
+            .parse()
+            .expect("ASCII header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("http client")
+}
+
+/// An HTTP client that calls with the test key.
+pub fn http_client() -> reqwest::Client {
+    http_client_with(&test_key().key)
+}
 
 /// One isolated environment: a database and a namespace, shared by the app processes of a test.
 #[derive(Debug, Clone)]
@@ -52,7 +79,50 @@ impl Env {
         config.sweep_interval_ms = 200;
         config.db_max_connections = 10;
         config.shutdown_grace_secs = 5.0;
+        // Per-caller limits are tested on their own; elsewhere one key makes every request.
+        config.auth.rate_limit = 0;
+        config.auth.max_long_polls_per_key = 0;
+        config.auth.max_sockets_per_tenant = 0;
+        config.auth.max_unfinished_per_tenant = 0;
         config
+    }
+
+    /// Creates the database if missing and records the test key in it (once is enough; again
+    /// is harmless).
+    pub async fn authorize(&self) {
+        let pool = cmdbus_store::connect_and_migrate(&cmdbus_store::PoolConfig {
+            url: self.database_url.clone(),
+            max_connections: 1,
+        })
+        .await
+        .expect("test database");
+        let key = test_key();
+        let recorded = cmdbus_store::create_key(
+            &pool,
+            &cmdbus_store::NewKey {
+                id: Uuid::now_v7(),
+                tenant: "default",
+                name: "tests",
+                scopes: &cmdbus_auth::Scopes::all().names(),
+                secret_hash: &key.hash,
+                prefix: &key.prefix,
+                development: false,
+            },
+        )
+        .await;
+        match recorded {
+            Ok(_) => {}
+            Err(cmdbus_store::StoreError::Database(sqlx::Error::Database(db)))
+                if db.code().as_deref() == Some("23505") => {}
+            Err(error) => panic!("cannot record the test key: {error}"),
+        }
+        pool.close().await;
+    }
+
+    /// An HTTP client of this environment, calling with the test key.
+    pub async fn http(&self) -> reqwest::Client {
+        self.authorize().await;
+        http_client()
     }
 
     /// Environment variables that make the `cmdbus` binary join this environment.
@@ -63,6 +133,10 @@ impl Env {
             ("CMDBUS_NAMESPACE", self.namespace.clone()),
             ("CMDBUS_LISTEN", "127.0.0.1:0".to_owned()),
             ("CMDBUS_LOG", "warn".to_owned()),
+            ("CMDBUS_RATE_LIMIT", "0".to_owned()),
+            ("CMDBUS_MAX_LONG_POLLS_PER_KEY", "0".to_owned()),
+            ("CMDBUS_MAX_SOCKETS_PER_TENANT", "0".to_owned()),
+            ("CMDBUS_MAX_UNFINISHED_PER_TENANT", "0".to_owned()),
         ]
     }
 
@@ -191,8 +265,8 @@ impl TestApp {
             listener,
             shutdown.clone(),
         ));
-        let http = reqwest::Client::new();
-        wait_ready(&http, &base).await;
+        wait_ready(&reqwest::Client::new(), &base).await;
+        let http = env.http().await;
         let pool = PgPool::connect(&env.database_url).await.expect("test pool");
         Self {
             env,
@@ -227,7 +301,7 @@ impl TestApp {
             self.shutdown.clone(),
         ));
         // Pooled keep-alive connections went with the old instance.
-        self.http = reqwest::Client::new();
+        self.http = http_client();
         wait_ready(&self.http, &self.base).await;
     }
 
@@ -417,8 +491,25 @@ pub struct WsClient {
 }
 
 impl WsClient {
+    /// Connects with the test key in the upgrade's `Authorization` header.
     pub async fn connect(url: &str) -> Self {
-        let (socket, _) = tokio_tungstenite::connect_async(url)
+        Self::connect_with(url, Some(&test_key().key)).await
+    }
+
+    /// Connects with `credential` as the upgrade's bearer, or with none (a browser, which then
+    /// sends `{"op":"auth"}`).
+    pub async fn connect_with(url: &str, credential: Option<&str>) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut request = url.into_client_request().expect("websocket url");
+        if let Some(credential) = credential {
+            request.headers_mut().insert(
+                "authorization",
+                format!("Bearer {credential}")
+                    .parse()
+                    .expect("ASCII header"),
+            );
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("websocket connect");
         Self {

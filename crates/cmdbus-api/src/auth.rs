@@ -1,0 +1,182 @@
+//! Who is calling: the `Caller` extractor every `/v1` route takes (it authenticates the bearer
+//! credential and counts the request against its rate), `GET /v1/whoami`, and the minting of
+//! browser tokens (`POST /v1/tokens`).
+
+use axum::{
+    extract::{FromRequestParts, State},
+    http::{StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use cmdbus_auth::{Claims, Credential, Principal, Reach, Scope, Scopes};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{ApiError, ApiJson, ApiState, commands::check_len};
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller(pub(crate) Principal);
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let header = match parts.headers.get(header::AUTHORIZATION) {
+            None => None,
+            Some(value) => Some(value.to_str().map_err(|_| {
+                cmdbus_auth::AuthError::Unauthorized("the Authorization header is not ASCII")
+            })?),
+        };
+        let principal = state.auth.authorization(header).await?;
+        state.auth.admit(&principal)?;
+        Ok(Caller(principal))
+    }
+}
+
+impl Caller {
+    /// Refuses a caller without `scope`.
+    pub(crate) fn require(&self, scope: Scope) -> Result<&Principal, ApiError> {
+        if self.0.has(scope) {
+            Ok(&self.0)
+        } else {
+            Err(cmdbus_auth::AuthError::Forbidden(scope.as_str()).into())
+        }
+    }
+}
+
+/// `GET /v1/whoami` answer: what the credential is and may do.
+#[derive(Debug, Serialize)]
+pub(crate) struct WhoAmI {
+    /// The tenant whose commands it reaches.
+    tenant: String,
+    /// Its scopes.
+    scopes: Scopes,
+    /// `key`, `token`, or `open` when the server runs without authentication.
+    kind: &'static str,
+    /// A token's subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
+    /// A token's command ids.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ids: Option<Vec<Uuid>>,
+    /// A token's expiry (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+    /// The key's id (or the key that minted the token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<Uuid>,
+}
+
+/// `GET /v1/whoami`.
+pub(crate) async fn whoami(caller: Caller) -> ApiJson<WhoAmI> {
+    let principal = caller.0;
+    ApiJson(WhoAmI {
+        kind: match principal.credential {
+            Credential::Key(_) => "key",
+            Credential::Token { .. } => "token",
+            Credential::Open => "open",
+        },
+        subject: principal.subject().map(str::to_owned),
+        ids: match &principal.reach {
+            Reach::Ids(ids) => Some(ids.iter().copied().collect()),
+            _ => None,
+        },
+        expires_at: principal.expires_at(),
+        key_id: principal.key_id(),
+        scopes: principal.scopes,
+        tenant: principal.tenant,
+    })
+}
+
+/// `POST /v1/tokens` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokenRequest {
+    /// The end user: the token sees the commands submitted for this subject.
+    sub: Option<String>,
+    /// Or only these commands (at most 1,000).
+    #[serde(default)]
+    ids: Vec<Uuid>,
+    /// Scopes granted (default `read`; `submit` and `operate` may be added, never `admin`; the
+    /// minting key must hold each).
+    scopes: Option<Vec<String>>,
+    /// Lifetime in seconds (default 600, at most the server's token maximum).
+    ttl_secs: Option<u64>,
+}
+
+/// A minted token.
+#[derive(Debug, Serialize)]
+pub(crate) struct Minted {
+    /// The token, for `Authorization: Bearer` or the WebSocket's `auth` message.
+    token: String,
+    /// Expiry, Unix seconds.
+    expires_at: i64,
+}
+
+/// Most ids one token may name.
+const MAX_TOKEN_IDS: usize = 1_000;
+
+/// `POST /v1/tokens`: an API key mints a short-lived browser token for one subject or for
+/// named commands of its tenant.
+pub(crate) async fn mint(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<TokenRequest>,
+) -> Result<Response, ApiError> {
+    let principal = &caller.0;
+    if matches!(principal.credential, Credential::Token { .. }) {
+        return Err(cmdbus_auth::AuthError::Forbidden("key (a token cannot mint tokens)").into());
+    }
+    let scopes = match &request.scopes {
+        None => [Scope::Read].into_iter().collect(),
+        Some(names) => Scopes::parse(names).map_err(|reason| ApiError::InvalidField {
+            field: "scopes",
+            reason,
+        })?,
+    };
+    if scopes.is_empty() || scopes.has(Scope::Admin) {
+        return Err(ApiError::InvalidField {
+            field: "scopes",
+            reason: "grant at least one of read, submit, operate; never admin".to_owned(),
+        });
+    }
+    if let Some(missing) = scopes.iter().find(|scope| !principal.has(*scope)) {
+        return Err(cmdbus_auth::AuthError::Forbidden(missing.as_str()).into());
+    }
+    if let Some(sub) = &request.sub {
+        check_len("sub", sub)?;
+    }
+    if request.sub.is_none() && request.ids.is_empty() {
+        return Err(ApiError::InvalidField {
+            field: "sub",
+            reason: "name the subject (sub) or the command ids the token is for".to_owned(),
+        });
+    }
+    if request.ids.len() > MAX_TOKEN_IDS {
+        return Err(ApiError::InvalidField {
+            field: "ids",
+            reason: format!("at most {MAX_TOKEN_IDS}"),
+        });
+    }
+    let max_ttl = state.auth.config().token_max_ttl.as_secs();
+    let ttl = request.ttl_secs.unwrap_or(600);
+    if ttl == 0 || ttl > max_ttl {
+        return Err(ApiError::InvalidField {
+            field: "ttl_secs",
+            reason: format!("must be 1 to {max_ttl}"),
+        });
+    }
+    let now = chrono::Utc::now().timestamp();
+    let expires_at = now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX));
+    let claims = Claims {
+        tenant: principal.tenant.clone(),
+        sub: request.sub,
+        ids: request.ids,
+        scopes: scopes.names(),
+        exp: expires_at,
+        iat: Some(now),
+        key: principal.key_id(),
+    };
+    let token = state.auth.mint(&claims);
+    Ok((StatusCode::CREATED, ApiJson(Minted { token, expires_at })).into_response())
+}

@@ -1,0 +1,109 @@
+//! Authentication and limit failures, and the one problem+json (RFC 9457) body every error of
+//! the HTTP API uses.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use std::time::Duration;
+
+/// Why a request is refused before it reaches a handler's work.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthError {
+    /// No credential, or not a valid one (unknown, revoked, expired, forged).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The credential lacks a scope.
+    #[error("this credential lacks the {0} scope")]
+    Forbidden(&'static str),
+    /// A limit is reached; try again after the wait.
+    #[error("{reason}")]
+    Limited {
+        /// Which limit: `rate_limited` or `quota_exceeded`.
+        code: &'static str,
+        /// What limit.
+        reason: &'static str,
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// The status database cannot be asked about the key.
+    #[error("service unavailable, try again")]
+    Unavailable,
+}
+
+impl AuthError {
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AuthError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AuthError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Unauthorized(_) => "unauthorized",
+            AuthError::Forbidden(_) => "forbidden",
+            AuthError::Limited { code, .. } => code,
+            AuthError::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let mut response = problem_response(self.status(), self.code(), self.to_string());
+        let headers = response.headers_mut();
+        match &self {
+            AuthError::Unauthorized(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"cmdbus\""),
+                );
+            }
+            AuthError::Limited { retry_after, .. } => {
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// The problem+json body.
+#[derive(Debug, Serialize)]
+pub struct Problem<'a> {
+    /// Always `about:blank`: the `code` says which problem.
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    /// The status's reason phrase.
+    pub title: &'a str,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong, for people.
+    pub detail: String,
+    /// What went wrong, for programs: stable snake_case.
+    pub code: &'a str,
+}
+
+/// A problem+json response.
+pub fn problem_response(status: StatusCode, code: &str, detail: String) -> Response {
+    let problem = Problem {
+        kind: "about:blank",
+        title: status.canonical_reason().unwrap_or("Error"),
+        status: status.as_u16(),
+        detail,
+        code,
+    };
+    let mut response = (status, axum::Json(problem)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}

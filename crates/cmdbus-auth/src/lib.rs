@@ -1,0 +1,20 @@
+//! Who is calling and what they may do. A caller presents an API key (a long random secret that
+//! belongs to a tenant and carries scopes; only its hash is stored) or a short-lived browser
+//! token signed by the application's backend (read-only unless stated, limited to one subject's
+//! commands or to named ids). Both become a [`Principal`]; every query the roles make is scoped
+//! by it. The [`Authenticator`] also holds the per-caller limits: request rate, concurrent
+//! long-polls, WebSockets per tenant.
+
+mod authenticator;
+mod error;
+mod key;
+mod limits;
+mod principal;
+mod token;
+
+pub use authenticator::{AuthConfig, Authenticator};
+pub use error::{AuthError, Problem, problem_response};
+pub use key::{IssueError, MintedKey, generate_key, hash_key, issue_key, valid_tenant};
+pub use limits::Slot;
+pub use principal::{Credential, Principal, Reach, Scope, Scopes};
+pub use token::{Claims, TokenError, sign, verify};
