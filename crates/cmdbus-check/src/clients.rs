@@ -11,6 +11,7 @@ use std::{
 };
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -106,9 +107,15 @@ pub(crate) async fn client(
             continue;
         };
         let url = format!("ws://127.0.0.1:{}/v1/ws", notifier.port);
+        let Ok(mut request) = url.as_str().into_client_request() else {
+            return;
+        };
+        if let Ok(bearer) = format!("Bearer {}", shared.key).parse() {
+            request.headers_mut().insert("authorization", bearer);
+        }
         let connected = tokio::time::timeout(
             Duration::from_secs(5),
-            tokio_tungstenite::connect_async(url.as_str()),
+            tokio_tungstenite::connect_async(request),
         )
         .await;
         let Ok(Ok((mut socket, _))) = connected else {

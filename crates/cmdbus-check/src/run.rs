@@ -3,6 +3,7 @@
 //! everything settled, runs every check, prints the counts and cleans up.
 
 use anyhow::Context as _;
+use cmdbus_auth::Scopes;
 use sqlx::{
     PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -100,6 +101,8 @@ pub(crate) struct Shared {
     pub(crate) namespace: String,
     pub(crate) pool: PgPool,
     pub(crate) http: reqwest::Client,
+    /// The run's API key (tenant `default`, every scope), for HTTP and WebSocket clients.
+    pub(crate) key: String,
     pub(crate) cluster: Cluster,
     pub(crate) counts: Counts,
     accepted: Mutex<Vec<Uuid>>,
@@ -154,6 +157,14 @@ pub(crate) async fn main(args: RunArgs) -> anyhow::Result<bool> {
     );
 
     let pool = prepare_database(&database_url).await?;
+    let (key, _) = cmdbus_auth::issue_key(&pool, "default", "check", Scopes::all(), false)
+        .await
+        .context("cannot create the run's API key")?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse()?,
+    );
     let vars = node_vars(&args, &database_url, &namespace);
     let exe = std::env::current_exe().context("cannot find this binary")?;
     let shared = Arc::new(Shared {
@@ -163,7 +174,9 @@ pub(crate) async fn main(args: RunArgs) -> anyhow::Result<bool> {
         pool,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .default_headers(headers)
             .build()?,
+        key,
         cluster: Cluster::new(exe, vars, log_dir.clone()),
         counts: Counts::default(),
         accepted: Mutex::new(Vec::new()),
@@ -221,6 +234,11 @@ fn node_vars(args: &RunArgs, database_url: &str, namespace: &str) -> Vec<(String
         ("CMDBUS_REDELIVER_AFTER_SECS", "10".to_owned()),
         ("CMDBUS_TAIL_INTERVAL_MS", "200".to_owned()),
         ("CMDBUS_LOG", "warn".to_owned()),
+        // The run's clients share one key: per-caller limits would refuse the load they make.
+        ("CMDBUS_RATE_LIMIT", "0".to_owned()),
+        ("CMDBUS_MAX_LONG_POLLS_PER_KEY", "0".to_owned()),
+        ("CMDBUS_MAX_SOCKETS_PER_TENANT", "0".to_owned()),
+        ("CMDBUS_MAX_UNFINISHED_PER_TENANT", "0".to_owned()),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value))

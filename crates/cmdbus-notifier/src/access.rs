@@ -54,8 +54,8 @@ impl From<AuthError> for Refused {
 pub(crate) struct Access {
     principal: Option<Principal>,
     slot: Option<Slot>,
-    /// The `renew` message for the current token went out.
-    renew_sent: bool,
+    /// When to tell the client to renew its token; `None` for keys, or once told.
+    renew_at: Option<Instant>,
 }
 
 impl Access {
@@ -83,26 +83,24 @@ impl Access {
             Some(_) => {}
             None => self.slot = Some(auth.socket(&principal)?),
         }
+        // Told to renew half a minute before expiry (half its life, for a short token).
+        self.renew_at = principal.expires_at().map(|expires_at| {
+            let left = Duration::from_secs(
+                u64::try_from(expires_at - chrono::Utc::now().timestamp()).unwrap_or(0),
+            );
+            Instant::now() + left.saturating_sub((left / 2).min(Duration::from_secs(30)))
+        });
         self.principal = Some(principal);
-        self.renew_sent = false;
         Ok(())
     }
 
-    /// When the client should be told to renew its token: a quarter of a minute to a half of
-    /// its remaining life before it expires. `None` for keys, or once told.
+    /// When the client should be told to renew its token.
     pub(crate) fn renew_at(&self) -> Option<Instant> {
-        let expires_at = self.principal.as_ref()?.expires_at()?;
-        if self.renew_sent {
-            return None;
-        }
-        let left = Duration::from_secs(
-            u64::try_from(expires_at - chrono::Utc::now().timestamp()).unwrap_or(0),
-        );
-        Some(Instant::now() + left.saturating_sub((left / 2).min(Duration::from_secs(30))))
+        self.renew_at
     }
 
     pub(crate) fn renew_sent(&mut self) {
-        self.renew_sent = true;
+        self.renew_at = None;
     }
 
     /// Ends the socket if its key was revoked or its token expired.

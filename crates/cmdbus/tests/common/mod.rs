@@ -374,13 +374,22 @@ impl TestApp {
         timeout: Duration,
         done: impl Fn(&Value) -> bool,
     ) -> anyhow::Result<Value> {
+        self.wait_until_as(&self.http, id, timeout, done).await
+    }
+
+    /// `wait_until` with another credential's client.
+    pub async fn wait_until_as(
+        &self,
+        http: &reqwest::Client,
+        id: Uuid,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut etag: Option<String> = None;
         let mut last = Value::Null;
         while tokio::time::Instant::now() < deadline {
-            let mut request = self
-                .http
-                .get(self.url(&format!("/v1/commands/{id}?wait=5")));
+            let mut request = http.get(self.url(&format!("/v1/commands/{id}?wait=5")));
             if let Some(etag) = &etag {
                 request = request.header("if-none-match", etag);
             }
@@ -569,6 +578,27 @@ impl WsClient {
             match message {
                 Message::Text(text) => return Ok(text.as_str().to_owned()),
                 Message::Close(frame) => bail!("closed by server: {frame:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads until the server closes the socket; the close code, its reason and the JSON
+    /// messages that came before it.
+    pub async fn closed(&mut self, timeout: Duration) -> anyhow::Result<(u16, String, Vec<Value>)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut before = Vec::new();
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .context("websocket still open")?
+                .context("websocket ended without a close frame")??;
+            match message {
+                Message::Text(text) => before.push(serde_json::from_str(text.as_str())?),
+                Message::Close(Some(frame)) => {
+                    return Ok((frame.code.into(), frame.reason.as_str().to_owned(), before));
+                }
+                Message::Close(None) => bail!("closed without a code"),
                 _ => {}
             }
         }
