@@ -4,8 +4,10 @@
 //!
 //! `cargo run --release -p cmdbus --example bench -- --url http://127.0.0.1:8080 --count 5000`
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
+use anyhow::bail;
 use futures_util::{SinkExt, StreamExt, stream};
+use reqwest::header::{self, HeaderValue};
 use serde_json::{Value, json};
 use std::{
     collections::HashMap,
@@ -13,6 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 struct Args {
     url: String,
@@ -67,7 +70,15 @@ fn report(label: &str, mut samples: Vec<Duration>) {
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
     let ws_url = format!("{}/v1/ws", args.url.replacen("http", "ws", 1));
-    let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url).await?;
+    // The key: `CMDBUS_KEY` (the development key `cargo run --release` prints). The server's
+    // per-key rate limit must be off (`CMDBUS_RATE_LIMIT=0`) for a load test.
+    let key = std::env::var("CMDBUS_KEY").context("set CMDBUS_KEY to an API key")?;
+    let bearer: HeaderValue = format!("Bearer {key}").parse()?;
+    let mut request = ws_url.as_str().into_client_request()?;
+    request
+        .headers_mut()
+        .insert(header::AUTHORIZATION, bearer.clone());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
     socket
         .send(Message::Text(
             json!({"op": "subscribe", "all": true}).to_string().into(),
@@ -110,7 +121,9 @@ async fn main() -> anyhow::Result<()> {
         })
     };
 
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .default_headers([(header::AUTHORIZATION, bearer)].into_iter().collect())
+        .build()?;
     let started = Instant::now();
     let kind = args.kind.clone();
     let accept_latencies: Vec<Duration> = stream::iter(0..args.count)

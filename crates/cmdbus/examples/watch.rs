@@ -1,12 +1,13 @@
 //! Prints what a browser would be told: subscribes to `/v1/ws` and prints every message.
 //!
-//! `cargo run --release -p cmdbus --example watch -- [--url ws://127.0.0.1:8080/v1/ws]
-//!  [--since CURSOR] [ID ...]` (no ids: every command; CURSOR as a previous run printed it).
+//! `CMDBUS_KEY=<key> cargo run --release -p cmdbus --example watch -- [--url
+//! ws://127.0.0.1:8080/v1/ws] [--since CURSOR] [ID ...]` (no ids: every command; CURSOR as a
+//! previous run printed it). The key (or a browser token) is sent as the upgrade's bearer.
 
 use anyhow::Context as _;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -21,7 +22,12 @@ async fn main() -> anyhow::Result<()> {
             _ => ids.push(arg),
         }
     }
-    let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+    let key = std::env::var("CMDBUS_KEY").context("set CMDBUS_KEY to an API key or token")?;
+    let mut request = url.as_str().into_client_request()?;
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {key}").parse()?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .with_context(|| format!("cannot connect to {url}"))?;
     let mut subscribe = if ids.is_empty() {

@@ -70,6 +70,16 @@ pub struct AuthSettings {
         global = true
     )]
     pub key_cache_ms: u64,
+    /// An API key (`cmdbus_` and 64 hex digits, e.g. `cmdbus_$(openssl rand -hex 32)`) recorded
+    /// at start for tenant `default` with every scope, unless recorded (or revoked) before: how
+    /// a deployment gets its first key without a shell. Never logged.
+    #[arg(
+        long,
+        env = "CMDBUS_BOOTSTRAP_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub bootstrap_key: Option<String>,
     /// Register the demo handlers (demo.echo, demo.sleep, demo.fail, demo.noop). Default: only
     /// when listening on loopback (development).
     #[arg(long, env = "CMDBUS_DEMO", global = true)]
@@ -119,6 +129,9 @@ pub(crate) async fn check_access(
         );
         return Ok(());
     }
+    if let Some(key) = &settings.bootstrap_key {
+        record_bootstrap_key(pool, key).await?;
+    }
     if cmdbus_store::count_configured_keys(pool).await? > 0 {
         return Ok(());
     }
@@ -145,6 +158,44 @@ pub(crate) async fn check_access(
          {key}\n\n  Use it as `Authorization: Bearer <key>`, and paste it into the web UI at \
          http://{address}/\n"
     );
+    Ok(())
+}
+
+/// Records the bootstrap key unless a key with its hash exists (live or revoked: a revoked
+/// bootstrap key stays revoked).
+async fn record_bootstrap_key(pool: &PgPool, key: &str) -> anyhow::Result<()> {
+    let well_formed = key.len() == 71
+        && key.starts_with("cmdbus_")
+        && key[7..].bytes().all(|byte| byte.is_ascii_hexdigit());
+    if !well_formed {
+        bail!(
+            "CMDBUS_BOOTSTRAP_KEY must be `cmdbus_` and 64 hex digits (cmdbus_$(openssl rand -hex 32))"
+        );
+    }
+    let hash = cmdbus_auth::hash_key(key);
+    if cmdbus_store::find_key(pool, &hash).await?.is_some() {
+        return Ok(());
+    }
+    let recorded = cmdbus_store::create_key(
+        pool,
+        &cmdbus_store::NewKey {
+            id: Uuid::now_v7(),
+            tenant: "default",
+            name: "bootstrap",
+            scopes: &Scopes::all().names(),
+            secret_hash: &hash,
+            prefix: &key[..15],
+            development: false,
+        },
+    )
+    .await;
+    match recorded {
+        Ok(record) => tracing::info!(key = %record.id, "bootstrap key recorded"),
+        // Another process of the deployment recorded it at the same moment.
+        Err(cmdbus_store::StoreError::Database(sqlx::Error::Database(db)))
+            if db.code().as_deref() == Some("23505") => {}
+        Err(error) => return Err(error.into()),
+    }
     Ok(())
 }
 
