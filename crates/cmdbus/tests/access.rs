@@ -358,7 +358,42 @@ async fn a_public_address_needs_a_key_or_an_explicit_open_flag_and_gets_no_demo_
         .expect("revoke");
     assert!(revoked.status.success());
 
-    // No live key again: only the explicit flag opens it, and it says so.
+    // No live key again: a deployment's bootstrap key opens the door (recorded once)...
+    let bootstrap = cmdbus_auth::generate_key().expect("random").key;
+    for _ in 0..2 {
+        let mut server = cmdbus(
+            &env,
+            &[],
+            &[
+                ("CMDBUS_LISTEN", listen.as_str()),
+                ("CMDBUS_BOOTSTRAP_KEY", bootstrap.as_str()),
+            ],
+        );
+        common::wait_ready(&reqwest::Client::new(), &base).await;
+        let (status, me) = whoami(&base, Some(&bootstrap)).await;
+        assert_eq!(
+            (status, &me["scopes"][3]),
+            (StatusCode::OK, &json!("admin"))
+        );
+        server.kill().expect("kill");
+        server.wait().expect("exit");
+    }
+    let pool = sqlx::PgPool::connect(&env.database_url)
+        .await
+        .expect("pool");
+    let recorded: i64 =
+        sqlx::query_scalar("select count(*) from api_keys where name = 'bootstrap'")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(recorded, 1);
+    sqlx::query("update api_keys set revoked_at = now()")
+        .execute(&pool)
+        .await
+        .expect("revoke all");
+    pool.close().await;
+
+    // ...and without one, only the explicit flag opens it, and it says so.
     let mut open = cmdbus(
         &env,
         &[],
