@@ -222,7 +222,7 @@ impl Authenticator {
         let principal = self.token_principal(&claims, now)?;
         if let Some(key) = claims.key {
             let record = self.key_by_id(key).await?;
-            if !record.is_some_and(|record| record.tenant == claims.tenant) {
+            if record.is_none_or(|record| record.tenant != claims.tenant) {
                 return Err(AuthError::Unauthorized(
                     "the key that minted this token is revoked",
                 ));
