@@ -186,26 +186,32 @@ pub struct ListFilter {
 }
 
 /// A tenant's commands, newest first, with the snapshot they were read in: subscribing with
-/// that cursor afterwards misses no change made after the read.
+/// that cursor afterwards misses no change made after the read. The statement names only the
+/// filters given, so that each one is an index condition in every plan (a generic plan of
+/// `$n is null or column = $n` could only filter, and walk the whole tenant for a rare match).
 pub async fn list<'c>(
     executor: impl PgExecutor<'c>,
     tenant: &str,
     filter: &ListFilter,
 ) -> Result<(Vec<CommandRow>, Cursor), StoreError> {
-    let read = sqlx::query(
+    let mut conditions = String::from("tenant = $1");
+    let optional = [
+        (filter.status.is_some(), "status = $2"),
+        (filter.kind.is_some(), "type = $3"),
+        (filter.before.is_some(), "id < $4"),
+        (filter.subject.is_some(), "subject = $6"),
+        (filter.ids.is_some(), "id = any($7)"),
+    ];
+    for (_, condition) in optional.iter().filter(|(given, _)| *given) {
+        conditions.push_str(" and ");
+        conditions.push_str(condition);
+    }
+    let read = sqlx::query(AssertSqlSafe(format!(
         "select s.cursor::text as cursor, c.*
            from (select pg_current_snapshot() as cursor) s
            left join lateral (
-                select * from commands
-                 where tenant = $1
-                   and ($2::text is null or status = $2)
-                   and ($3::text is null or type = $3)
-                   and ($4::uuid is null or id < $4)
-                   and ($6::text is null or subject = $6)
-                   and ($7::uuid[] is null or id = any($7))
-                 order by id desc
-                 limit $5) c on true",
-    )
+                select * from commands where {conditions} order by id desc limit $5) c on true"
+    )))
     .bind(tenant)
     .bind(&filter.status)
     .bind(&filter.kind)
