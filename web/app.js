@@ -1,9 +1,14 @@
 // cmdbus web UI: submit commands, watch them live, operate on failures.
-// One plain ES2020 module, no framework and no build step; the Rust binary embeds it.
+// Plain ES2020 modules, no framework and no build step; the Rust binary embeds them.
+// client.js talks to the server (credential, HTTP, WebSocket); session.js signs in and out;
+// this module is the console's views. Each control shows only with the scope it needs.
 //
 // Data flow: every command view we learn about (POST answer, list page, WebSocket event,
 // long-poll answer) goes through ingest(), which keeps it only if its version is higher than
 // the one we hold (versions order every change) and then adds, updates or removes its table row.
+
+import { Client, isAbort } from './client.js';
+import { startSession } from './session.js';
 
 const STATUSES = ['new', 'queue', 'running', 'success', 'fail', 'cancelled'];
 const TERMINAL = new Set(['success', 'fail', 'cancelled']);
@@ -14,12 +19,6 @@ const POLL_LIST_MS = 2000;            // polling mode: list refresh period
 const LONG_POLL_WAIT_S = 25;          // polling mode: GET /v1/commands/{id}?wait=
 // Browsers allow ~6 HTTP/1.1 connections per host; leave room for list refreshes and submits.
 const MAX_LONG_POLLS = 4;
-const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 10000;
-// After this many failed attempts in a row (first try + retries after 0.5, 1, 2 s) we poll
-// instead; the WebSocket retries carry on in the background at the 10 s backoff cap.
-const FAILS_BEFORE_POLLING = 4;
-const STABLE_CONNECTION_MS = 10000;   // a socket that lived this long resets the failure count
 const MAX_STORED = 5000;              // prune views that are not on screen past this many
 
 const params = new URLSearchParams(location.search);
@@ -39,26 +38,23 @@ const state = {
   cursor: null,                           // next_cursor of the deepest page loaded; null = nothing more
   pagesLoaded: 0,
   listEpoch: 0,                           // bumped on filter change so stale list answers are dropped
-  wsCursor: null,                         // last resume point the WebSocket stream gave us: our "since"
   detailId: null,                         // command shown in the detail dialog
 };
 
 /** Transport internals (not part of the public state). */
 const transport = {
-  ws: null,
-  failures: 0,          // consecutive connection attempts that did not last
-  openedAt: 0,
-  freshSubscription: false,
-  subscribed: false,    // the current socket got its "subscribed" answer
-  retryTimer: 0,
+  live: null,           // the LiveStream of the signed-in session
   pollTimer: 0,
   refreshing: false,
   longPolls: new Map(), // id -> AbortController
   onScreen: new Set(),  // ids whose rows intersect the viewport
 };
 
+const client = new Client();
+
 window.cmdbus = {
-  get ws() { return transport.ws; },
+  get ws() { return transport.live?.socket ?? null; },
+  client,
   state,
 };
 
@@ -149,47 +145,12 @@ const pretty = (value) => JSON.stringify(value, null, 2);
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-class ApiError extends Error {
-  constructor(status, problem, message) {
-    super(message);
-    this.status = status;
-    this.problem = problem;
-  }
+/** Every call goes through the session's client: it sends the key and signs out on a 401. */
+const api = (method, path, options) => client.request(method, path, options);
 
-  get code() { return this.problem?.code ?? null; }
-
-  /** The route itself is missing (older server, feature switched off). */
-  get notAvailable() { return this.status === 404 || this.status === 405; }
-}
-
-async function readBody(res) {
-  const text = await res.text();
-  if (!text) return null;
-  try { return JSON.parse(text); } catch { return null; }
-}
-
-/** fetch() wrapper: JSON in, JSON out; problem+json errors become ApiError with `detail`. */
-async function api(method, path, { body, rawBody, headers = {}, signal } = {}) {
-  const init = { method, signal, cache: 'no-store', headers: { Accept: 'application/json', ...headers } };
-  if (rawBody !== undefined || body !== undefined) {
-    init.body = rawBody !== undefined ? rawBody : JSON.stringify(body);
-    init.headers['Content-Type'] = 'application/json';
-  }
-  let res;
-  try {
-    res = await fetch(path, init);
-  } catch (err) {
-    if (err.name === 'AbortError') throw err;
-    throw new ApiError(0, null, 'The server did not answer. Check your connection.');
-  }
-  if (res.status === 304) return { status: 304, data: null, res };
-  const data = await readBody(res);
-  if (!res.ok) {
-    const msg = (data && (data.detail || data.title)) || `${res.status} ${res.statusText || 'error'}`.trim();
-    throw new ApiError(res.status, data, msg);
-  }
-  return { status: res.status, data, res };
-}
+/** The request failed because the session ended (signed out, or a 401 that signed out): the
+ *  sign-in form says why, and nothing of the old session is shown any more. */
+const sessionEnded = (err) => isAbort(err) || !client.signedIn;
 
 const commandPath = (id, suffix = '') => `/v1/commands/${encodeURIComponent(id)}${suffix}`;
 
@@ -344,15 +305,20 @@ function paintTimes(tr, v, now = Date.now()) {
 
 /** Rebuild the action buttons only when the set of allowed actions changes (keeps focus). */
 function paintActions(cell, v) {
-  const actions = [];
-  if (v.status === 'fail') actions.push('retry');
-  if (CANCELLABLE.has(v.status)) actions.push('cancel');
+  const actions = operations(v);
   const key = actions.join(',');
   if (cell.dataset.actions === key) return;
   const hadFocus = cell.contains(document.activeElement);
   cell.dataset.actions = key;
   cell.replaceChildren(...actions.map((a) => actionButton(a, v.id)));
   if (hadFocus) cell.closest('tr')?.focus();
+}
+
+/** What the signed-in key may do to `v` now: retry and cancel need the operate scope. */
+function operations(v) {
+  if (!client.can('operate')) return [];
+  if (v.status === 'fail') return ['retry'];
+  return CANCELLABLE.has(v.status) ? ['cancel'] : [];
 }
 
 function actionButton(action, id, { large = false } = {}) {
@@ -564,7 +530,7 @@ function setFilter(patch) {
     const pressed = b.dataset.view === 'failed' ? failed : !state.filter.status;
     b.setAttribute('aria-pressed', String(pressed));
   }
-  $('#bulk').hidden = !failed;
+  $('#bulk').hidden = !failed || !client.can('operate');
   if (failed) $('#bulk-type').value = state.filter.type;
   resetBulk();
   syncUrl();
@@ -610,6 +576,7 @@ async function runAction(action, id, btn) {
       ? `Retry requested for ${shortId(id)}.`
       : `Cancel requested for ${shortId(id)}.`);
   } catch (err) {
+    if (sessionEnded(err)) return;
     // A missing feature is information, not a failure.
     notify(actionErrorMessage(ACTION_LABEL[action], err), err.notAvailable ? 'info' : 'error');
   } finally {
@@ -678,9 +645,7 @@ function renderDetail() {
   const note = h('span', { class: 'progress-note' });
   paintProgress(bar, note, v);
 
-  const actions = [];
-  if (v.status === 'fail') actions.push(actionButton('retry', v.id, { large: true }));
-  if (CANCELLABLE.has(v.status)) actions.push(actionButton('cancel', v.id, { large: true }));
+  const actions = operations(v).map((action) => actionButton(action, v.id, { large: true }));
 
   const copyBtn = h('button', { type: 'button', class: 'link-btn', onclick: () => copyId(v.id, copyBtn) }, 'Copy');
 
@@ -860,7 +825,7 @@ async function onSubmit(event) {
     if (!state.payloads.has(data.id)) state.payloads.set(data.id, JSON.parse(payloadText));
     showSubmitted(data, status);
   } catch (err) {
-    showSubmitError(err);
+    if (!sessionEnded(err)) showSubmitError(err);
   } finally {
     submitting = false;
     btn.disabled = false;
@@ -869,6 +834,12 @@ async function onSubmit(event) {
 }
 
 function showSubmitted(view, status) {
+  if (!client.can('read')) {
+    // Nothing to watch it with: give the whole id, for whoever can read it.
+    setFormResult(h('span', {}, 'Submitted ', h('code', {}, view.id),
+      '. This key cannot read commands, so its progress is not shown here.'), 'ok');
+    return;
+  }
   ingest(view, { listed: true });
   const shown = rowEls.get(view.id);
   if (shown) flash(shown);
@@ -908,14 +879,17 @@ function onPayloadInput() {
 // ---------------------------------------------------------------------------------------------
 // Types
 
+let typesRetryTimer = 0;
+
 async function loadTypes() {
   try {
     const { data } = await api('GET', '/v1/types');
     state.types = Array.isArray(data?.items) ? data.items : [];
   } catch (err) {
+    if (sessionEnded(err)) return;
     typeSelect.replaceChildren(h('option', { value: '' }, 'Types unavailable'));
     setFieldError(typeSelect, $('#type-error'), `Could not load command types: ${err.message}`);
-    setTimeout(loadTypes, 5000);
+    typesRetryTimer = setTimeout(loadTypes, 5000);
     return;
   }
   const names = state.types.map((t) => t.name);
@@ -968,6 +942,7 @@ async function onBulkPreview(event) {
     $('#bulk-confirm-row').hidden = false;
     $('#bulk-confirm').focus();
   } catch (err) {
+    if (sessionEnded(err)) return;
     resetBulk(err.notAvailable ? 'Bulk retry is not available on this server.' : `Preview failed: ${err.message}`);
   }
 }
@@ -984,6 +959,7 @@ async function onBulkConfirm() {
     $('#bulk-preview').focus();
     loadList('refresh');
   } catch (err) {
+    if (sessionEnded(err)) return;
     resetBulk(err.notAvailable ? 'Bulk retry is not available on this server.' : `Bulk retry failed: ${err.message}`);
   } finally {
     btn.disabled = false;
@@ -1019,112 +995,43 @@ function setConn(next) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// WebSocket transport
+// Live stream (client.js): the WebSocket when it works, polling when it does not
 
-function wsUrl() {
-  return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/v1/ws`;
+function startLive() {
+  if (state.forcedPolling || !('WebSocket' in window)) { enterPolling(); return; }
+  transport.live = client.live({
+    onCommand: (view) => ingest(view),
+    // A fresh stream started: close the gap between the list we hold and that moment.
+    onSubscribed: (fresh) => { if (fresh) loadList('refresh'); },
+    onReset: () => loadList('refresh'),
+    onStatus: onLiveStatus,
+  });
+  transport.live.start();
 }
 
-/** 0.5 s, 1 s, 2 s … capped at 10 s, each ±25% so a fleet of tabs does not reconnect in step. */
-function backoffDelay(attempt) {
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.max(0, attempt - 1));
-  return Math.min(BACKOFF_MAX_MS, Math.round(base * (0.75 + Math.random() * 0.5)));
-}
-
-function scheduleConnect(ms) {
-  clearTimeout(transport.retryTimer);
-  transport.retryTimer = setTimeout(connectWs, ms);
-}
-
-function connectWs() {
-  clearTimeout(transport.retryTimer);
-  if (state.forcedPolling || transport.ws) return;
-  if (!('WebSocket' in window)) { enterPolling(); return; }
-  let ws;
-  try {
-    ws = new WebSocket(wsUrl());
-  } catch {
-    onSocketGone(null);
-    return;
-  }
-  transport.ws = ws;
-  ws.addEventListener('open', () => onSocketOpen(ws));
-  ws.addEventListener('message', (e) => onSocketMessage(ws, e));
-  ws.addEventListener('close', () => onSocketGone(ws));
-  // 'error' is always followed by 'close', which does the work.
-}
-
-function onSocketOpen(ws) {
-  if (ws !== transport.ws) return;
-  transport.openedAt = Date.now();
-  transport.subscribed = false;
-  // Resume from the last cursor the stream gave us, so nothing is missed across the gap, even
-  // changes that committed out of version order. (That also covers whatever polling did not
-  // watch while the socket was down.)
-  sendSubscribe(ws, state.wsCursor === null);
-  stopPolling();
-  setConn('live');
-}
-
-function sendSubscribe(ws, fresh) {
-  transport.freshSubscription = fresh;
-  ws.send(JSON.stringify(fresh
-    ? { op: 'subscribe', all: true }
-    : { op: 'subscribe', all: true, since: state.wsCursor }));
-}
-
-function onSocketMessage(ws, event) {
-  if (ws !== transport.ws) return;
-  let msg;
-  try { msg = JSON.parse(event.data); } catch { return; }
-  switch (msg?.op) {
-    case 'subscribed':
-      // Sent once the replay (if any) is delivered: we are caught up at this cursor.
-      transport.subscribed = true;
-      keepCursor(msg.cursor);
-      // Close the gap between the list we hold and the moment a fresh stream started.
-      if (transport.freshSubscription) loadList('refresh');
+function onLiveStatus(status, reason) {
+  switch (status) {
+    case 'live':
+      stopPolling();
+      setConn('live');
       break;
-    case 'command':
-      ingest(msg.command);
-      keepCursor(msg.cursor);
+    case 'reconnecting':
+      // Once polling, stay polling until the socket is back: the table must keep moving.
+      if (state.conn !== 'polling') setConn('reconnecting');
       break;
-    case 'reset':
-      // The server could not replay everything we missed: reload, then go on from its cursor.
-      keepCursor(msg.cursor);
-      loadList('refresh');
+    case 'unavailable':
+      enterPolling(); // the stream keeps retrying in the background
       break;
-    case 'error':
-      console.warn('cmdbus: WebSocket error from server:', msg.code, msg.message);
-      // A server that rejects our resume point: start over with a fresh subscription + list.
-      if (!transport.subscribed && !transport.freshSubscription) sendSubscribe(ws, true);
+    case 'forbidden': // the console only streams with `read`; a server that disagrees says why
+      notify(`Live updates refused: ${reason}`, 'error');
       break;
     default:
   }
 }
 
-/** A message that carries a cursor moves our resume point there (the server only sends one
- * once everything before it has been delivered). */
-function keepCursor(cursor) {
-  if (typeof cursor === 'string' && cursor) state.wsCursor = cursor;
-}
-
-/** Any close means "reconnect": the server may drop slow clients, proxies time out, laptops sleep. */
-function onSocketGone(ws) {
-  if (ws && ws !== transport.ws) return;
-  transport.ws = null;
-  const lived = transport.openedAt ? Date.now() - transport.openedAt : 0;
-  transport.openedAt = 0;
-  if (lived >= STABLE_CONNECTION_MS) transport.failures = 0;
-  transport.failures++;
-  if (state.conn === 'polling' || transport.failures >= FAILS_BEFORE_POLLING) enterPolling();
-  else setConn('reconnecting');
-  scheduleConnect(backoffDelay(transport.failures));
-}
-
 /** The network came back: do not wait out the backoff. */
 function onOnline() {
-  if (!state.forcedPolling && !transport.ws) connectWs();
+  transport.live?.reconnectNow();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1255,13 +1162,53 @@ function bindEvents() {
   window.addEventListener('online', onOnline);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Session: what the signed-in key may see and do
+
+/** Shows each part of the console only with its scope, then loads what the key may read. */
+function startConsole() {
+  const canRead = client.can('read');
+  $('#submit-panel').hidden = !client.can('submit');
+  $('#commands').hidden = !canRead;
+  $('#no-read').hidden = canRead;
+  $('#console').classList.toggle('single', !client.can('submit'));
+  loadTypes();
+  if (!canRead) return;
+  setFilter({}); // applies URL filters to the controls and loads the first page
+  startLive();
+}
+
+/** Signed out: stop every request and forget everything the last key could see, since the
+ *  next one may belong to another tenant. */
+function stopConsole() {
+  transport.live?.stop();
+  transport.live = null;
+  stopPolling();
+  clearTimeout(longPollSyncTimer);
+  longPollSyncTimer = 0;
+  clearTimeout(typesRetryTimer);
+  state.listEpoch++; // answers still on their way are dropped
+  listLoading = false;
+  listError = '';
+  closeDetail();
+  clearRows();
+  state.commands.clear();
+  state.payloads.clear();
+  state.cursor = null;
+  state.pagesLoaded = 0;
+  state.types = [];
+  knownErrorCodes.clear();
+  $('#error-codes').replaceChildren();
+  notify('');
+  resetBulk();
+  setFormResult('');
+  setConn('reconnecting');
+}
+
 function init() {
   bindEvents();
-  setFilter({}); // applies URL filters to the controls and loads the first page
-  loadTypes();
-  if (state.forcedPolling) enterPolling();
-  else connectWs();
   setInterval(tick, 1000);
+  startSession(client, { onSignedIn: startConsole, onSignedOut: stopConsole });
 }
 
 init();

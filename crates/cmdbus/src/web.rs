@@ -8,7 +8,7 @@ use axum::{
 };
 
 /// Every file of `web/`, with its content type.
-const ASSETS: [(&str, &str, &str); 4] = [
+const ASSETS: [(&str, &str, &str); 6] = [
     (
         "/",
         "text/html; charset=utf-8",
@@ -18,6 +18,16 @@ const ASSETS: [(&str, &str, &str); 4] = [
         "/app.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../web/app.js"),
+    ),
+    (
+        "/client.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web/client.js"),
+    ),
+    (
+        "/session.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web/session.js"),
     ),
     (
         "/app.css",

@@ -1,7 +1,10 @@
 //! The web UI in a real browser: Debian's headless Chromium, driven through chromedriver, against
 //! the real app. It proves that a command submitted from the form shows its progress and its
 //! outcome without a reload, that the page reconnects and catches up after the server it talks
-//! to went away, and that forced polling still delivers the outcome. Each key screen is saved
+//! to went away, and that forced polling still delivers the outcome. The console asks for a key
+//! (kept in sessionStorage only, never in a URL), shows only the controls the key's scopes allow,
+//! and asks again with the server's reason when the key is refused or revoked; a server without
+//! authentication shows a warning instead. Each key screen is saved
 //! under `target/screenshots/`; with `CMDBUS_UPDATE_SCREENSHOTS=1` under `web/screenshots/`, the
 //! committed pictures of the UI (refresh them when the UI changes).
 //!
@@ -10,7 +13,8 @@
 
 mod common;
 
-use common::TestApp;
+use cmdbus_auth::Scopes;
+use common::{Env, TestApp, test_key};
 use fantoccini::{Client, ClientBuilder, wd::Capabilities};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde::Deserialize;
@@ -62,7 +66,7 @@ async fn a_command_submitted_from_the_form_shows_progress_then_success_without_r
     app.wait_status(failed, "fail", T).await;
 
     let browser = Browser::launch(DESKTOP).await;
-    browser.open(&app.url("/")).await;
+    browser.open_signed_in(&app.url("/")).await;
     browser.wait_conn("live").await;
     browser.wait_row_status(echoed, "success").await;
     browser.wait_row_status(failed, "fail").await;
@@ -141,7 +145,7 @@ async fn a_command_submitted_from_the_form_shows_progress_then_success_without_r
 async fn the_page_reconnects_after_the_server_restarts_and_catches_up() {
     let mut app = TestApp::start().await;
     let browser = Browser::launch(DESKTOP).await;
-    browser.open(&app.url("/")).await;
+    browser.open_signed_in(&app.url("/")).await;
     browser.wait_conn("live").await;
     browser.mark_page().await;
     browser.js(RECORD_CHANGES, vec![]).await;
@@ -208,7 +212,9 @@ async fn the_page_reconnects_after_the_server_restarts_and_catches_up() {
 async fn forced_polling_still_delivers_the_outcome() {
     let app = TestApp::start().await;
     let browser = Browser::launch(DESKTOP).await;
-    browser.open(&app.url("/?transport=polling")).await;
+    browser
+        .open_signed_in(&app.url("/?transport=polling"))
+        .await;
     browser.wait_conn("polling").await;
     browser.mark_page().await;
 
@@ -246,7 +252,7 @@ async fn the_failed_view_and_a_phone_screen() {
     app.wait_status(failed, "fail", T).await;
 
     let browser = Browser::launch(DESKTOP).await;
-    browser.open(&app.url("/")).await;
+    browser.open_signed_in(&app.url("/")).await;
     browser.wait_conn("live").await;
     browser.wait_row_status(failed, "fail").await;
     browser.wait_row_status(echoed, "success").await;
@@ -268,7 +274,7 @@ async fn the_failed_view_and_a_phone_screen() {
     browser.close().await;
 
     let phone = Browser::launch(PHONE).await;
-    phone.open(&app.url("/")).await;
+    phone.open_signed_in(&app.url("/")).await;
     phone.wait_conn("live").await;
     for id in [echoed, slept] {
         phone.wait_row_status(id, "success").await;
@@ -291,6 +297,290 @@ async fn the_failed_view_and_a_phone_screen() {
     phone.screenshot("phone.png").await;
     phone.close().await;
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_read_only_key_sees_commands_but_no_submit_or_operate_controls() {
+    let app = TestApp::start().await;
+    let reader = issue_key(&app, &["read"]).await;
+    let failed = app
+        .submit_ok(json!({"type": "demo.fail", "payload": {"permanent": true}}))
+        .await;
+    app.wait_status(failed, "fail", T).await;
+    // Cancellable the whole time the page is looked at.
+    let running = app
+        .submit_ok(json!({"type": "demo.sleep", "payload": {"ms": 60000, "steps": 60}}))
+        .await;
+
+    let browser = Browser::launch(DESKTOP).await;
+    browser.open(&app.url("/")).await;
+    assert_eq!(browser.sign_in(&reader).await, names(&["read"]));
+    browser.wait_conn("live").await;
+    browser.wait_row_status(failed, "fail").await;
+    browser.wait_row_status(running, "running").await;
+    assert_eq!(
+        browser.controls().await,
+        Controls {
+            rows: 2,
+            submit_form: false,
+            cancel: 0,
+            retry: 0,
+            bulk_retry: false,
+            no_read: false,
+        },
+        "a reader sees the commands and nothing that changes them"
+    );
+
+    // The Failed view offers no bulk retry, and the detail dialog no retry.
+    browser.click(r#"[data-testid="view-failed"]"#).await;
+    browser
+        .wait_for(
+            "only the failed row",
+            r#"const rows = [...document.querySelectorAll('[data-testid="row"]')];
+               return rows.length === 1 && rows[0].dataset.id === arguments[0];"#,
+            vec![json!(failed)],
+        )
+        .await;
+    browser
+        .click(&format!(r#"[data-testid="row"][data-id="{failed}"]"#))
+        .await;
+    browser
+        .wait_for(
+            "the detail dialog of the failed command",
+            r#"const d = document.querySelector('[data-testid="detail"]');
+               return d.open && d.querySelector('[data-testid="detail-status"]').textContent === 'fail';"#,
+            vec![],
+        )
+        .await;
+    let controls = browser.controls().await;
+    assert_eq!(
+        (controls.retry, controls.bulk_retry),
+        (0, false),
+        "{controls:?}"
+    );
+    browser.screenshot("read-only.png").await;
+    browser.click("#detail-close").await;
+    browser
+        .wait_for(
+            "the dialog to close",
+            r#"return !document.querySelector('[data-testid="detail"]').open;"#,
+            vec![],
+        )
+        .await;
+
+    // The reader still watches what others do: a cancel made elsewhere reaches the page.
+    assert_eq!(
+        app.post(&format!("/v1/commands/{running}/cancel"))
+            .await
+            .status(),
+        202
+    );
+    browser.click(r#"[data-testid="view-all"]"#).await;
+    browser.wait_row_status(running, "cancelled").await;
+
+    browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_with_operate_sees_the_cancel_button_and_cancelling_works() {
+    let app = TestApp::start().await;
+    let operator = issue_key(&app, &["read", "operate"]).await;
+    let running = app
+        .submit_ok(json!({"type": "demo.sleep", "payload": {"ms": 60000, "steps": 60}}))
+        .await;
+
+    let browser = Browser::launch(DESKTOP).await;
+    browser.open(&app.url("/")).await;
+    assert_eq!(
+        browser.sign_in(&operator).await,
+        names(&["read", "operate"])
+    );
+    browser.wait_conn("live").await;
+    browser.wait_row_status(running, "running").await;
+    assert_eq!(
+        browser.controls().await,
+        Controls {
+            rows: 1,
+            submit_form: false,
+            cancel: 1,
+            retry: 0,
+            bulk_retry: false,
+            no_read: false,
+        },
+        "an operator without submit gets the cancel button but no form"
+    );
+    browser
+        .click(&format!(
+            r#"[data-testid="row"][data-id="{running}"] [data-testid="cancel"]"#
+        ))
+        .await;
+    browser.wait_row_status(running, "cancelled").await;
+    app.wait_status(running, "cancelled", T).await;
+    assert_eq!(browser.controls().await.cancel, 0, "nothing left to cancel");
+
+    browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_or_revoked_key_gets_the_form_again_with_the_servers_reason() {
+    let app = TestApp::start().await;
+    let browser = Browser::launch(DESKTOP).await;
+    browser.open(&app.url("/")).await;
+
+    // A well-formed key the server never issued.
+    let stranger = cmdbus_auth::generate_key().expect("randomness").key;
+    browser.submit_key(&stranger).await;
+    let refusal = browser.wait_sign_in_error().await;
+    assert!(
+        refusal.contains("unknown or revoked API key"),
+        "the server's reason is shown: {refusal}"
+    );
+    assert_eq!(
+        browser.stored_key().await,
+        Value::Null,
+        "a refused key is not kept"
+    );
+    browser.screenshot("sign-in.png").await;
+
+    // A good key, revoked while the page uses it: the socket closes with 4401 and the form
+    // comes back with why.
+    let (key, record) = cmdbus_auth::issue_key(
+        &app.pool,
+        "default",
+        "doomed",
+        Scopes::parse(&["read", "submit"]).expect("scopes"),
+        false,
+    )
+    .await
+    .expect("a key");
+    browser.sign_in(&key).await;
+    browser.wait_conn("live").await;
+    assert_eq!(browser.stored_key().await, json!(key));
+    cmdbus_store::revoke_key(&app.pool, None, record.id)
+        .await
+        .expect("revoke")
+        .expect("the key was live");
+    let reason = browser.wait_sign_in_error().await;
+    assert!(reason.contains("revoked"), "the server's reason: {reason}");
+    assert_eq!(
+        browser.stored_key().await,
+        Value::Null,
+        "the key is forgotten"
+    );
+    let console = browser
+        .js(
+            r#"return { hidden: document.querySelector('#console').hidden,
+                        rows: document.querySelectorAll('[data-testid="row"]').length };"#,
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        console,
+        json!({"hidden": true, "rows": 0}),
+        "nothing of it stays"
+    );
+
+    browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_key_is_kept_in_session_storage_only_and_never_in_the_url() {
+    let app = TestApp::start().await;
+    let key = &test_key().key;
+    let browser = Browser::launch(DESKTOP).await;
+    browser.open_signed_in(&app.url("/?type=demo.echo")).await;
+    browser.wait_conn("live").await;
+    // The filter changes the address; the key must not get into it.
+    browser.click(r#"[data-testid="view-failed"]"#).await;
+    browser
+        .wait_for(
+            "the Failed view in the address",
+            "return location.search.includes('status=fail');",
+            vec![],
+        )
+        .await;
+    browser.assert_key_only_in_session_storage(key).await;
+
+    // A reload keeps the tab signed in, from sessionStorage.
+    browser.open(&app.url("/")).await;
+    browser
+        .wait_for(
+            "the console, without the form",
+            r#"return !document.querySelector('#console').hidden
+                 && document.querySelector('#signin').hidden;"#,
+            vec![],
+        )
+        .await;
+    browser.wait_conn("live").await;
+    browser.assert_key_only_in_session_storage(key).await;
+
+    // Sign out forgets it.
+    browser.click(r#"[data-testid="sign-out"]"#).await;
+    browser
+        .wait_for(
+            "the sign-in form",
+            "return !document.querySelector('#signin').hidden;",
+            vec![],
+        )
+        .await;
+    assert_eq!(browser.stored_key().await, Value::Null);
+    browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_without_authentication_says_so_loudly_and_asks_for_no_key() {
+    let app = TestApp::start_with(
+        Env::new(),
+        cmdbus::Role::All,
+        cmdbus::builtin_registry(),
+        |config| config.auth.open = true,
+    )
+    .await;
+    let browser = Browser::launch(DESKTOP).await;
+    browser.open(&app.url("/")).await;
+    browser.wait_conn("live").await;
+    let page = browser
+        .js(
+            r#"const shown = (id) => document.querySelector(`[data-testid="${id}"]`).getClientRects().length > 0;
+               return { banner: shown('open-banner'), sign_in: shown('signin-form'),
+                        sign_out: shown('sign-out'),
+                        text: document.querySelector('[data-testid="open-banner"]').textContent };"#,
+            vec![],
+        )
+        .await;
+    assert_eq!(page["banner"], true, "{page}");
+    assert_eq!(page["sign_in"], false, "no key is asked for: {page}");
+    assert_eq!(page["sign_out"], false, "nothing to sign out of: {page}");
+    assert!(
+        page["text"]
+            .as_str()
+            .is_some_and(|text| text.contains("without authentication")),
+        "{page}"
+    );
+    let id = browser.submit_form("demo.echo", r#"{"open": true}"#).await;
+    browser.wait_row_status(id, "success").await;
+    browser.screenshot("open-server.png").await;
+
+    browser.close().await;
+    app.stop().await;
+}
+
+/// A key of tenant `default` with `scopes`, recorded in the app's database.
+async fn issue_key(app: &TestApp, scopes: &[&str]) -> String {
+    let scopes = Scopes::parse(scopes).expect("scopes");
+    let (key, _) = cmdbus_auth::issue_key(&app.pool, "default", "browser test", scopes, false)
+        .await
+        .expect("a key");
+    key
+}
+
+/// Scope names as the server orders them.
+fn names(scopes: &[&str]) -> Vec<String> {
+    Scopes::parse(scopes).expect("scopes").names()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,6 +696,35 @@ struct Row {
     fill: String,
 }
 
+/// Which controls the page offers.
+#[derive(Debug, PartialEq, Deserialize)]
+struct Controls {
+    /// Table rows shown.
+    rows: usize,
+    /// The submit form is shown.
+    submit_form: bool,
+    /// Cancel buttons in the page (rows and dialog), shown or not.
+    cancel: usize,
+    /// Retry buttons in the page (rows and dialog), shown or not.
+    retry: usize,
+    /// The bulk retry form is shown.
+    bulk_retry: bool,
+    /// The "this key cannot read" message is shown.
+    no_read: bool,
+}
+
+const CONTROLS: &str = r#"
+    const all = (id) => [...document.querySelectorAll(`[data-testid="${id}"]`)];
+    const shown = (id) => all(id).some((el) => el.getClientRects().length > 0);
+    return {
+      rows: all('row').filter((el) => el.getClientRects().length > 0).length,
+      submit_form: shown('submit-form'),
+      cancel: all('cancel').length,
+      retry: all('retry').length,
+      bulk_retry: shown('bulk-retry-form'),
+      no_read: shown('no-read'),
+    };"#;
+
 /// Sets `row` to the state of the row whose id is `arguments[0]` (null if it is not shown).
 const ROW_STATE: &str = r#"
     const el = document.querySelector(`[data-testid="row"][data-id="${arguments[0]}"]`);
@@ -444,6 +763,10 @@ const PAGE_SUMMARY: &str = r#"
     const text = (id) => document.querySelector(`[data-testid="${id}"]`)?.textContent.trim();
     return {
       url: location.href,
+      signed_in: !document.querySelector('#console').hidden,
+      identity: text('identity'),
+      sign_in_error: text('signin-error'),
+      sign_in_status: text('signin-status'),
       conn: text('conn-state'),
       type: document.querySelector('[data-testid="type-select"]').value,
       payload: document.querySelector('[data-testid="payload"]').value,
@@ -536,6 +859,96 @@ impl Browser {
         self.client.goto(url).await.expect("load the page");
         self.wait_for("the app script", "return Boolean(window.cmdbus);", vec![])
             .await;
+    }
+
+    /// Loads `url` and signs in through the form with the test key (every scope).
+    async fn open_signed_in(&self, url: &str) {
+        self.open(url).await;
+        self.sign_in(&test_key().key).await;
+    }
+
+    /// Types `key` into the sign-in form, like a person pasting it, and submits it.
+    async fn submit_key(&self, key: &str) {
+        self.wait_for(
+            "the sign-in form",
+            "return !document.querySelector('#signin').hidden;",
+            vec![],
+        )
+        .await;
+        let field = self
+            .client
+            .find(fantoccini::Locator::Css(r#"[data-testid="api-key"]"#))
+            .await
+            .expect("key field");
+        field.clear().await.expect("clear the key field");
+        field.send_keys(key).await.expect("type the key");
+        self.click(r#"[data-testid="signin-submit"]"#).await;
+    }
+
+    /// Signs in with `key` and waits for the console; returns the scopes its header shows.
+    async fn sign_in(&self, key: &str) -> Vec<String> {
+        self.submit_key(key).await;
+        let scopes = self
+            .wait_for(
+                "the console, signed in",
+                r#"return !document.querySelector('#console').hidden
+                     && !document.querySelector('[data-testid="identity"]').hidden
+                     && [...document.querySelectorAll('[data-testid="who-scopes"] li')]
+                          .map((li) => li.textContent);"#,
+                vec![],
+            )
+            .await;
+        serde_json::from_value(scopes).expect("scope names")
+    }
+
+    /// Waits until the sign-in form shows an error, and returns it.
+    async fn wait_sign_in_error(&self) -> String {
+        let error = self
+            .wait_for(
+                "the sign-in form with an error",
+                r#"const error = document.querySelector('[data-testid="signin-error"]');
+                   return !document.querySelector('#signin').hidden && !error.hidden
+                     && error.textContent;"#,
+                vec![],
+            )
+            .await;
+        error.as_str().expect("text").to_owned()
+    }
+
+    /// The key the page keeps for this tab (null when none).
+    async fn stored_key(&self) -> Value {
+        self.js("return sessionStorage.getItem('cmdbus.key');", vec![])
+            .await
+    }
+
+    /// The key is in sessionStorage and nowhere else the page can put it: not in the address
+    /// (path, query or fragment), not in localStorage or a cookie, not in the page itself.
+    async fn assert_key_only_in_session_storage(&self, key: &str) {
+        let url = self.client.current_url().await.expect("current url");
+        assert!(!url.as_str().contains(key), "the key is in the URL: {url}");
+        assert_eq!(self.stored_key().await, json!(key), "kept for this tab");
+        let elsewhere = self
+            .js(
+                r#"const key = arguments[0];
+                   const local = Object.keys(localStorage)
+                     .some((k) => k.includes(key) || localStorage.getItem(k).includes(key));
+                   return { local, cookie: document.cookie.includes(key),
+                            page: document.documentElement.outerHTML.includes(key),
+                            field: document.querySelector('[data-testid="api-key"]').value.length > 0,
+                            history: history.state !== null && JSON.stringify(history.state).includes(key) };"#,
+                vec![json!(key)],
+            )
+            .await;
+        assert_eq!(
+            elsewhere,
+            json!({"local": false, "cookie": false, "page": false, "field": false, "history": false}),
+            "the key is only in sessionStorage"
+        );
+    }
+
+    /// Which controls the page offers now.
+    async fn controls(&self) -> Controls {
+        serde_json::from_value(self.js(CONTROLS, vec![]).await).expect("controls")
     }
 
     async fn click(&self, css: &str) {
