@@ -8,6 +8,7 @@ use axum::{
 };
 use cmdbus_store::StoreError;
 use serde::{Serialize, de::DeserializeOwned};
+use std::sync::Arc;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -141,25 +142,38 @@ struct Problem<'a> {
     status: u16,
     detail: String,
     code: &'a str,
+    /// On 5xx only: what the log lines of this failure carry, for a user's report; the body
+    /// itself says nothing about the server's insides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<Arc<str>>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let problem = Problem {
-            kind: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error"),
-            status: status.as_u16(),
-            detail: self.to_string(),
-            code: self.code(),
-        };
-        let mut response = (status, axum::Json(problem)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        response
+        problem(self.status(), self.code(), self.to_string())
     }
+}
+
+/// An `application/problem+json` response with a stable `code`: the one error body of every
+/// refusal, whichever layer makes it.
+pub fn problem(status: StatusCode, code: &str, detail: impl Into<String>) -> Response {
+    let problem = Problem {
+        kind: "about:blank",
+        title: status.canonical_reason().unwrap_or("Error"),
+        status: status.as_u16(),
+        detail: detail.into(),
+        code,
+        request_id: status
+            .is_server_error()
+            .then(crate::request_id::current_request_id)
+            .flatten(),
+    };
+    let mut response = (status, axum::Json(problem)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
 }
 
 /// `Json` whose rejections use the same problem body as every other error.

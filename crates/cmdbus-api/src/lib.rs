@@ -7,6 +7,7 @@ mod commands;
 mod dispatch;
 mod error;
 mod operate;
+mod request_id;
 mod sweep;
 mod types;
 
@@ -19,7 +20,8 @@ use cmdbus_bus::{Broker, ChangeFeed};
 use sqlx::PgPool;
 use std::{sync::Arc, time::Duration};
 
-pub use error::{ApiError, ApiJson};
+pub use error::{ApiError, ApiJson, problem};
+pub use request_id::{REQUEST_ID_HEADER, current_request_id, request_id};
 pub use sweep::{SweepConfig, run_sweeps};
 
 /// Api settings.
