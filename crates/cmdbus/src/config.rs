@@ -201,6 +201,9 @@ pub struct Config {
     /// Tracing filter, e.g. `info` or `cmdbus=debug,info`.
     #[arg(long, env = "CMDBUS_LOG", default_value = "info", global = true)]
     pub log: String,
+    /// Transport limits, hosts and origins.
+    #[command(flatten)]
+    pub http: crate::HttpSettings,
 }
 
 /// `7d`, `12h`, `30m`, `45s`, or plain seconds.
