@@ -62,7 +62,9 @@ impl Env {
             ("CMDBUS_AMQP_URL", AMQP_URL.to_owned()),
             ("CMDBUS_NAMESPACE", self.namespace.clone()),
             ("CMDBUS_LISTEN", "127.0.0.1:0".to_owned()),
-            ("CMDBUS_LOG", "warn".to_owned()),
+            // Logs go to stderr, which children share with the test for their panics: off
+            // unless a test asks for them.
+            ("CMDBUS_LOG", "off".to_owned()),
         ]
     }
 
@@ -418,12 +420,39 @@ pub struct WsClient {
 
 impl WsClient {
     pub async fn connect(url: &str) -> Self {
-        let (socket, _) = tokio_tungstenite::connect_async(url)
+        Self::connect_with(url, &[])
             .await
-            .expect("websocket connect");
-        Self {
+            .expect("websocket connect")
+    }
+
+    /// Connects with extra request headers (such as `Origin`); a refused upgrade comes back as
+    /// `tungstenite::Error::Http` with the server's response.
+    pub async fn connect_with(
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::{
+            client::IntoClientRequest,
+            http::{HeaderName, HeaderValue},
+        };
+        let mut request = url.into_client_request()?;
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("header name");
+            let value = HeaderValue::from_str(value).expect("header value");
+            request.headers_mut().insert(name, value);
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Self {
             socket,
             cursor: None,
+        })
+    }
+
+    /// The TCP connection under the WebSocket, for probes that write raw frames.
+    pub fn tcp(&mut self) -> &mut tokio::net::TcpStream {
+        match self.socket.get_mut() {
+            MaybeTlsStream::Plain(stream) => stream,
+            _ => panic!("tests speak plain ws://"),
         }
     }
 
