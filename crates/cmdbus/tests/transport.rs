@@ -349,6 +349,7 @@ async fn a_client_that_floods_pings_and_never_reads_is_dropped_with_memory_bound
         }
     };
     let growth = rss.growth_mib();
+    println!("ping flood: {sent} pings sent, RSS +{growth} MiB, dropped: {dropped}");
     assert!(dropped, "still connected after {sent} pings");
     assert!(
         growth < RSS_BOUND_MIB,
@@ -389,6 +390,7 @@ async fn frames_of_16_mib_are_refused_at_their_header_with_memory_bounded() {
     }))
     .await;
     let growth = rss.growth_mib();
+    println!("16 MiB frames: taken before refusal {sent:?}, RSS +{growth} MiB");
     for (refused, sent) in &sent {
         assert!(refused, "a 16 MiB frame was taken whole");
         assert!(*sent < 16 << 20, "{sent} bytes taken");
@@ -462,6 +464,7 @@ async fn resumes_that_owe_a_large_table_hold_a_page_at_a_time_or_reset() {
     }
     assert_eq!(replayed, 1_000);
     let growth = rss.growth_mib();
+    println!("replay of 1,000 commands of 64 KiB: RSS +{growth} MiB");
     assert!(
         growth < RSS_BOUND_MIB,
         "a replay of 1,000 large commands grew RSS {growth} MiB"
@@ -485,6 +488,7 @@ async fn resumes_that_owe_a_large_table_hold_a_page_at_a_time_or_reset() {
         assert_eq!(subscribed["op"], "subscribed", "{subscribed}");
     }
     let growth = rss.growth_mib();
+    println!("three resets owing 201,000 changes: RSS +{growth} MiB");
     assert!(
         growth < RSS_BOUND_MIB,
         "resumes that reset grew RSS {growth} MiB"
