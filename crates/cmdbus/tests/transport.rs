@@ -131,6 +131,38 @@ async fn stalled_and_trickled_headers_are_cut_at_the_header_timeout_while_others
 }
 
 #[tokio::test]
+async fn a_keep_alive_connection_idle_past_the_header_timeout_is_closed() {
+    let timeout = Duration::from_millis(1_500);
+    let app = TestApp::start_with(
+        Env::new(),
+        cmdbus::Role::All,
+        cmdbus::builtin_registry(),
+        |c| {
+            c.http.header_timeout_secs = timeout.as_secs_f64();
+        },
+    )
+    .await;
+    let mut socket = TcpStream::connect(address_of(&app.base))
+        .await
+        .expect("connect");
+    socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .expect("request");
+    let mut answer = [0u8; 1024];
+    let read = socket.read(&mut answer).await.expect("answer");
+    assert!(answer[..read].starts_with(b"HTTP/1.1 200"));
+    let answered = Instant::now();
+    let closed = closed_at(socket, answered + timeout + Duration::from_secs(10)).await;
+    let idle = closed.map(|closed| closed - answered);
+    assert!(
+        idle.is_some_and(|idle| idle >= timeout - Duration::from_millis(300)),
+        "closed after {idle:?} idle"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn at_the_connection_cap_new_clients_wait_in_the_backlog_until_a_slot_frees() {
     let timeout = Duration::from_millis(1_500);
     let app = TestApp::start_with(
