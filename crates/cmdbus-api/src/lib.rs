@@ -23,6 +23,8 @@ use cmdbus_bus::{Broker, ChangeFeed};
 use sqlx::PgPool;
 use std::{sync::Arc, time::Duration};
 
+pub use cmdbus_auth::problem_response as problem;
+pub use cmdbus_auth::request_id::{REQUEST_ID_HEADER, current_request_id, request_id};
 pub use error::{ApiError, ApiJson};
 pub use sweep::{SweepConfig, run_sweeps};
 

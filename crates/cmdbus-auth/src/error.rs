@@ -89,16 +89,25 @@ pub struct Problem<'a> {
     pub detail: String,
     /// What went wrong, for programs: stable snake_case.
     pub code: &'a str,
+    /// On 5xx only: what the log lines of this failure carry, for a user's report; the body
+    /// itself says nothing about the server's insides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<std::sync::Arc<str>>,
 }
 
-/// A problem+json response.
-pub fn problem_response(status: StatusCode, code: &str, detail: String) -> Response {
+/// An `application/problem+json` response with a stable `code`: the one error body of every
+/// refusal, whichever layer makes it.
+pub fn problem_response(status: StatusCode, code: &str, detail: impl Into<String>) -> Response {
     let problem = Problem {
         kind: "about:blank",
         title: status.canonical_reason().unwrap_or("Error"),
         status: status.as_u16(),
-        detail,
+        detail: detail.into(),
         code,
+        request_id: status
+            .is_server_error()
+            .then(crate::request_id::current_request_id)
+            .flatten(),
     };
     let mut response = (status, axum::Json(problem)).into_response();
     response.headers_mut().insert(

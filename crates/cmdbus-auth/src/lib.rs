@@ -3,13 +3,15 @@
 //! token signed by the application's backend (read-only unless stated, limited to one subject's
 //! commands or to named ids). Both become a [`Principal`]; every query the roles make is scoped
 //! by it. The [`Authenticator`] also holds the per-caller limits: request rate, concurrent
-//! long-polls, WebSockets per tenant.
+//! long-polls, WebSockets per tenant. And since every refusal starts here, the one
+//! problem+json body of the HTTP API and the request id it quotes live here too.
 
 mod authenticator;
 mod error;
 mod key;
 mod limits;
 mod principal;
+pub mod request_id;
 mod token;
 
 pub use authenticator::{AuthConfig, Authenticator};

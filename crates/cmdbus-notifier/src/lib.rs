@@ -78,6 +78,19 @@ pub fn router(state: NotifierState) -> Router {
         .with_state(state)
 }
 
+/// Largest frame and message a client may send: requests are small JSON. The frame bound is
+/// checked on the frame's header, so a client cannot make us buffer a large frame first.
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+
+/// Read buffer of a connection, allocated up front: clients send little, and there may be many.
+const READ_BUFFER: usize = 8 * 1024;
+
+/// Bytes queued for a client past which a write fails (the session then drops the client).
+/// Messages are sent one at a time, each flushed before the next, and pongs to the client's
+/// pings are bounded by the session's ping budget; so this only has to hold the largest message
+/// we send (a command view with its payload and result), and caps whatever else might queue.
+const MAX_WRITE_BUFFER: usize = 64 * 1024 * 1024;
+
 /// The upgrade. A client that can set headers authenticates with `Authorization: Bearer` here
 /// (refused with 401 before the upgrade); a browser, which cannot, sends `{"op":"auth"}` first.
 async fn upgrade(
@@ -102,6 +115,9 @@ async fn upgrade(
         }
     };
     upgrade
-        .max_message_size(64 * 1024)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| session::serve(state, socket, principal))
 }

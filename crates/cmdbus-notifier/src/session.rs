@@ -32,6 +32,15 @@ use crate::{
 /// Most changes one resume replays; past it the client is told to reload (`reset`).
 const REPLAY_LIMIT: i64 = 5_000;
 
+/// Commands a replay reads at once: a page of whole rows (payloads and results of up to a few
+/// hundred KiB each) is what a resume holds, not every row it owes.
+const REPLAY_PAGE: usize = 64;
+
+/// Pings a client may send at once, and per second after that. Each ping queues a pong, and a
+/// client that pings without reading would pile them up; no keep-alive needs more.
+const PING_BURST: f64 = 10.0;
+const PINGS_PER_SECOND: f64 = 1.0;
+
 /// How long a subscribe waits for the feed's first horizon (the notifier just started).
 const HORIZON_WAIT: Duration = Duration::from_secs(5);
 
@@ -66,8 +75,38 @@ impl Subscriptions {
     }
 }
 
+/// What is left of the client's allowance of pings (a token bucket).
+#[derive(Debug)]
+struct PingBudget {
+    left: f64,
+    at: Instant,
+}
+
+impl PingBudget {
+    fn new() -> Self {
+        Self {
+            left: PING_BURST,
+            at: Instant::now(),
+        }
+    }
+
+    /// Takes one ping from the budget; false when it is spent.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let earned = now.duration_since(self.at).as_secs_f64() * PINGS_PER_SECOND;
+        self.left = (self.left + earned).min(PING_BURST);
+        self.at = now;
+        if self.left < 1.0 {
+            return false;
+        }
+        self.left -= 1.0;
+        true
+    }
+}
+
 struct Connection {
     state: NotifierState,
+    pings: PingBudget,
     sink: SplitSink<WebSocket, Message>,
     subscriptions: Subscriptions,
     access: Access,
@@ -88,6 +127,7 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Op
     let horizon = state.feed.horizon();
     let mut connection = Connection {
         state,
+        pings: PingBudget::new(),
         sink,
         subscriptions: Subscriptions::default(),
         access: Access::default(),
@@ -280,6 +320,9 @@ impl Connection {
                     .await;
             }
             Message::Close(_) => return Err(Closed::Peer),
+            Message::Ping(_) if !self.pings.take() => {
+                return Err(Closed::Close(1008, "too many pings"));
+            }
             Message::Ping(_) | Message::Pong(_) => return Ok(()),
         };
         let message = serde_json::from_str::<ClientMessage>(text.as_str());
@@ -384,45 +427,49 @@ impl Connection {
             .await
     }
 
-    /// Sends the latest state of every matching command changed since `since`.
+    /// Sends the latest state of every matching command changed since `since`, a page at a
+    /// time. A page read after the snapshot may hold a later state of a command: sending it
+    /// early is harmless, the client keeps the higher version and the live duplicate is dropped.
     async fn replay(
         &mut self,
         since: &Cursor,
         scope: Scope<'_>,
         principal: &Principal,
     ) -> Result<(), Closed> {
-        let changes =
-            match cmdbus_store::changes_after(&self.state.pool, Some(since), scope, REPLAY_LIMIT)
-                .await
-            {
-                Ok(changes) => changes,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot replay");
-                    // Better no socket than a socket with a silent gap: the client resumes.
-                    return Err(Closed::Close(1011, "cannot replay; resume with since"));
-                }
-            };
-        if changes.truncated {
+        // Better no socket than a socket with a silent gap: the client resumes.
+        let failed = |error: cmdbus_store::StoreError| {
+            tracing::warn!(%error, "cannot replay");
+            Closed::Close(1011, "cannot replay; resume with since")
+        };
+        let changed = cmdbus_store::changed_ids_after(&self.state.pool, since, scope, REPLAY_LIMIT)
+            .await
+            .map_err(failed)?;
+        if changed.truncated {
             return self.send_reset().await;
         }
-        for row in &changes.rows {
-            if !principal.reaches(row.id, row.subject.as_deref()) {
-                continue;
-            }
-            let view = match row.view() {
-                Ok(view) => view,
-                Err(error) => {
-                    tracing::error!(%error, "cannot build view; skipped");
+        for page in changed.ids.chunks(REPLAY_PAGE) {
+            let rows = cmdbus_store::get_many(&self.state.pool, &principal.tenant, page)
+                .await
+                .map_err(failed)?;
+            for row in &rows {
+                if !principal.reaches(row.id, row.subject.as_deref()) {
                     continue;
                 }
-            };
-            self.subscriptions.replayed.insert(view.id, view.version);
-            // Replayed changes carry no cursor: the client's own stays valid until the end.
-            self.send_json(&ServerMessage::Command {
-                command: &view,
-                cursor: None,
-            })
-            .await?;
+                let view = match row.view() {
+                    Ok(view) => view,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot build view; skipped");
+                        continue;
+                    }
+                };
+                self.subscriptions.replayed.insert(view.id, view.version);
+                // Replayed changes carry no cursor: the client's own stays valid until the end.
+                self.send_json(&ServerMessage::Command {
+                    command: &view,
+                    cursor: None,
+                })
+                .await?;
+            }
         }
         Ok(())
     }

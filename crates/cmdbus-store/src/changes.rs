@@ -129,6 +129,68 @@ pub async fn changes_after<'c>(
             truncated: false,
         });
     };
+    let read = read_changed(executor, since, scope, limit, "*").await?;
+    let (mut rows, cursor) = rows_with_cursor(&read)?;
+    let truncated = rows.len() as i64 > limit;
+    rows.sort_unstable_by_key(|row| row.version);
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(Changes {
+        rows,
+        cursor,
+        truncated,
+    })
+}
+
+/// The commands changed since a snapshot, by id only.
+#[derive(Debug)]
+pub struct ChangedIds {
+    /// Their ids, oldest version first.
+    pub ids: Vec<Uuid>,
+    /// The snapshot they were read in.
+    pub cursor: Cursor,
+    /// More commands matched than the limit: `ids` is incomplete.
+    pub truncated: bool,
+}
+
+/// Like `changes_after` with a cursor, but reads only ids: a resume learns what it owes (or that
+/// it owes too much) without holding thousands of whole rows, and reads them a page at a time.
+pub async fn changed_ids_after<'c>(
+    executor: impl PgExecutor<'c>,
+    since: &Cursor,
+    scope: Scope<'_>,
+    limit: i64,
+) -> Result<ChangedIds, StoreError> {
+    let read = read_changed(executor, since, scope, limit, "id, version").await?;
+    let mut cursor = None;
+    let mut changed = Vec::with_capacity(read.len());
+    for row in &read {
+        if cursor.is_none() {
+            cursor = Some(Cursor::read(row.try_get("cursor")?)?);
+        }
+        if let Some(id) = row.try_get::<Option<Uuid>, _>("id")? {
+            changed.push((row.try_get::<i64, _>("version")?, id));
+        }
+    }
+    let cursor = cursor.ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
+    let truncated = changed.len() as i64 > limit;
+    changed.sort_unstable();
+    changed.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(ChangedIds {
+        ids: changed.into_iter().map(|(_, id)| id).collect(),
+        cursor,
+        truncated,
+    })
+}
+
+/// `columns` of the commands changed since `since` (at most `limit + 1` of them), each row with
+/// the snapshot of the statement as `cursor`.
+async fn read_changed<'c>(
+    executor: impl PgExecutor<'c>,
+    since: &Cursor,
+    scope: Scope<'_>,
+    limit: i64,
+    columns: &str,
+) -> Result<Vec<PgRow>, StoreError> {
     // The planner has no statistics to see that a range of recent transaction ids is narrow,
     // so each shape says how to read it: a range scan of `commands_changed` in its order (the
     // transactions that started after the snapshot), plus a lookup of the few that were running
@@ -138,10 +200,10 @@ pub async fn changes_after<'c>(
     let running = !since.xip.is_empty();
     let changed = match (scope, running) {
         (Scope::Ids(..), false) => {
-            format!("select * from commands where tenant = $3 and id = any($4) and {AFTER}")
+            format!("select {columns} from commands where tenant = $3 and id = any($4) and {AFTER}")
         }
         (Scope::Ids(..), true) => format!(
-            "select * from commands
+            "select {columns} from commands
               where tenant = $3 and id = any($4) and ({AFTER} or {RUNNING})"
         ),
         (Scope::Everything | Scope::Tenant(_) | Scope::Subject(..), _) => {
@@ -151,10 +213,12 @@ pub async fn changes_after<'c>(
                 _ => "",
             };
             let after = format!(
-                "(select * from commands where {tenant} {AFTER} order by changed_xid limit $2)"
+                "(select {columns} from commands where {tenant} {AFTER} order by changed_xid limit $2)"
             );
             if running {
-                format!("{after} union all (select * from commands where {tenant} {RUNNING})")
+                format!(
+                    "{after} union all (select {columns} from commands where {tenant} {RUNNING})"
+                )
             } else {
                 after
             }
@@ -167,7 +231,7 @@ pub async fn changes_after<'c>(
         Scope::Ids(tenant, ids) => (Some(tenant), Some(ids), None),
     };
     let xip: Vec<String> = since.xip.iter().map(u64::to_string).collect();
-    let read = sqlx::query(AssertSqlSafe(format!(
+    Ok(sqlx::query(AssertSqlSafe(format!(
         "select s.cursor::text as cursor, c.*
            from (select pg_current_snapshot() as cursor) s
            left join lateral ({changed}) c on true"
@@ -179,16 +243,7 @@ pub async fn changes_after<'c>(
     .bind(&xip)
     .bind(subject)
     .fetch_all(executor)
-    .await?;
-    let (mut rows, cursor) = rows_with_cursor(&read)?;
-    let truncated = rows.len() as i64 > limit;
-    rows.sort_unstable_by_key(|row| row.version);
-    rows.truncate(usize::try_from(limit).unwrap_or(0));
-    Ok(Changes {
-        rows,
-        cursor,
-        truncated,
-    })
+    .await?)
 }
 
 /// Decodes `select s.cursor::text as cursor, c.* from (snapshot) s left join lateral (...) c`:

@@ -157,6 +157,23 @@ pub async fn get<'c>(
     )
 }
 
+/// The commands of a tenant among `ids` (those that still exist), oldest version first.
+pub async fn get_many<'c>(
+    executor: impl PgExecutor<'c>,
+    tenant: &str,
+    ids: &[Uuid],
+) -> Result<Vec<CommandRow>, StoreError> {
+    Ok(
+        sqlx::query_as(
+            "select * from commands where tenant = $1 and id = any($2) order by version",
+        )
+        .bind(tenant)
+        .bind(ids)
+        .fetch_all(executor)
+        .await?,
+    )
+}
+
 /// One command by id, whatever its tenant (workers act on ids from messages).
 pub async fn lookup<'c>(
     executor: impl PgExecutor<'c>,

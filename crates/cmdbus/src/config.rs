@@ -215,6 +215,9 @@ pub struct Config {
     /// Authentication and per-caller limits.
     #[command(flatten)]
     pub auth: crate::access::AuthSettings,
+    /// Transport limits, hosts and origins.
+    #[command(flatten)]
+    pub http: crate::HttpSettings,
 }
 
 /// `7d`, `12h`, `30m`, `45s`, or plain seconds.

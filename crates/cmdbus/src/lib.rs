@@ -3,13 +3,17 @@
 //! the role's tasks and serves HTTP until `shutdown`.
 
 mod access;
+mod body;
 mod config;
 mod health;
+mod security;
+mod serve;
 mod telemetry;
+mod transport;
 mod web;
 
 use anyhow::Context as _;
-use axum::Router;
+use axum::{Router, http::StatusCode};
 use cmdbus_bus::{Broker, BusConfig, ChangeFeed};
 use cmdbus_domain::{Lane, Names};
 use cmdbus_store::PoolConfig;
@@ -17,9 +21,14 @@ use cmdbus_worker::{Registry, WorkerConfig};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower_http::{
+    catch_panic::CatchPanicLayer, classify::ServerErrorsFailureClass, trace::TraceLayer,
+};
 
 pub use access::{AuthSettings, KeysCommand, run_keys};
 pub use config::{Cli, Command, Config, LaneArg, QueueTypeArg, Role};
+pub use security::PolicyError;
+pub use transport::HttpSettings;
 
 /// Events one process buffers for its WebSocket clients and long-polls before a slow reader is
 /// told it lagged.
@@ -166,11 +175,24 @@ pub async fn run(
         ))
     });
 
-    tracing::info!(role = ?role, address = %listener.local_addr()?, "cmdbus running");
-    let served = axum::serve(listener, with_tracing(app))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
-    shutdown.cancel(); // the server may also stop on its own (listener error)
+    let address = listener.local_addr()?;
+    let app = security::apply(
+        body::limit(app, config.http.body_timeout()),
+        &config.http,
+        address,
+    )?;
+    let limits = serve::Limits {
+        header_timeout: config.http.header_timeout(),
+        write_timeout: config.http.write_timeout(),
+        max_connections: serve::connection_cap(
+            config.http.max_connections,
+            config.db_max_connections,
+        ),
+        drain: config.shutdown_grace(),
+    };
+    tracing::info!(role = ?role, %address, "cmdbus running");
+    serve::serve(listener, with_tracing(app), limits, shutdown.clone()).await;
+    shutdown.cancel(); // the server may also stop on its own
     if let Some(worker) = worker {
         match worker.await {
             Ok(Ok(())) => {}
@@ -182,11 +204,48 @@ pub async fn run(
     tracker.close();
     tracker.wait().await;
     pool.close().await;
-    served.context("http server failed")
+    Ok(())
 }
 
+/// Traces every request in a span that names its method, path and request id — never its
+/// query string or headers, which may carry credentials — and gives it the id first.
 fn with_tracing(app: Router) -> Router {
-    app.layer(tower_http::trace::TraceLayer::new_for_http())
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &axum::extract::Request| {
+            let id = request
+                .headers()
+                .get(cmdbus_api::REQUEST_ID_HEADER)
+                .and_then(|id| id.to_str().ok())
+                .unwrap_or_default();
+            // At ERROR level so that it exists whenever anything is logged: its fields are the
+            // context of every warning and error a request causes.
+            tracing::error_span!(
+                "request",
+                method = %request.method(),
+                path = request.uri().path(),
+                request_id = id,
+            )
+        })
+        .on_failure(
+            |failure: ServerErrorsFailureClass, latency: Duration, _: &tracing::Span| {
+                match failure {
+                    // Not ready (a dependency is away) is expected while it recovers.
+                    ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+                        tracing::warn!(?latency, "answered 503")
+                    }
+                    failure => tracing::error!(%failure, ?latency, "request failed"),
+                }
+            },
+        );
+    app.layer(CatchPanicLayer::custom(|_| {
+        cmdbus_api::problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }))
+    .layer(trace)
+    .layer(axum::middleware::from_fn(cmdbus_api::request_id))
 }
 
 /// Unique per process: `<host>-<pid>-<random>`, the name on every lease this worker holds.

@@ -4,12 +4,16 @@
 use anyhow::Context as _;
 use clap::Parser;
 use cmdbus::{Cli, Command, Role};
+use std::io::IsTerminal as _;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into a log file or collector.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&cli.config.log)
                 .context("invalid CMDBUS_LOG filter")?,

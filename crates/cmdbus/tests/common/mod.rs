@@ -132,7 +132,9 @@ impl Env {
             ("CMDBUS_AMQP_URL", AMQP_URL.to_owned()),
             ("CMDBUS_NAMESPACE", self.namespace.clone()),
             ("CMDBUS_LISTEN", "127.0.0.1:0".to_owned()),
-            ("CMDBUS_LOG", "warn".to_owned()),
+            // Logs go to stderr, which children share with the test for their panics: off
+            // unless a test asks for them.
+            ("CMDBUS_LOG", "off".to_owned()),
             ("CMDBUS_RATE_LIMIT", "0".to_owned()),
             ("CMDBUS_MAX_LONG_POLLS_PER_KEY", "0".to_owned()),
             ("CMDBUS_MAX_SOCKETS_PER_TENANT", "0".to_owned()),
@@ -508,22 +510,44 @@ impl WsClient {
     /// Connects with `credential` as the upgrade's bearer, or with none (a browser, which then
     /// sends `{"op":"auth"}`).
     pub async fn connect_with(url: &str, credential: Option<&str>) -> Self {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-        let mut request = url.into_client_request().expect("websocket url");
-        if let Some(credential) = credential {
-            request.headers_mut().insert(
-                "authorization",
-                format!("Bearer {credential}")
-                    .parse()
-                    .expect("ASCII header"),
-            );
-        }
-        let (socket, _) = tokio_tungstenite::connect_async(request)
+        let bearer = credential.map(|credential| format!("Bearer {credential}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .iter()
+            .map(|bearer| ("authorization", bearer.as_str()))
+            .collect();
+        Self::connect_with_headers(url, &headers)
             .await
-            .expect("websocket connect");
-        Self {
+            .expect("websocket connect")
+    }
+
+    /// Connects with these request headers (such as `Origin`; no credential unless given); a
+    /// refused upgrade comes back as `tungstenite::Error::Http` with the server's response.
+    pub async fn connect_with_headers(
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::{
+            client::IntoClientRequest,
+            http::{HeaderName, HeaderValue},
+        };
+        let mut request = url.into_client_request()?;
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("header name");
+            let value = HeaderValue::from_str(value).expect("header value");
+            request.headers_mut().insert(name, value);
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Self {
             socket,
             cursor: None,
+        })
+    }
+
+    /// The TCP connection under the WebSocket, for probes that write raw frames.
+    pub fn tcp(&mut self) -> &mut tokio::net::TcpStream {
+        match self.socket.get_mut() {
+            MaybeTlsStream::Plain(stream) => stream,
+            _ => panic!("tests speak plain ws://"),
         }
     }
 

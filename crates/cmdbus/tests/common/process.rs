@@ -28,8 +28,22 @@ pub struct Proc {
 impl Proc {
     /// Starts `cmdbus <role>` with the environment's settings plus `vars` (later ones win).
     pub fn spawn(env: &Env, role: &str, vars: &[(&str, &str)]) -> Self {
+        Self::spawn_with(env, Command::new(env!("CARGO_BIN_EXE_cmdbus")), role, vars)
+    }
+
+    /// `spawn` under a limit of `nofile` open descriptors (`prlimit` execs the binary, so the
+    /// pid is cmdbus's own).
+    pub fn spawn_limited(env: &Env, role: &str, vars: &[(&str, &str)], nofile: u64) -> Self {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={nofile}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_cmdbus"));
+        Self::spawn_with(env, command, role, vars)
+    }
+
+    fn spawn_with(env: &Env, mut command: Command, role: &str, vars: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cmdbus"));
         command
             .arg(role)
             .envs(env.vars())
