@@ -256,7 +256,7 @@ async fn a_loopback_start_without_keys_prints_a_development_key_and_replaces_it_
         types(&base, &first_key)
             .await
             .iter()
-            .any(|t| t == "test.idle"),
+            .any(|t| t == "demo.echo"),
         "demo types on loopback"
     );
     assert_eq!(whoami(&base, None).await.0, StatusCode::UNAUTHORIZED);

@@ -81,6 +81,7 @@ impl Drop for Rss {
 async fn server(env: &Env) -> (Proc, String) {
     let server = Proc::spawn(env, "all", &[]);
     common::wait_ready(&reqwest::Client::new(), &server.base).await;
+    env.authorize().await;
     let ws = format!("{}/v1/ws", server.base.replacen("http", "ws", 1));
     (server, ws)
 }
