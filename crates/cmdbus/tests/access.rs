@@ -74,16 +74,11 @@ async fn a_flood_from_one_key_gets_429_while_another_key_is_served() {
 
 #[tokio::test]
 async fn long_polls_sockets_and_unfinished_commands_are_capped() {
-    let app = TestApp::start_with(
-        Env::new(),
-        Role::All,
-        cmdbus::builtin_registry(),
-        |config| {
-            config.auth.max_long_polls_per_key = 2;
-            config.auth.max_sockets_per_tenant = 2;
-            config.auth.max_unfinished_per_tenant = 3;
-        },
-    )
+    let app = TestApp::start_tweaked(|config| {
+        config.auth.max_long_polls_per_key = 2;
+        config.auth.max_sockets_per_tenant = 2;
+        config.auth.max_unfinished_per_tenant = 3;
+    })
     .await;
     // No worker handles this type: what is submitted stays unfinished.
     cmdbus_store::register_types(&app.pool, &[common::test_type("test.idle", 1)])

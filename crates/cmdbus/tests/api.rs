@@ -177,14 +177,9 @@ async fn a_burst_of_submits_is_recorded_once_each_and_a_bad_payload_fails_alone(
 
 #[tokio::test]
 async fn bad_input_gets_a_problem_and_writes_nothing() {
-    let app = TestApp::start_with(
-        Env::new(),
-        Role::All,
-        cmdbus::builtin_registry(),
-        |config| {
-            config.max_body_bytes = 1024;
-        },
-    )
+    let app = TestApp::start_tweaked(|config| {
+        config.max_body_bytes = 1024;
+    })
     .await;
     let post = |body: Vec<u8>, content_type: &'static str| {
         app.http

@@ -14,7 +14,7 @@
 mod common;
 
 use cmdbus_auth::Scopes;
-use common::{Env, TestApp, test_key};
+use common::{TestApp, test_key};
 use fantoccini::{Client, ClientBuilder, wd::Capabilities};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde::Deserialize;
@@ -533,13 +533,7 @@ async fn the_key_is_kept_in_session_storage_only_and_never_in_the_url() {
 
 #[tokio::test]
 async fn a_server_without_authentication_says_so_loudly_and_asks_for_no_key() {
-    let app = TestApp::start_with(
-        Env::new(),
-        cmdbus::Role::All,
-        cmdbus::builtin_registry(),
-        |config| config.auth.open = true,
-    )
-    .await;
+    let app = TestApp::start_tweaked(|config| config.auth.open = true).await;
     let browser = Browser::launch(DESKTOP).await;
     browser.open(&app.url("/")).await;
     browser.wait_conn("live").await;

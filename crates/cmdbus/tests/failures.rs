@@ -44,14 +44,9 @@ fn flaky_registry(broken: Arc<AtomicBool>) -> Registry {
 #[tokio::test]
 async fn a_retryable_failure_waits_in_a_delay_tier_without_blocking_the_consumer() {
     // One handler slot: if the backoff blocked it, the echo below could not overtake.
-    let app = TestApp::start_with(
-        Env::new(),
-        Role::All,
-        cmdbus::builtin_registry(),
-        |config| {
-            config.worker_concurrency = 1;
-        },
-    )
+    let app = TestApp::start_tweaked(|config| {
+        config.worker_concurrency = 1;
+    })
     .await;
     let failing = app
         .submit_ok(json!({"type": "demo.fail", "payload": {"times": 2}, "max_attempts": 3}))
@@ -309,14 +304,9 @@ async fn bulk_replay_counts_first_then_replays_and_fences_out_old_copies() {
 #[tokio::test]
 async fn cancelling_a_running_command_stops_its_handler_through_the_control_fanout() {
     // A lease of ten minutes: the heartbeat (every third of it) cannot be what delivers the cancel.
-    let app = TestApp::start_with(
-        Env::new(),
-        Role::All,
-        cmdbus::builtin_registry(),
-        |config| {
-            config.lease_secs = 600.0;
-        },
-    )
+    let app = TestApp::start_tweaked(|config| {
+        config.lease_secs = 600.0;
+    })
     .await;
     let id = app
         .submit_ok(json!({"type": "demo.sleep", "payload": {"ms": 60000, "steps": 600}}))
@@ -490,14 +480,9 @@ async fn commands_with_an_ordering_key_run_in_order_retries_included_while_keys_
 
 #[tokio::test]
 async fn quorum_queues_carry_commands_retries_and_ordered_partitions() {
-    let app = TestApp::start_with(
-        Env::new(),
-        Role::All,
-        cmdbus::builtin_registry(),
-        |config| {
-            config.queue_type = cmdbus::QueueTypeArg::Quorum;
-        },
-    )
+    let app = TestApp::start_tweaked(|config| {
+        config.queue_type = cmdbus::QueueTypeArg::Quorum;
+    })
     .await;
     let plain = app
         .submit_ok(json!({"type": "demo.echo", "payload": 1}))
@@ -536,14 +521,9 @@ async fn quorum_queues_carry_commands_retries_and_ordered_partitions() {
 async fn a_broker_address_list_connects_past_a_dead_node() {
     // Port 1 refuses connections: a node that is down. Whichever node a process starts with,
     // it ends up on the live one.
-    let app = TestApp::start_with(
-        Env::new(),
-        Role::All,
-        cmdbus::builtin_registry(),
-        |config| {
-            config.amqp_url = format!("amqp://guest:guest@127.0.0.1:1/%2f, {}", common::AMQP_URL);
-        },
-    )
+    let app = TestApp::start_tweaked(|config| {
+        config.amqp_url = format!("amqp://guest:guest@127.0.0.1:1/%2f, {}", common::AMQP_URL);
+    })
     .await;
     let id = app
         .submit_ok(json!({"type": "demo.echo", "payload": "across nodes"}))

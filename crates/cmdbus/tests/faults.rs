@@ -645,14 +645,9 @@ async fn a_handler_longer_than_the_consumer_timeout_still_finishes_exactly_once(
     let _timeout = ConsumerTimeout::set(2_000);
     // The broker checks consumer timeouts about once a minute: the handler outlasts that check,
     // so the broker closes the worker's channel and requeues the message while it runs.
-    let app = TestApp::start_with(
-        Env::new(),
-        Role::All,
-        cmdbus::builtin_registry(),
-        |config| {
-            config.lease_secs = 5.0;
-        },
-    )
+    let app = TestApp::start_tweaked(|config| {
+        config.lease_secs = 5.0;
+    })
     .await;
     let id = app
         .submit_ok(json!({"type": "demo.sleep", "payload": {"ms": 75000, "steps": 75}}))

@@ -127,14 +127,9 @@ async fn a_reaped_ordered_command_is_never_overtaken_by_later_ones_of_its_key() 
 
 #[tokio::test]
 async fn ordered_commands_in_backoff_do_not_hold_the_handler_slots_of_others() {
-    let app = TestApp::start_with(
-        Env::new(),
-        Role::All,
-        cmdbus::builtin_registry(),
-        |config| {
-            config.worker_concurrency = 2;
-        },
-    )
+    let app = TestApp::start_tweaked(|config| {
+        config.worker_concurrency = 2;
+    })
     .await;
     let partitions = cmdbus::Config::defaults().partitions;
     let first = "key-1".to_owned();

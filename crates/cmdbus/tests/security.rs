@@ -47,6 +47,45 @@ async fn submit(app: &TestApp, http: &reqwest::Client, body: Value) -> Uuid {
     id_of(&view)
 }
 
+/// The token secret of `app_with_token_secret`, as a backend minting offline holds it.
+const SECRET: &str = "a-shared-secret-of-at-least-32-bytes!";
+
+/// An app whose browser tokens are signed with `SECRET`.
+async fn app_with_token_secret() -> TestApp {
+    TestApp::start_tweaked(|config| {
+        config.auth.token_secret = Some(SECRET.to_owned());
+    })
+    .await
+}
+
+/// A read-only token for subject `u1` of tenant `default`, expiring `ttl` seconds from now,
+/// signed offline with `secret` (as an application's backend would, with any JWT library).
+fn offline_token(ttl: i64, secret: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    cmdbus_auth::sign(
+        &Claims {
+            tenant: "default".to_owned(),
+            sub: Some("u1".to_owned()),
+            ids: Vec::new(),
+            scopes: vec!["read".to_owned()],
+            exp: now + ttl,
+            iat: Some(now),
+            key: None,
+        },
+        secret.as_bytes(),
+    )
+}
+
+/// The status of a request without a body.
+async fn status_of(http: &reqwest::Client, method: Method, url: String) -> StatusCode {
+    call(http, method, url, None).await.0
+}
+
+/// Submits a `demo.echo` for `subject` and returns its id.
+async fn echo_for(app: &TestApp, http: &reqwest::Client, subject: &str) -> Uuid {
+    submit(app, http, json!({"type": "demo.echo", "subject": subject})).await
+}
+
 fn ids_of(page: &Value) -> Vec<Uuid> {
     page["items"]
         .as_array()
@@ -319,11 +358,10 @@ async fn a_revoked_key_is_refused_by_every_process_within_a_second() {
     let mut socket = WsClient::connect_with(&format!("{}/v1/ws", bases[2]), Some(&doomed)).await;
     socket.subscribe_all(None).await;
 
-    let (status, _) = call(
+    let status = status_of(
         &admin,
         Method::DELETE,
         app.url(&format!("/v1/keys/{doomed_id}")),
-        None,
     )
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
@@ -346,11 +384,10 @@ async fn a_revoked_key_is_refused_by_every_process_within_a_second() {
         .await
         .expect("socket closed");
     assert_eq!((code, reason.as_str()), (4401, "API key revoked"));
-    let (status, _) = call(
+    let status = status_of(
         &admin,
         Method::DELETE,
         app.url(&format!("/v1/keys/{doomed_id}")),
-        None,
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "revoked twice");
@@ -360,30 +397,11 @@ async fn a_revoked_key_is_refused_by_every_process_within_a_second() {
 
 #[tokio::test]
 async fn a_browser_token_sees_its_subject_or_its_ids_and_nothing_else() {
-    const SECRET: &str = "a-shared-secret-of-at-least-32-bytes!";
-    let app = TestApp::start_with(
-        Env::new(),
-        Role::All,
-        cmdbus::builtin_registry(),
-        |config| {
-            config.auth.token_secret = Some(SECRET.to_owned());
-        },
-    )
-    .await;
+    let app = app_with_token_secret().await;
     let backend_key = key(&app, "default", &["submit", "read"]).await;
     let backend = http_client_with(&backend_key);
-    let mine = submit(
-        &app,
-        &backend,
-        json!({"type": "demo.echo", "subject": "u1"}),
-    )
-    .await;
-    let theirs = submit(
-        &app,
-        &backend,
-        json!({"type": "demo.echo", "subject": "u2"}),
-    )
-    .await;
+    let mine = echo_for(&app, &backend, "u1").await;
+    let theirs = echo_for(&app, &backend, "u2").await;
     let nobodys = submit(&app, &backend, json!({"type": "demo.echo"})).await;
     let mint = |body: Value| {
         let backend = backend.clone();
@@ -396,22 +414,10 @@ async fn a_browser_token_sees_its_subject_or_its_ids_and_nothing_else() {
     };
 
     let u1 = http_client_with(&mint(json!({"sub": "u1"})).await);
-    let (status, _) = call(
-        &u1,
-        Method::GET,
-        app.url(&format!("/v1/commands/{mine}")),
-        None,
-    )
-    .await;
+    let status = status_of(&u1, Method::GET, app.url(&format!("/v1/commands/{mine}"))).await;
     assert_eq!(status, StatusCode::OK);
     for other in [theirs, nobodys] {
-        let (status, _) = call(
-            &u1,
-            Method::GET,
-            app.url(&format!("/v1/commands/{other}")),
-            None,
-        )
-        .await;
+        let status = status_of(&u1, Method::GET, app.url(&format!("/v1/commands/{other}"))).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
     let (_, page) = call(&u1, Method::GET, app.url("/v1/commands"), None).await;
@@ -425,11 +431,10 @@ async fn a_browser_token_sees_its_subject_or_its_ids_and_nothing_else() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = call(
+    let status = status_of(
         &u1,
         Method::POST,
         app.url(&format!("/v1/commands/{mine}/cancel")),
-        None,
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -467,45 +472,29 @@ async fn a_browser_token_sees_its_subject_or_its_ids_and_nothing_else() {
 
     // Named ids.
     let only_theirs = http_client_with(&mint(json!({"ids": [theirs]})).await);
-    let (status, _) = call(
+    let status = status_of(
         &only_theirs,
         Method::GET,
         app.url(&format!("/v1/commands/{theirs}")),
-        None,
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = call(
+    let status = status_of(
         &only_theirs,
         Method::GET,
         app.url(&format!("/v1/commands/{mine}")),
-        None,
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Forged, expired, unsigned, other-secret tokens; offline minting with the shared secret.
     let now = chrono::Utc::now().timestamp();
-    let offline = |exp: i64, secret: &str| {
-        cmdbus_auth::sign(
-            &Claims {
-                tenant: "default".to_owned(),
-                sub: Some("u1".to_owned()),
-                ids: Vec::new(),
-                scopes: vec!["read".to_owned()],
-                exp,
-                iat: Some(now),
-                key: None,
-            },
-            secret.as_bytes(),
-        )
-    };
+    let offline = |exp: i64, secret: &str| offline_token(exp - now, secret);
     let good = offline(now + 60, SECRET);
-    let (status, _) = call(
+    let status = status_of(
         &http_client_with(&good),
         Method::GET,
         app.url(&format!("/v1/commands/{mine}")),
-        None,
     )
     .await;
     assert_eq!(
@@ -555,18 +544,8 @@ async fn a_browser_token_sees_its_subject_or_its_ids_and_nothing_else() {
     assert_eq!(hello["op"], "authenticated", "{hello}");
     assert_eq!(hello["tenant"], "default");
     ws.subscribe_all(None).await;
-    let other = submit(
-        &app,
-        &backend,
-        json!({"type": "demo.echo", "subject": "u2"}),
-    )
-    .await;
-    let own = submit(
-        &app,
-        &backend,
-        json!({"type": "demo.echo", "subject": "u1"}),
-    )
-    .await;
+    let other = echo_for(&app, &backend, "u2").await;
+    let own = echo_for(&app, &backend, "u1").await;
     let seen = ws
         .collect_until(T, |view| {
             view["id"] == own.to_string() && view["status"] == "success"
@@ -589,13 +568,7 @@ async fn a_browser_token_sees_its_subject_or_its_ids_and_nothing_else() {
         .expect("revoke");
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        let (status, _) = call(
-            &u1,
-            Method::GET,
-            app.url(&format!("/v1/commands/{mine}")),
-            None,
-        )
-        .await;
+        let status = status_of(&u1, Method::GET, app.url(&format!("/v1/commands/{mine}"))).await;
         if status == StatusCode::UNAUTHORIZED {
             break;
         }
@@ -607,31 +580,8 @@ async fn a_browser_token_sees_its_subject_or_its_ids_and_nothing_else() {
 
 #[tokio::test]
 async fn a_socket_is_told_to_renew_its_token_and_keeps_its_place() {
-    const SECRET: &str = "a-shared-secret-of-at-least-32-bytes!";
-    let app = TestApp::start_with(
-        Env::new(),
-        Role::All,
-        cmdbus::builtin_registry(),
-        |config| {
-            config.auth.token_secret = Some(SECRET.to_owned());
-        },
-    )
-    .await;
-    let token = |ttl: i64| {
-        let now = chrono::Utc::now().timestamp();
-        cmdbus_auth::sign(
-            &Claims {
-                tenant: "default".to_owned(),
-                sub: Some("u1".to_owned()),
-                ids: Vec::new(),
-                scopes: vec!["read".to_owned()],
-                exp: now + ttl,
-                iat: Some(now),
-                key: None,
-            },
-            SECRET.as_bytes(),
-        )
-    };
+    let app = app_with_token_secret().await;
+    let token = |ttl: i64| offline_token(ttl, SECRET);
     let mut ws = WsClient::connect_with(&app.ws_url(), None).await;
     ws.send(json!({"op": "auth", "token": token(3)})).await;
     assert_eq!(ws.next_json(T).await.expect("hello")["op"], "authenticated");

@@ -58,14 +58,9 @@ fn address_of(base: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_and_trickled_headers_are_cut_at_the_header_timeout_while_others_are_served() {
     let timeout = Duration::from_secs(3);
-    let app = TestApp::start_with(
-        Env::new(),
-        cmdbus::Role::All,
-        cmdbus::builtin_registry(),
-        |c| {
-            c.http.header_timeout_secs = timeout.as_secs_f64();
-        },
-    )
+    let app = TestApp::start_tweaked(|c| {
+        c.http.header_timeout_secs = timeout.as_secs_f64();
+    })
     .await;
     let address = address_of(&app.base);
     let deadline = Instant::now() + timeout + Duration::from_secs(15);
@@ -133,14 +128,9 @@ async fn stalled_and_trickled_headers_are_cut_at_the_header_timeout_while_others
 #[tokio::test]
 async fn a_keep_alive_connection_idle_past_the_header_timeout_is_closed() {
     let timeout = Duration::from_millis(1_500);
-    let app = TestApp::start_with(
-        Env::new(),
-        cmdbus::Role::All,
-        cmdbus::builtin_registry(),
-        |c| {
-            c.http.header_timeout_secs = timeout.as_secs_f64();
-        },
-    )
+    let app = TestApp::start_tweaked(|c| {
+        c.http.header_timeout_secs = timeout.as_secs_f64();
+    })
     .await;
     let mut socket = TcpStream::connect(address_of(&app.base))
         .await
@@ -165,15 +155,10 @@ async fn a_keep_alive_connection_idle_past_the_header_timeout_is_closed() {
 #[tokio::test]
 async fn at_the_connection_cap_new_clients_wait_in_the_backlog_until_a_slot_frees() {
     let timeout = Duration::from_millis(1_500);
-    let app = TestApp::start_with(
-        Env::new(),
-        cmdbus::Role::All,
-        cmdbus::builtin_registry(),
-        |c| {
-            c.http.header_timeout_secs = timeout.as_secs_f64();
-            c.http.max_connections = 20;
-        },
-    )
+    let app = TestApp::start_tweaked(|c| {
+        c.http.header_timeout_secs = timeout.as_secs_f64();
+        c.http.max_connections = 20;
+    })
     .await;
     let address = address_of(&app.base);
     let mut idle = Vec::new();
@@ -233,14 +218,9 @@ async fn under_a_low_descriptor_limit_idle_sockets_time_out_and_the_server_serve
 
 #[tokio::test]
 async fn a_client_that_stops_reading_responses_is_dropped_after_the_write_timeout() {
-    let app = TestApp::start_with(
-        Env::new(),
-        cmdbus::Role::All,
-        cmdbus::builtin_registry(),
-        |c| {
-            c.http.write_timeout_secs = 1.0;
-        },
-    )
+    let app = TestApp::start_tweaked(|c| {
+        c.http.write_timeout_secs = 1.0;
+    })
     .await;
     let script = reqwest::get(app.url("/app.js")).await.expect("app.js");
     let script_len = script.bytes().await.expect("body").len();
@@ -279,14 +259,9 @@ async fn a_client_that_stops_reading_responses_is_dropped_after_the_write_timeou
 
 #[tokio::test]
 async fn a_request_body_that_does_not_arrive_in_time_is_answered_408() {
-    let app = TestApp::start_with(
-        Env::new(),
-        cmdbus::Role::All,
-        cmdbus::builtin_registry(),
-        |c| {
-            c.http.body_timeout_secs = 1.0;
-        },
-    )
+    let app = TestApp::start_tweaked(|c| {
+        c.http.body_timeout_secs = 1.0;
+    })
     .await;
     // A third of a JSON body, then nothing.
     let body = futures_util::stream::iter([Ok::<_, std::io::Error>(r#"{"type":"#.to_owned())])

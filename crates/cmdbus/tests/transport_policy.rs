@@ -13,14 +13,9 @@ use tokio_tungstenite::tungstenite;
 const ALLOWED: &str = "http://app.example";
 
 async fn app() -> TestApp {
-    TestApp::start_with(
-        Env::new(),
-        cmdbus::Role::All,
-        cmdbus::builtin_registry(),
-        |c| {
-            c.http.allowed_origins = vec![ALLOWED.to_owned()];
-        },
-    )
+    TestApp::start_tweaked(|c| {
+        c.http.allowed_origins = vec![ALLOWED.to_owned()];
+    })
     .await
 }
 

@@ -247,6 +247,11 @@ impl TestApp {
         Self::start_with(Env::new(), Role::All, cmdbus::builtin_registry(), |_| {}).await
     }
 
+    /// `cmdbus all` with the built-in handlers and settings changed by `tweak`.
+    pub async fn start_tweaked(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(Env::new(), Role::All, cmdbus::builtin_registry(), tweak).await
+    }
+
     pub async fn start_with(
         env: Env,
         role: Role,
