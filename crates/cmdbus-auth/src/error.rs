@@ -1,11 +1,11 @@
-//! Authentication and limit failures, and the one problem+json (RFC 9457) body every error of
-//! the HTTP API uses.
+//! Authentication and limit failures, and the one problem+json (RFC 9457) response every error
+//! of the HTTP API is (its body, `cmdbus_domain::Problem`, is part of the wire contract).
 
 use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
+use cmdbus_domain::{PROBLEM_JSON, Problem};
 use std::time::Duration;
 
 /// Why a request is refused before it reaches a handler's work.
@@ -75,44 +75,21 @@ impl IntoResponse for AuthError {
     }
 }
 
-/// The problem+json body.
-#[derive(Debug, Serialize)]
-pub struct Problem<'a> {
-    /// Always `about:blank`: the `code` says which problem.
-    #[serde(rename = "type")]
-    pub kind: &'a str,
-    /// The status's reason phrase.
-    pub title: &'a str,
-    /// The HTTP status.
-    pub status: u16,
-    /// What went wrong, for people.
-    pub detail: String,
-    /// What went wrong, for programs: stable snake_case.
-    pub code: &'a str,
-    /// On 5xx only: what the log lines of this failure carry, for a user's report; the body
-    /// itself says nothing about the server's insides.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<std::sync::Arc<str>>,
-}
-
 /// An `application/problem+json` response with a stable `code`: the one error body of every
 /// refusal, whichever layer makes it.
 pub fn problem_response(status: StatusCode, code: &str, detail: impl Into<String>) -> Response {
-    let problem = Problem {
-        kind: "about:blank",
-        title: status.canonical_reason().unwrap_or("Error"),
-        status: status.as_u16(),
-        detail: detail.into(),
+    let mut problem = Problem::new(
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error"),
         code,
-        request_id: status
-            .is_server_error()
-            .then(crate::request_id::current_request_id)
-            .flatten(),
-    };
-    let mut response = (status, axum::Json(problem)).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
+        detail,
     );
+    if status.is_server_error() {
+        problem.request_id = crate::request_id::current_request_id().map(|id| id.to_string());
+    }
+    let mut response = (status, axum::Json(problem)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     response
 }

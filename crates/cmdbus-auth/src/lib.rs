@@ -15,7 +15,7 @@ pub mod request_id;
 mod token;
 
 pub use authenticator::{AuthConfig, Authenticator};
-pub use error::{AuthError, Problem, problem_response};
+pub use error::{AuthError, problem_response};
 pub use key::{IssueError, MintedKey, generate_key, hash_key, issue_key, valid_tenant};
 pub use limits::Slot;
 pub use principal::{Credential, Principal, Reach, Scope, Scopes};

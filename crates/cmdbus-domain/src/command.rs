@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 /// Where a command is in its life. The strings are the same in the database and on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Recorded in PostgreSQL; the broker has not yet confirmed its message.
@@ -77,6 +78,7 @@ impl FromStr for Status {
 
 /// Why a command failed, as stored in `commands.error` and shown to clients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorInfo {
     /// Stable, machine-readable snake_case code (`handler_error`, `panicked`, `lease_lost`, ...).
     pub code: String,
@@ -88,6 +90,7 @@ pub struct ErrorInfo {
 
 /// A command as clients see it: the REST body, the WebSocket payload and the event on the bus.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommandView {
     /// UUID v7, so ids sort by creation time.
     pub id: Uuid,
@@ -97,53 +100,70 @@ pub struct CommandView {
     /// Lifecycle state.
     pub status: Status,
     /// 0 (lowest) to 9 (highest).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 9))]
     pub priority: i16,
     /// Commands sharing a key run one at a time, in submission order.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub ordering_key: Option<String>,
     /// The end user the command belongs to, as the submitter named it: a browser token for
     /// that subject sees it.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub subject: Option<String>,
     /// Attempts started so far (0 before the first claim).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub attempt: i32,
     /// Attempts allowed before the command fails for good.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub max_attempts: i32,
     /// Fraction done, 0.0 to 1.0, as last reported by the handler.
+    #[cfg_attr(feature = "openapi", schema(required = true, minimum = 0, maximum = 1))]
     pub progress: Option<f32>,
     /// Free text the handler attached to its last progress report.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub progress_note: Option<String>,
     /// The handler's result, once `success`: raw JSON, carried as stored and never re-parsed, so
     /// that any result PostgreSQL accepted reaches every client (however deep or large its
     /// numbers).
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = Option<Value>))]
     pub result: Option<Box<RawValue>>,
     /// Why it failed, once `fail` (or why the last attempt failed, while retrying).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub error: Option<ErrorInfo>,
     /// Global, strictly increasing change counter: keep a change only if its version is higher.
     pub version: i64,
     /// When the api recorded it.
     pub created_at: DateTime<Utc>,
     /// When the broker first confirmed its message.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub queued_at: Option<DateTime<Utc>>,
     /// When the current attempt started.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a terminal state.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub finished_at: Option<DateTime<Utc>>,
     /// While waiting to be retried: when the next attempt is due.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// A registered command type, as `GET /v1/types` lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TypeInfo {
     /// The type's name, also the routing key of its messages.
     pub name: String,
     /// What the handler does.
     pub description: String,
     /// Attempts a command of this type gets unless the submitter asks otherwise.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub max_attempts: i32,
     /// A payload that works, for forms and documentation.
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = Option<Value>))]
     pub example: Option<Value>,
     /// JSON Schema of the payload, where the handler declares one.
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = Option<Value>))]
     pub payload_schema: Option<Value>,
 }
 

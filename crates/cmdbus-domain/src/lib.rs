@@ -5,10 +5,12 @@
 mod command;
 mod message;
 mod names;
+mod problem;
 
 pub use command::{CommandView, ErrorInfo, Status, TypeInfo};
 pub use message::{CommandMessage, Control, Event};
 pub use names::{Lane, Names, RETRY_TIERS, partition_of};
+pub use problem::{PROBLEM_JSON, Problem};
 
 /// The tenant used until tenants and API keys exist.
 pub const DEFAULT_TENANT: &str = "default";
