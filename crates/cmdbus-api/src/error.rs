@@ -75,11 +75,12 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::InvalidBody(_)
             | ApiError::UnknownType(_)
-            | ApiError::InvalidField { .. }
-            | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            | ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound | ApiError::KeyNotFound => StatusCode::NOT_FOUND,
             ApiError::Auth(error) => error.status(),
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            // The request is valid, and would be accepted with another key: what refuses it is
+            // state the server holds, which is what 409 says.
+            ApiError::Conflict(_) | ApiError::IdempotencyKeyReused => StatusCode::CONFLICT,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

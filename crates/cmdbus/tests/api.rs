@@ -131,7 +131,7 @@ async fn concurrent_repeats_of_an_idempotency_key_make_exactly_one_command() {
         .send()
         .await
         .expect("submit");
-    assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reused.status(), StatusCode::CONFLICT);
     assert_eq!(app.count("select count(*) from commands").await, 2);
     app.stop().await;
 }

@@ -210,11 +210,7 @@ async fn an_idempotency_key_reused_with_other_fields_is_refused() {
         let mut changed = original.clone();
         changed[field] = value;
         let response = submit(changed).await.expect("submit");
-        assert_eq!(
-            response.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{field}"
-        );
+        assert_eq!(response.status(), StatusCode::CONFLICT, "{field}");
         let problem: Value = response.json().await.expect("problem");
         assert_eq!(
             problem["code"], "idempotency_key_reused",
@@ -367,7 +363,7 @@ async fn concurrent_submits_of_one_idempotency_key_with_different_fields_make_on
             StatusCode::OK => {
                 ids.insert(id_of(&body));
             }
-            StatusCode::UNPROCESSABLE_ENTITY => {
+            StatusCode::CONFLICT => {
                 assert_eq!(body["code"], "idempotency_key_reused", "{body}");
             }
             other => panic!("{other}: {body}"),
