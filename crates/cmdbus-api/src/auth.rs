@@ -9,9 +9,18 @@ use axum::{
 };
 use cmdbus_auth::{Claims, Credential, Principal, Reach, Scope, Scopes};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{ApiError, ApiJson, ApiState, commands::check_len};
+use crate::{
+    ApiError, ApiJson, ApiState,
+    extract::hyphenated_ids,
+    fields::{check_name, integer, nullable_name_schema, scopes_schema},
+    openapi::{
+        BadRequest, Forbidden, PayloadTooLarge, Unavailable, UnprocessableEntity,
+        UnsupportedMediaType,
+    },
+};
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
@@ -45,13 +54,15 @@ impl Caller {
 }
 
 /// `GET /v1/whoami` answer: what the credential is and may do.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct WhoAmI {
     /// The tenant whose commands it reaches.
     tenant: String,
     /// Its scopes.
+    #[schema(schema_with = all_scopes)]
     scopes: Scopes,
     /// `key`, `token`, or `open` when the server runs without authentication.
+    #[schema(value_type = String, pattern = "^(key|token|open)$")]
     kind: &'static str,
     /// A token's subject.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,7 +78,17 @@ pub(crate) struct WhoAmI {
     key_id: Option<Uuid>,
 }
 
-/// `GET /v1/whoami`.
+/// What the credential is and may do.
+#[utoipa::path(
+    get,
+    path = "/v1/whoami",
+    operation_id = "whoami",
+    tag = "access",
+    responses(
+        (status = 200, description = "The caller.", body = WhoAmI),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub(crate) async fn whoami(caller: Caller) -> ApiJson<WhoAmI> {
     let principal = caller.0;
     ApiJson(WhoAmI {
@@ -88,24 +109,51 @@ pub(crate) async fn whoami(caller: Caller) -> ApiJson<WhoAmI> {
     })
 }
 
-/// `POST /v1/tokens` body.
-#[derive(Debug, Deserialize)]
+/// `POST /v1/tokens` body: `sub`, or `ids`, or both.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TokenRequest {
     /// The end user: the token sees the commands submitted for this subject.
+    #[schema(schema_with = sub_schema)]
     sub: Option<String>,
     /// Or only these commands (at most 1,000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "hyphenated_ids")]
+    #[schema(max_items = 1000)]
     ids: Vec<Uuid>,
     /// Scopes granted (default `read`; `submit` and `operate` may be added, never `admin`; the
     /// minting key must hold each).
-    scopes: Option<Vec<String>>,
+    #[schema(schema_with = granted_scopes)]
+    scopes: Option<Vec<Scope>>,
     /// Lifetime in seconds (default 600, at most the server's token maximum).
+    #[serde(default, deserialize_with = "integer")]
+    #[schema(minimum = 1, maximum = 86400)]
     ttl_secs: Option<u64>,
 }
 
+// A field whose schema comes from a function loses its doc comment: these say it again.
+fn sub_schema() -> utoipa::openapi::Object {
+    nullable_name_schema("The end user: the token sees the commands submitted for this subject.")
+}
+
+fn all_scopes() -> utoipa::openapi::Array {
+    scopes_schema("Its scopes.", &Scope::ALL, 0)
+}
+
+fn granted_scopes() -> utoipa::openapi::Array {
+    let mut schema = scopes_schema(
+        "Scopes granted (default `read`; the minting key must hold each).",
+        &[Scope::Read, Scope::Submit, Scope::Operate],
+        1,
+    );
+    schema.schema_type = utoipa::openapi::schema::SchemaType::from_iter([
+        utoipa::openapi::Type::Array,
+        utoipa::openapi::Type::Null,
+    ]);
+    schema
+}
+
 /// A minted token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Minted {
     /// The token, for `Authorization: Bearer` or the WebSocket's `auth` message.
     token: String,
@@ -116,8 +164,27 @@ pub(crate) struct Minted {
 /// Most ids one token may name.
 const MAX_TOKEN_IDS: usize = 1_000;
 
-/// `POST /v1/tokens`: an API key mints a short-lived browser token for one subject or for
-/// named commands of its tenant.
+/// Mint a browser token.
+///
+/// An API key mints a short-lived token for one end user (`sub`) or for named commands (`ids`)
+/// of its tenant, with some of its own scopes; the application's backend hands it to the
+/// browser.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    operation_id = "mintToken",
+    tag = "access",
+    request_body = TokenRequest,
+    responses(
+        (status = 201, description = "The token.", body = Minted),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub(crate) async fn mint(
     State(state): State<ApiState>,
     caller: Caller,
@@ -127,12 +194,9 @@ pub(crate) async fn mint(
     if matches!(principal.credential, Credential::Token { .. }) {
         return Err(cmdbus_auth::AuthError::Forbidden("key (a token cannot mint tokens)").into());
     }
-    let scopes = match &request.scopes {
+    let scopes: Scopes = match &request.scopes {
         None => [Scope::Read].into_iter().collect(),
-        Some(names) => Scopes::parse(names).map_err(|reason| ApiError::InvalidField {
-            field: "scopes",
-            reason,
-        })?,
+        Some(scopes) => scopes.iter().copied().collect(),
     };
     if scopes.is_empty() || scopes.has(Scope::Admin) {
         return Err(ApiError::InvalidField {
@@ -144,7 +208,7 @@ pub(crate) async fn mint(
         return Err(cmdbus_auth::AuthError::Forbidden(missing.as_str()).into());
     }
     if let Some(sub) = &request.sub {
-        check_len("sub", sub)?;
+        check_name("sub", sub)?;
     }
     if request.sub.is_none() && request.ids.is_empty() {
         return Err(ApiError::InvalidField {

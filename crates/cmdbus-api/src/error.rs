@@ -2,13 +2,11 @@
 //! Database and broker failures become an opaque 500/503 that is logged, never leaked.
 
 use axum::{
-    extract::{FromRequest, Request, rejection::JsonRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
 use cmdbus_auth::{AuthError, problem_response};
 use cmdbus_store::StoreError;
-use serde::{Serialize, de::DeserializeOwned};
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +38,7 @@ pub enum ApiError {
     #[error("Idempotency-Key was already used for a different command")]
     IdempotencyKeyReused,
     /// The path's id is not a UUID.
-    #[error("not a command id: {0:?}")]
+    #[error("not an id: {0:?}")]
     InvalidId(String),
     /// A query parameter is wrong.
     #[error("{0}")]
@@ -73,9 +71,9 @@ impl ApiError {
             }
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::InvalidBody(_)
-            | ApiError::UnknownType(_)
-            | ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidBody(_) | ApiError::UnknownType(_) | ApiError::InvalidField { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::NotFound | ApiError::KeyNotFound => StatusCode::NOT_FOUND,
             ApiError::Auth(error) => error.status(),
             // The request is valid, and would be accepted with another key: what refuses it is
@@ -148,38 +146,5 @@ impl IntoResponse for ApiError {
             ApiError::Auth(error) => error.into_response(),
             error => problem_response(error.status(), error.code(), error.to_string()),
         }
-    }
-}
-
-/// `Json` whose rejections use the same problem body as every other error.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ApiJson<T>(pub T);
-
-impl<S, T> FromRequest<S> for ApiJson<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(match rejection {
-                JsonRejection::JsonSyntaxError(error) => ApiError::MalformedJson(error.body_text()),
-                JsonRejection::JsonDataError(error) => ApiError::InvalidBody(error.body_text()),
-                JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
-                rejection if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                    ApiError::PayloadTooLarge
-                }
-                rejection => ApiError::MalformedJson(rejection.body_text()),
-            }),
-        }
-    }
-}
-
-impl<T: Serialize> IntoResponse for ApiJson<T> {
-    fn into_response(self) -> Response {
-        axum::Json(self.0).into_response()
     }
 }

@@ -2,7 +2,7 @@
 //! tenant's keys. Keys of other tenants are made with `cmdbus keys create`.
 
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -10,12 +10,22 @@ use chrono::{DateTime, Utc};
 use cmdbus_auth::{IssueError, Scope, Scopes};
 use cmdbus_store::KeyRecord;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{ApiError, ApiJson, ApiState, auth::Caller, commands::parse_id};
+use crate::{
+    ApiError, ApiJson, ApiState,
+    auth::Caller,
+    extract::{PathId, parse_id},
+    fields::{check_name, name_schema, scopes_schema},
+    openapi::{
+        BadRequest, Forbidden, PayloadTooLarge, Unavailable, UnprocessableEntity,
+        UnsupportedMediaType,
+    },
+};
 
 /// A key as listed (never its secret).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct KeyView {
     /// Its id (what `DELETE /v1/keys/{id}` takes).
     id: Uuid,
@@ -24,6 +34,7 @@ pub(crate) struct KeyView {
     /// What it is for.
     name: String,
     /// What it may do.
+    #[schema(schema_with = listed_scopes)]
     scopes: Vec<String>,
     /// Its first characters.
     prefix: String,
@@ -32,7 +43,25 @@ pub(crate) struct KeyView {
     /// Created.
     created_at: DateTime<Utc>,
     /// Revoked, if it is.
+    #[schema(required = true)]
     revoked_at: Option<DateTime<Utc>>,
+}
+
+// A field whose schema comes from a function loses its doc comment: these say it again.
+fn listed_scopes() -> utoipa::openapi::Array {
+    scopes_schema("What it may do.", &Scope::ALL, 0)
+}
+
+fn asked_scopes() -> utoipa::openapi::Array {
+    scopes_schema(
+        "What it may do: any of `submit`, `read`, `operate`, `admin`.",
+        &Scope::ALL,
+        1,
+    )
+}
+
+fn key_name() -> utoipa::openapi::Object {
+    name_schema("What the key is for.")
 }
 
 impl From<KeyRecord> for KeyView {
@@ -51,17 +80,19 @@ impl From<KeyRecord> for KeyView {
 }
 
 /// `POST /v1/keys` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewKeyRequest {
     /// What the key is for.
+    #[schema(schema_with = key_name)]
     name: String,
     /// Any of `submit`, `read`, `operate`, `admin`.
-    scopes: Vec<String>,
+    #[schema(schema_with = asked_scopes)]
+    scopes: Vec<Scope>,
 }
 
 /// A new key: the only time its secret is shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CreatedKey {
     /// The key, for `Authorization: Bearer`. Not stored: keep it now.
     key: String,
@@ -70,22 +101,37 @@ pub(crate) struct CreatedKey {
 }
 
 /// A list of keys.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct KeyList {
+    /// The tenant's keys, revoked ones included.
     items: Vec<KeyView>,
 }
 
-/// `POST /v1/keys`.
+/// Make an API key of the caller's tenant.
+#[utoipa::path(
+    post,
+    path = "/v1/keys",
+    operation_id = "createKey",
+    tag = "access",
+    request_body = NewKeyRequest,
+    responses(
+        (status = 201, description = "The key, shown this once.", body = CreatedKey),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub(crate) async fn create(
     State(state): State<ApiState>,
     caller: Caller,
     ApiJson(request): ApiJson<NewKeyRequest>,
 ) -> Result<Response, ApiError> {
     let principal = caller.require(Scope::Admin)?;
-    let scopes = Scopes::parse(&request.scopes).map_err(|reason| ApiError::InvalidField {
-        field: "scopes",
-        reason,
-    })?;
+    check_name("name", &request.name)?;
+    let scopes: Scopes = request.scopes.iter().copied().collect();
     let (key, record) =
         cmdbus_auth::issue_key(&state.pool, &principal.tenant, &request.name, scopes, false)
             .await
@@ -108,7 +154,18 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, ApiJson(created)).into_response())
 }
 
-/// `GET /v1/keys`: the tenant's keys, revoked ones included.
+/// The caller's tenant's keys, revoked ones included.
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    operation_id = "listKeys",
+    tag = "access",
+    responses(
+        (status = 200, description = "The keys (never their secrets).", body = KeyList),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub(crate) async fn list(
     State(state): State<ApiState>,
     caller: Caller,
@@ -120,12 +177,28 @@ pub(crate) async fn list(
     }))
 }
 
-/// `DELETE /v1/keys/{id}`: revokes a key of the tenant at once (every process stops honouring
-/// it within the key cache's time, 500 ms by default).
+/// Revoke a key of the caller's tenant.
+///
+/// At once: every process stops honouring it within the key cache's time, 500 ms by default.
+#[utoipa::path(
+    delete,
+    path = "/v1/keys/{id}",
+    operation_id = "revokeKey",
+    tag = "access",
+    params(("id" = uuid::Uuid, Path, description = "The key's id.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "`not_found`: no such key of the caller's tenant.",
+            body = cmdbus_domain::Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub(crate) async fn revoke(
     State(state): State<ApiState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
     let principal = caller.require(Scope::Admin)?;
     let id = parse_id(&id)?;

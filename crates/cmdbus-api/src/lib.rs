@@ -4,20 +4,21 @@
 
 mod auth;
 mod batch;
-mod commands;
 mod dispatch;
 mod error;
+mod extract;
+mod fields;
 mod keys;
+mod openapi;
 mod operate;
+mod payload;
 mod quota;
+mod read;
+mod submit;
 mod sweep;
 mod types;
 
-use axum::{
-    Router,
-    extract::DefaultBodyLimit,
-    routing::{delete, get, post},
-};
+use axum::{Router, extract::DefaultBodyLimit};
 use cmdbus_auth::Authenticator;
 use cmdbus_bus::{Broker, ChangeFeed};
 use sqlx::PgPool;
@@ -25,7 +26,9 @@ use std::{sync::Arc, time::Duration};
 
 pub use cmdbus_auth::problem_response as problem;
 pub use cmdbus_auth::request_id::{REQUEST_ID_HEADER, current_request_id, request_id};
-pub use error::{ApiError, ApiJson};
+pub use error::ApiError;
+pub use extract::ApiJson;
+pub use openapi::{Deployment, describe_deployment, openapi, require_bearer};
 pub use sweep::{SweepConfig, run_sweeps};
 
 /// Api settings.
@@ -90,32 +93,11 @@ impl ApiState {
     }
 }
 
-/// The OpenAPI 3.1 description of the HTTP API (kept beside the code; a test checks that every
-/// route it names answers).
-pub const OPENAPI: &str = include_str!("../openapi.json");
-
-async fn openapi() -> impl axum::response::IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        OPENAPI,
-    )
-}
-
 /// The `/v1` REST routes.
 pub fn router(state: ApiState) -> Router {
     let body_limit = state.config.body_limit;
-    Router::new()
-        .route("/v1/commands", post(commands::submit).get(commands::list))
-        .route("/v1/commands/retry", post(operate::retry_matching))
-        .route("/v1/commands/{id}", get(commands::show))
-        .route("/v1/commands/{id}/retry", post(operate::retry))
-        .route("/v1/commands/{id}/cancel", post(operate::cancel))
-        .route("/v1/types", get(types::list))
-        .route("/v1/whoami", get(auth::whoami))
-        .route("/v1/tokens", post(auth::mint))
-        .route("/v1/keys", post(keys::create).get(keys::list))
-        .route("/v1/keys/{id}", delete(keys::revoke))
-        .route("/openapi.json", get(openapi))
+    let (router, _) = openapi::routes().split_for_parts();
+    router
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

@@ -1,19 +1,27 @@
 //! What operators do to commands: replay failed ones (one or in bulk) and cancel.
 
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
 use cmdbus_auth::{Principal, Reach, Scope};
+use cmdbus_domain::CommandView;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::{
     ApiError, ApiJson, ApiState,
     auth::Caller,
-    commands::{parse_id, publish_now},
     dispatch::{announce, dispatch},
+    extract::{PathId, parse_id},
+    fields::{check_name, nullable_name_schema},
+    openapi::{
+        BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, UnprocessableEntity,
+        UnsupportedMediaType,
+    },
+    submit::publish_now,
 };
 
 /// The operator's command, checked to be within its reach before anything changes: another
@@ -42,11 +50,28 @@ fn accepted(row: &cmdbus_store::CommandRow) -> Result<Response, ApiError> {
     Ok((StatusCode::ACCEPTED, ApiJson(row.view()?)).into_response())
 }
 
-/// `POST /v1/commands/{id}/retry`: a failed or cancelled command runs again, as a new generation.
+/// Replay a failed or cancelled command.
+///
+/// It runs again as a new generation, with a fresh attempt budget; copies of its old messages
+/// claim nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/commands/{id}/retry",
+    operation_id = "retryCommand",
+    tag = "operate",
+    params(("id" = uuid::Uuid, Path, description = "The command's id.")),
+    responses(
+        (status = 202, description = "Back in the queue.", body = CommandView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub(crate) async fn retry(
     State(state): State<ApiState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
     let principal = caller.require(Scope::Operate)?;
     let id = parse_id(&id)?;
@@ -59,12 +84,28 @@ pub(crate) async fn retry(
     accepted(&row)
 }
 
-/// `POST /v1/commands/{id}/cancel`: a command that has not started is cancelled at once; a
-/// running one is asked to stop.
+/// Cancel a command.
+///
+/// One that has not started (`new`, `queue`) is `cancelled` at once; a `running` one is asked to
+/// stop, and ends `cancelled` when its handler does.
+#[utoipa::path(
+    post,
+    path = "/v1/commands/{id}/cancel",
+    operation_id = "cancelCommand",
+    tag = "operate",
+    params(("id" = uuid::Uuid, Path, description = "The command's id.")),
+    responses(
+        (status = 202, description = "Cancelled, or cancel requested.", body = CommandView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub(crate) async fn cancel(
     State(state): State<ApiState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
     let principal = caller.require(Scope::Operate)?;
     let id = parse_id(&id)?;
@@ -87,13 +128,15 @@ pub(crate) async fn cancel(
 }
 
 /// `POST /v1/commands/retry` body: which failed commands to replay.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RetryMatching {
     /// Only this type.
     #[serde(rename = "type")]
+    #[schema(schema_with = kind_filter)]
     kind: Option<String>,
     /// Only failures with this error code.
+    #[schema(schema_with = error_code_filter)]
     error_code: Option<String>,
     /// Only failures finished at or after this time.
     since: Option<DateTime<Utc>>,
@@ -101,17 +144,39 @@ pub(crate) struct RetryMatching {
     until: Option<DateTime<Utc>>,
     /// Count, change nothing.
     #[serde(default)]
+    #[schema(default = false)]
     dry_run: bool,
 }
 
 /// How many matched, and how many were replayed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct RetryCount {
+    /// Failed commands that match.
+    #[schema(minimum = 0)]
     matched: i64,
+    /// Replayed now (0 on a dry run).
+    #[schema(minimum = 0)]
     retried: i64,
 }
 
-/// `POST /v1/commands/retry`: bulk replay, with a dry run that only counts.
+/// Replay failed commands in bulk.
+///
+/// Every failed command that matches runs again as a new generation; `dry_run` only counts.
+#[utoipa::path(
+    post,
+    path = "/v1/commands/retry",
+    operation_id = "retryCommands",
+    tag = "operate",
+    request_body = RetryMatching,
+    responses(
+        (status = 200, description = "How many matched and were replayed.", body = RetryCount),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub(crate) async fn retry_matching(
     State(state): State<ApiState>,
     caller: Caller,
@@ -123,7 +188,7 @@ pub(crate) async fn retry_matching(
     }
     for (field, value) in [("type", &request.kind), ("error_code", &request.error_code)] {
         if let Some(value) = value {
-            crate::commands::check_len(field, value)?;
+            check_name(field, value)?;
         }
     }
     let (matched, rows) = cmdbus_store::replay_matching(
@@ -148,4 +213,13 @@ pub(crate) async fn retry_matching(
         .await?;
     }
     Ok(ApiJson(RetryCount { matched, retried }))
+}
+
+// A field whose schema comes from a function loses its doc comment: these say it again.
+fn kind_filter() -> utoipa::openapi::Object {
+    nullable_name_schema("Only this type.")
+}
+
+fn error_code_filter() -> utoipa::openapi::Object {
+    nullable_name_schema("Only failures with this error code.")
 }

@@ -10,8 +10,9 @@ use std::{
     sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
+use utoipa::ToSchema;
 
-use crate::{ApiError, ApiJson, ApiState, auth::Caller};
+use crate::{ApiError, ApiJson, ApiState, auth::Caller, openapi::Unavailable};
 
 /// How long the catalogue is trusted before it is read again.
 const FRESH_FOR: Duration = Duration::from_secs(5);
@@ -72,12 +73,26 @@ impl TypeCache {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The catalogue.
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TypeList {
+    /// Every registered type, by name.
     items: Vec<TypeInfo>,
 }
 
-/// `GET /v1/types`.
+/// Registered command types.
+///
+/// What `POST /v1/commands` accepts as `type`, with each type's defaults and an example payload.
+#[utoipa::path(
+    get,
+    path = "/v1/types",
+    operation_id = "listTypes",
+    tag = "commands",
+    responses(
+        (status = 200, description = "The catalogue.", body = TypeList),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub(crate) async fn list(
     State(state): State<ApiState>,
     _caller: Caller,

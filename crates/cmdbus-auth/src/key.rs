@@ -77,9 +77,11 @@ pub async fn issue_key<'c>(
             "tenant {tenant:?}: use 1 to 63 of a-z, 0-9, _ . - (starting with a letter or digit)"
         )));
     }
-    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+    // Characters, not bytes: the api's description states the length as `maxLength`.
+    let length = name.chars().count();
+    if length == 0 || length > 200 || name.chars().any(char::is_control) {
         return Err(IssueError::Invalid(
-            "name: 1 to 200 bytes, no control characters".to_owned(),
+            "name: 1 to 200 characters, no control characters".to_owned(),
         ));
     }
     if scopes.is_empty() {

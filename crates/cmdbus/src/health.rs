@@ -1,26 +1,65 @@
 //! Liveness and readiness, served by every role.
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use axum::{Json, Router, extract::State, http::StatusCode};
 use cmdbus_bus::Broker;
-use serde_json::{Value, json};
+use serde::Serialize;
 use sqlx::PgPool;
 use std::time::Duration;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, Clone)]
-struct Health {
+pub(crate) struct Health {
     pool: PgPool,
     broker: Broker,
 }
 
 pub(crate) fn router(pool: PgPool, broker: Broker) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .with_state(Health { pool, broker })
+    let (router, _) = routes().split_for_parts();
+    router.with_state(Health { pool, broker })
 }
 
-/// `200` when PostgreSQL answers and a broker session is up; `503` with what is missing.
-async fn ready(State(health): State<Health>) -> (StatusCode, Json<Value>) {
+/// The routes with their description.
+pub(crate) fn routes() -> OpenApiRouter<Health> {
+    OpenApiRouter::new()
+        .routes(routes!(alive))
+        .routes(routes!(ready))
+}
+
+/// Liveness: the process serves HTTP.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    responses((status = 200, description = "Alive.", body = String, content_type = "text/plain")),
+)]
+async fn alive() -> &'static str {
+    "ok"
+}
+
+/// Which dependencies this process reaches.
+#[derive(Debug, Serialize, ToSchema)]
+struct Readiness {
+    /// PostgreSQL answered within 2 s.
+    database: bool,
+    /// A broker session is up.
+    broker: bool,
+}
+
+/// Readiness: PostgreSQL answers and a broker session is up.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready.", body = Readiness),
+        (status = 503, description = "Not ready: the body says which dependency is missing.",
+            body = Readiness),
+    ),
+)]
+async fn ready(State(health): State<Health>) -> (StatusCode, Json<Readiness>) {
     let database = tokio::time::timeout(
         Duration::from_secs(2),
         sqlx::query("select 1").execute(&health.pool),
@@ -33,8 +72,5 @@ async fn ready(State(health): State<Health>) -> (StatusCode, Json<Value>) {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(json!({"database": database, "broker": broker})),
-    )
+    (status, Json(Readiness { database, broker }))
 }

@@ -5,6 +5,7 @@
 mod access;
 mod body;
 mod config;
+mod docs;
 mod health;
 mod security;
 mod serve;
@@ -27,6 +28,7 @@ use tower_http::{
 
 pub use access::{AuthSettings, KeysCommand, run_keys};
 pub use config::{Cli, Command, Config, LaneArg, QueueTypeArg, Role};
+pub use docs::openapi;
 pub use security::PolicyError;
 pub use transport::HttpSettings;
 
@@ -117,7 +119,10 @@ pub async fn run(
                 ..Default::default()
             },
         );
-        app = app.merge(cmdbus_api::router(state));
+        app = app.merge(cmdbus_api::router(state)).merge(docs::router(
+            pool.clone(),
+            config.auth.token_max_ttl_secs.max(1),
+        ));
         tracker.spawn(cmdbus_api::run_sweeps(
             cmdbus_api::SweepConfig {
                 interval: Duration::from_millis(config.sweep_interval_ms.max(10)),

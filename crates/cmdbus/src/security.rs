@@ -196,7 +196,7 @@ fn request_host(request: &Request) -> Option<&str> {
 
 /// Probes that address the server by whatever name reaches it (a pod's IP, a container's name):
 /// they reveal nothing a rebinding page could use, and refusing them would fail deployments.
-const PROBES: [&str; 2] = ["/healthz", "/readyz"];
+pub(crate) const PROBES: [&str; 2] = ["/healthz", "/readyz"];
 
 async fn check(State(policy): State<Arc<Policy>>, request: Request, next: Next) -> Response {
     let host = request_host(&request);

@@ -9,11 +9,11 @@ use axum::{
     extract::State,
     http::{StatusCode, header},
     response::IntoResponse,
-    routing::get,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 use std::sync::OnceLock;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Handler time buckets, in seconds: from a no-op to a long job.
 const SECONDS_BUCKETS: [f64; 12] = [
@@ -40,11 +40,31 @@ fn recorder() -> Option<&'static PrometheusHandle> {
 pub(crate) fn router(pool: PgPool) -> Router {
     // Install now, so that counters from the first request on are recorded.
     recorder();
-    Router::new()
-        .route("/metrics", get(render))
-        .with_state(pool)
+    let (router, _) = routes().split_for_parts();
+    router.with_state(pool)
 }
 
+/// The route with its description.
+pub(crate) fn routes() -> OpenApiRouter<PgPool> {
+    OpenApiRouter::new().routes(routes!(render))
+}
+
+/// Prometheus metrics.
+///
+/// The roles' own counters and, read from PostgreSQL at each scrape, how many commands are
+/// `new`, `queue` and `running`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The Prometheus text format (0.0.4).", body = String,
+            content_type = "text/plain"),
+        (status = 404, description = "The application that embeds cmdbus records the metrics \
+            itself.", body = String, content_type = "text/plain"),
+    ),
+)]
 async fn render(State(pool): State<PgPool>) -> impl IntoResponse {
     let Some(handle) = recorder() else {
         return (

@@ -1,0 +1,297 @@
+//! Reading commands: one (with its payload, an `ETag` and a long-poll), or a page of them.
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use cmdbus_auth::{Reach, Scope};
+use cmdbus_bus::Change;
+use cmdbus_domain::{CommandView, Status};
+use cmdbus_store::{CommandRow, ListFilter};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::time::Duration;
+use tokio::time::Instant;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    ApiError, ApiJson, ApiState,
+    auth::Caller,
+    extract::{ApiQuery, PathId, parse_id, parse_uuid},
+    fields::{check_filter, name_schema},
+    openapi::{BadRequest, Forbidden, NotFound, Unavailable},
+};
+
+/// Longest long-poll, in seconds.
+const MAX_WAIT: u64 = 60;
+/// Largest page.
+const MAX_LIMIT: i64 = 500;
+
+/// The view plus the payload: what `GET /v1/commands/{id}` shows (lists and pushes leave the
+/// payload out to stay small).
+#[derive(Debug, Serialize, ToSchema)]
+struct CommandDetail<'a> {
+    #[serde(flatten)]
+    view: CommandView,
+    /// The handler's input, as recorded.
+    #[schema(value_type = Value)]
+    payload: &'a RawValue,
+}
+
+fn detail_response(row: &CommandRow) -> Result<Response, ApiError> {
+    let view = row.view()?;
+    let version = view.version;
+    let mut response = ApiJson(CommandDetail {
+        view,
+        payload: &row.payload,
+    })
+    .into_response();
+    if let Ok(etag) = HeaderValue::from_str(&etag(version)) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+/// The `ETag` of a version.
+pub(crate) fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// The version named by `If-None-Match` (`"12"`, `W/"12"` or `12`).
+fn if_none_match(headers: &HeaderMap) -> Option<i64> {
+    let value = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?.trim();
+    let value = value.strip_prefix("W/").unwrap_or(value);
+    value.trim_matches('"').parse().ok()
+}
+
+/// Query and headers of `GET /v1/commands/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ShowQuery {
+    /// With `If-None-Match`: seconds to wait for the command to change before answering `304`.
+    #[param(minimum = 0, maximum = 60)]
+    wait: Option<u64>,
+}
+
+/// Headers of `GET /v1/commands/{id}`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // read from the `HeaderMap`; the type only describes the header
+pub(crate) struct ShowHeaders {
+    /// The `ETag` you hold: `304` while it names the current version.
+    #[param(rename = "If-None-Match", required = false)]
+    if_none_match: String,
+}
+
+/// One command, with its payload.
+///
+/// `If-None-Match` naming the current version answers `304`; with `?wait=N` the answer waits up
+/// to N seconds for a change first (a long-poll).
+#[utoipa::path(
+    get,
+    path = "/v1/commands/{id}",
+    operation_id = "getCommand",
+    tag = "commands",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The command's id."),
+        ShowQuery,
+        ShowHeaders,
+    ),
+    responses(
+        (status = 200, description = "The command.", body = CommandDetail, headers(
+            ("ETag" = String, description = "The command's version, quoted."),
+        )),
+        (status = 304, description = "Unchanged (after waiting, with `wait`).", headers(
+            ("ETag" = String, description = "The command's version, quoted."),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ),
+)]
+pub(crate) async fn show(
+    State(state): State<ApiState>,
+    caller: Caller,
+    PathId(id): PathId,
+    ApiQuery(query): ApiQuery<ShowQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let principal = caller.require(Scope::Read)?;
+    let id = parse_id(&id)?;
+    let wait = query.wait.unwrap_or(0);
+    if wait > MAX_WAIT {
+        return Err(ApiError::InvalidQuery(format!(
+            "wait must be 0 to {MAX_WAIT}"
+        )));
+    }
+    let known = if_none_match(&headers);
+    // A long-poll holds a connection and a subscription: each key holds a bounded number.
+    let _slot = if wait == 0 || known.is_none() {
+        None
+    } else {
+        Some(state.auth.long_poll(principal)?)
+    };
+    // Subscribe before reading, so that a change between the read and the wait is not missed.
+    let mut changes = state.feed.subscribe();
+    let deadline = Instant::now() + Duration::from_secs(wait);
+    loop {
+        let row = cmdbus_store::get(&state.pool, &principal.tenant, id)
+            .await?
+            .filter(|row| principal.reaches(row.id, row.subject.as_deref()))
+            .ok_or(ApiError::NotFound)?;
+        if known != Some(row.version) {
+            return detail_response(&row);
+        }
+        if Instant::now() >= deadline {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            if let Ok(etag) = HeaderValue::from_str(&etag(row.version)) {
+                response.headers_mut().insert(header::ETAG, etag);
+            }
+            return Ok(response);
+        }
+        // Wake on an event for this command, or re-read every 2 s in case events are not
+        // flowing (broker away): the database is the truth either way.
+        let recheck = (Instant::now() + Duration::from_secs(2)).min(deadline);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(recheck) => break,
+                change = changes.recv() => match change {
+                    Ok(Change::Event(event))
+                        if event.command.id == id && event.command.version > row.version => break,
+                    Ok(Change::Reset) => break,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        tokio::time::sleep_until(recheck).await;
+                        break;
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// Query of `GET /v1/commands`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Only commands in this status.
+    status: Option<Status>,
+    /// Only commands of this type.
+    #[serde(rename = "type")]
+    #[param(schema_with = kind_filter)]
+    kind: Option<String>,
+    /// Only commands of this subject.
+    #[param(schema_with = subject_filter)]
+    subject: Option<String>,
+    /// Commands per page.
+    #[param(minimum = 1, maximum = 500, default = 50)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(format = Uuid)]
+    cursor: Option<String>,
+}
+
+/// A page of commands.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Page {
+    /// Newest first.
+    items: Vec<CommandView>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    #[schema(required = true, format = Uuid)]
+    next_cursor: Option<String>,
+    /// The resume point of this read: a WebSocket subscription with `since` set to it misses no
+    /// change made after the page was read.
+    since: String,
+}
+
+/// List commands, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/commands",
+    operation_id = "listCommands",
+    tag = "commands",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of commands.", body = Page),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    ),
+)]
+pub(crate) async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<ApiJson<Page>, ApiError> {
+    let principal = caller.require(Scope::Read)?;
+    for (parameter, value) in [("type", &query.kind), ("subject", &query.subject)] {
+        if let Some(value) = value {
+            check_filter(parameter, value)?;
+        }
+    }
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::InvalidQuery(format!(
+            "limit must be 1 to {MAX_LIMIT}"
+        )));
+    }
+    let before = match &query.cursor {
+        None => None,
+        Some(cursor) => Some(
+            parse_uuid(cursor)
+                .ok_or_else(|| ApiError::InvalidQuery(format!("bad cursor {cursor:?}")))?,
+        ),
+    };
+    let (subject, ids) = match &principal.reach {
+        Reach::Tenant => (query.subject, None),
+        Reach::Subject(mine) => {
+            if query.subject.as_ref().is_some_and(|asked| asked != mine) {
+                return Err(ApiError::InvalidQuery(
+                    "a token lists its own subject only".to_owned(),
+                ));
+            }
+            (Some(mine.clone()), None)
+        }
+        Reach::Ids(ids) => (query.subject, Some(ids.iter().copied().collect())),
+    };
+    let filter = ListFilter {
+        status: query.status.map(|status| status.as_str().to_owned()),
+        kind: query.kind,
+        subject,
+        ids,
+        before,
+        limit: limit + 1,
+    };
+    let (mut rows, since) = cmdbus_store::list(&state.pool, &principal.tenant, &filter).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| rows.last().map(|row| row.id.to_string()))
+        .flatten();
+    // One row that cannot be shown never hides the page.
+    let items = rows
+        .iter()
+        .filter_map(|row| {
+            row.view()
+                .inspect_err(|error| tracing::error!(%error, "cannot build view; skipped"))
+                .ok()
+        })
+        .collect();
+    Ok(ApiJson(Page {
+        items,
+        next_cursor,
+        since: since.as_str().to_owned(),
+    }))
+}
+
+// A field whose schema comes from a function loses its doc comment: these say it again.
+fn kind_filter() -> utoipa::openapi::Object {
+    name_schema("Only commands of this type.")
+}
+
+fn subject_filter() -> utoipa::openapi::Object {
+    name_schema("Only commands of this subject (a browser token lists its own only).")
+}
