@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against the real local services. On a fresh machine it first
-# installs and starts what the tests need: PostgreSQL, RabbitMQ, and Debian's Chromium with its
-# driver for the browser tests. Safe to run again: it only does what is missing.
+# installs and starts what the tests need: PostgreSQL, RabbitMQ, Debian's Chromium with its
+# driver for the browser tests, and Schemathesis in .venv for the conformance tests. Safe to run
+# again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,7 @@ command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
 command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq
@@ -49,6 +51,16 @@ if [ "${CI:-}" = true ]; then
   as_root timeout 120 rabbitmqctl -q reset
   as_root timeout 120 rabbitmqctl -q start_app
   broker_up
+fi
+
+# Schemathesis and an OpenAPI validator for the conformance tests, in .venv, at the pinned
+# versions (reinstalled only when the pins change).
+requirements=scripts/conformance-requirements.txt
+if ! cmp -s "$requirements" .venv/installed-requirements.txt 2>/dev/null; then
+  echo "installing the conformance tools into .venv"
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r "$requirements"
+  cp "$requirements" .venv/installed-requirements.txt
 fi
 
 # cargo prints one "test result" line per test binary; the sum is the suite's closing line.
