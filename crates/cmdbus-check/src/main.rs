@@ -61,9 +61,10 @@ enum CheckCommand {
         /// The role.
         #[command(subcommand)]
         role: cmdbus::Role,
-        /// Every `CMDBUS_*` setting of the `cmdbus` binary.
+        /// Every `CMDBUS_*` setting of the `cmdbus` binary (boxed: it dwarfs the other
+        /// commands' arguments).
         #[command(flatten)]
-        config: cmdbus::Config,
+        config: Box<cmdbus::Config>,
     },
     /// A fault run: drives commands and faults through real processes, then checks.
     Run(run::RunArgs),
@@ -93,7 +94,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let outcome = match args.command {
-        CheckCommand::Node { role, config } => runtime.block_on(node::main(role, config)),
+        CheckCommand::Node { role, config } => runtime.block_on(node::main(role, *config)),
         CheckCommand::Run(args) => runtime.block_on(run::main(args)),
         CheckCommand::Clean {
             tag,
