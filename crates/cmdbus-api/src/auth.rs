@@ -16,7 +16,7 @@ use crate::{
     ApiError, ApiJson, ApiState,
     extract::hyphenated_ids,
     fields::{check_name, integer, nullable_name_schema, scopes_schema},
-    openapi::{
+    responses::{
         BadRequest, Forbidden, PayloadTooLarge, Unavailable, UnprocessableEntity,
         UnsupportedMediaType,
     },

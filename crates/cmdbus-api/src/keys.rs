@@ -18,7 +18,7 @@ use crate::{
     auth::Caller,
     extract::{PathId, parse_id},
     fields::{check_name, name_schema, scopes_schema},
-    openapi::{
+    responses::{
         BadRequest, Forbidden, PayloadTooLarge, Unavailable, UnprocessableEntity,
         UnsupportedMediaType,
     },

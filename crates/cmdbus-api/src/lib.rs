@@ -14,6 +14,7 @@ mod operate;
 mod payload;
 mod quota;
 mod read;
+mod responses;
 mod submit;
 mod sweep;
 mod types;

@@ -17,7 +17,7 @@ use crate::{
     dispatch::{announce, dispatch},
     extract::{PathId, parse_id},
     fields::{check_name, nullable_name_schema},
-    openapi::{
+    responses::{
         BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, UnprocessableEntity,
         UnsupportedMediaType,
     },

@@ -20,7 +20,7 @@ use crate::{
     auth::Caller,
     extract::{ApiQuery, PathId, parse_id, parse_uuid},
     fields::{check_filter, name_schema},
-    openapi::{BadRequest, Forbidden, NotFound, Unavailable},
+    responses::{BadRequest, Forbidden, NotFound, Unavailable},
 };
 
 /// Longest long-poll, in seconds.

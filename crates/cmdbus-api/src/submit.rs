@@ -18,12 +18,12 @@ use crate::{
     auth::Caller,
     dispatch::announce,
     fields::{check_name, header_key_schema, integer, name_schema, nullable_name_schema},
-    openapi::{
+    payload::check_payload,
+    read::etag,
+    responses::{
         BadRequest, Conflict, Forbidden, PayloadTooLarge, Unavailable, UnprocessableEntity,
         UnsupportedMediaType,
     },
-    payload::check_payload,
-    read::etag,
 };
 
 /// `POST /v1/commands` body.

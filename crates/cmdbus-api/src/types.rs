@@ -12,7 +12,7 @@ use std::{
 };
 use utoipa::ToSchema;
 
-use crate::{ApiError, ApiJson, ApiState, auth::Caller, openapi::Unavailable};
+use crate::{ApiError, ApiJson, ApiState, auth::Caller, responses::Unavailable};
 
 /// How long the catalogue is trusted before it is read again.
 const FRESH_FOR: Duration = Duration::from_secs(5);
