@@ -361,9 +361,18 @@ impl Broker {
 async fn supervise(broker: Broker, shutdown: CancellationToken) {
     const MIN_DELAY: Duration = Duration::from_millis(100);
     const MAX_DELAY: Duration = Duration::from_secs(5);
+    // A node that accepts connections while it is still recovering can leave a handshake or a
+    // declare unanswered for good: an attempt that takes this long is given up and made again,
+    // and shutdown never waits on one.
+    const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(30);
     let mut delay = MIN_DELAY;
     while !shutdown.is_cancelled() {
-        match broker.establish().await {
+        let attempt = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            attempt = tokio::time::timeout(ESTABLISH_TIMEOUT, broker.establish()) => attempt,
+        };
+        let established = attempt.unwrap_or(Err(BusError::Timeout));
+        match established {
             Ok(session) => {
                 delay = MIN_DELAY;
                 let session = Arc::new(session);

@@ -531,3 +531,49 @@ async fn a_broker_address_list_connects_past_a_dead_node() {
     app.wait_status(id, "success", T).await;
     app.stop().await;
 }
+
+/// A broker address that accepts connections and never says a word (a node stuck while it
+/// recovers): the process neither hangs in its connect nor in its shutdown.
+#[tokio::test]
+async fn a_broker_that_accepts_and_never_answers_does_not_hang_the_process() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_address = silent.local_addr().expect("address");
+    // Accepts and holds every connection, reading nothing.
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let env = Env::new();
+    let mut config = env.config();
+    config.amqp_url = format!("amqp://guest:guest@{silent_address}/%2f");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let app = tokio::spawn(cmdbus::run(
+        Role::All,
+        config,
+        cmdbus::builtin_registry(),
+        listener,
+        shutdown.clone(),
+    ));
+    // Serving, but not ready: the broker never answered.
+    common::wait_live_at(&base).await;
+    let ready = reqwest::get(format!("{base}/readyz"))
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    shutdown.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(20), app).await;
+    assert!(
+        stopped.is_ok(),
+        "shutdown hung on a broker that never answers"
+    );
+    holder.abort();
+    env.teardown(&[]).await.ok();
+}

@@ -537,18 +537,6 @@ fn spawn_api(env: &Env, port: u16) -> Child {
         .expect("api process starts")
 }
 
-async fn wait_live(http: &reqwest::Client, base: &str) {
-    for _ in 0..300 {
-        if let Ok(response) = http.get(format!("{base}/healthz")).send().await
-            && response.status() == StatusCode::OK
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await; // polling liveness
-    }
-    panic!("{base} never came up");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_killed_between_insert_and_publish_loses_nothing() {
     let _serial = SERIAL.lock().await;
@@ -568,7 +556,7 @@ async fn an_api_killed_between_insert_and_publish_loses_nothing() {
     let mut first = spawn_api(&env, port);
     let base = format!("http://127.0.0.1:{port}");
     let http = env.http().await;
-    wait_live(&http, &base).await;
+    common::wait_live_at(&base).await;
     let mut ids = Vec::new();
     for n in 0..5 {
         let response = http

@@ -470,6 +470,21 @@ pub fn id_of(view: &Value) -> Uuid {
         .expect("view has an id")
 }
 
+/// Polls `/healthz` until the process at `base` serves (one that cannot reach the broker is
+/// live, not ready).
+pub async fn wait_live_at(base: &str) {
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(response) = http.get(format!("{base}/healthz")).send().await
+            && response.status() == StatusCode::OK
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await; // polling liveness
+    }
+    panic!("{base} never came up");
+}
+
 /// Polls `/readyz` until both dependencies are up (the app's own readiness signal).
 pub async fn wait_ready(http: &reqwest::Client, base: &str) {
     for _ in 0..300 {

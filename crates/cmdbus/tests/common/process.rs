@@ -5,7 +5,7 @@
 
 use super::{Env, TestApp};
 use cmdbus::Role;
-use reqwest::StatusCode;
+
 use serde_json::Value;
 use std::{
     process::{Child, Command, Stdio},
@@ -101,16 +101,7 @@ impl Proc {
     /// Waits until `/healthz` answers (a process that cannot reach the broker is not ready, but
     /// it is live).
     pub async fn wait_live(&self) {
-        let http = reqwest::Client::new();
-        for _ in 0..300 {
-            if let Ok(response) = http.get(format!("{}/healthz", self.base)).send().await
-                && response.status() == StatusCode::OK
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await; // polling liveness
-        }
-        panic!("{} never came up", self.base);
+        super::wait_live_at(&self.base).await;
     }
 }
 
