@@ -199,7 +199,9 @@ pub(crate) struct ListQuery {
 pub(crate) struct Page {
     /// Newest first.
     items: Vec<CommandView>,
-    /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    /// Pass as `cursor` for the next (older) page; `null` on the last page. A `status` or
+    /// `type` filter looks through at most 2,000 commands per page, so its page can be short (or
+    /// empty) and still have a next one.
     #[schema(required = true, format = Uuid)]
     next_cursor: Option<String>,
     /// The resume point of this read: a WebSocket subscription with `since` set to it misses no
@@ -265,12 +267,21 @@ pub(crate) async fn list(
         before,
         limit: limit + 1,
     };
-    let (mut rows, since) = cmdbus_store::list(&state.pool, &principal.tenant, &filter).await?;
+    let cmdbus_store::Listed {
+        mut rows,
+        cursor: since,
+        scanned_to,
+    } = cmdbus_store::list(&state.pool, &principal.tenant, &filter).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| rows.last().map(|row| row.id.to_string()))
-        .flatten();
+    // A full page continues after its last command; a status or type filter that looked
+    // through its whole window continues where the window ended, even with a short page.
+    let next_cursor = if more {
+        rows.last().map(|row| row.id)
+    } else {
+        scanned_to
+    }
+    .map(|id| id.to_string());
     // One row that cannot be shown never hides the page.
     let items = rows
         .iter()

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 // The dynamic SQL below only splices this module's own constants, never input.
-use sqlx::{Acquire, AssertSqlSafe, PgConnection, PgExecutor, types::Json};
+use sqlx::{Acquire, AssertSqlSafe, PgConnection, PgExecutor, Row as _, types::Json};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -202,32 +202,80 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
-/// A tenant's commands, newest first, with the snapshot they were read in: subscribing with
-/// that cursor afterwards misses no change made after the read. The statement names only the
-/// filters given, so that each one is an index condition in every plan (a generic plan of
-/// `$n is null or column = $n` could only filter, and walk the whole tenant for a rare match).
+/// How many of a tenant's newest commands one filtered page looks through at most. Status and
+/// type filters have no index of their own (each index costs every state change a write): a
+/// page examines at most this many commands, and says where it stopped.
+pub const LIST_WINDOW: i64 = 2_000;
+
+/// A page of a tenant's commands.
+#[derive(Debug)]
+pub struct Listed {
+    /// Matching commands, newest first (at most the filter's limit).
+    pub rows: Vec<CommandRow>,
+    /// The snapshot they were read in: subscribing with it misses no later change.
+    pub cursor: Cursor,
+    /// A status or type filter looked through a whole window of commands and stopped at this
+    /// id: older ones were not examined (continue with `before` = this id).
+    pub scanned_to: Option<Uuid>,
+}
+
+/// A tenant's commands, newest first, with the snapshot they were read in. The statement names
+/// only the filters given. Subject and ids filters are index conditions (`commands_tenant_subject`,
+/// the primary key); status and type filters look through at most `LIST_WINDOW` of the newest
+/// commands, so that every filter has a bounded plan.
 pub async fn list<'c>(
     executor: impl PgExecutor<'c>,
     tenant: &str,
     filter: &ListFilter,
-) -> Result<(Vec<CommandRow>, Cursor), StoreError> {
-    let mut conditions = String::from("tenant = $1");
-    let optional = [
-        (filter.status.is_some(), "status = $2"),
-        (filter.kind.is_some(), "type = $3"),
+) -> Result<Listed, StoreError> {
+    let mut indexed = String::from("tenant = $1");
+    for (given, condition) in [
         (filter.before.is_some(), "id < $4"),
         (filter.subject.is_some(), "subject = $6"),
         (filter.ids.is_some(), "id = any($7)"),
-    ];
-    for (_, condition) in optional.iter().filter(|(given, _)| *given) {
-        conditions.push_str(" and ");
-        conditions.push_str(condition);
+    ] {
+        if given {
+            indexed.push_str(" and ");
+            indexed.push_str(condition);
+        }
     }
+    let mut scanned: Vec<&str> = Vec::new();
+    if filter.status.is_some() {
+        scanned.push("status = $2");
+    }
+    if filter.kind.is_some() {
+        scanned.push("type = $3");
+    }
+    let windowed = !scanned.is_empty() && filter.subject.is_none() && filter.ids.is_none();
+    let (source, window) = if windowed {
+        let window = format!(
+            "(select * from commands where {indexed} order by id desc limit $8) window_rows"
+        );
+        (
+            format!("{window} where {}", scanned.join(" and ")),
+            // The window's last id, when it is full (null when the tenant has fewer).
+            format!(
+                "(select (select id from commands where {indexed}
+                           order by id desc limit 1 offset $8 - 1) as scanned_to)"
+            ),
+        )
+    } else {
+        let mut conditions = indexed.clone();
+        for condition in &scanned {
+            conditions.push_str(" and ");
+            conditions.push_str(condition);
+        }
+        (
+            format!("commands where {conditions}"),
+            "(select null::uuid as scanned_to)".to_owned(),
+        )
+    };
     let read = sqlx::query(AssertSqlSafe(format!(
-        "select s.cursor::text as cursor, c.*
+        "select s.cursor::text as cursor, w.scanned_to, c.*
            from (select pg_current_snapshot() as cursor) s
+           cross join {window} w
            left join lateral (
-                select * from commands where {conditions} order by id desc limit $5) c on true"
+                select * from {source} order by id desc limit $5) c on true"
     )))
     .bind(tenant)
     .bind(&filter.status)
@@ -236,9 +284,19 @@ pub async fn list<'c>(
     .bind(filter.limit)
     .bind(&filter.subject)
     .bind(&filter.ids)
+    .bind(LIST_WINDOW)
     .fetch_all(executor)
     .await?;
-    crate::changes::rows_with_cursor(&read)
+    let scanned_to = match read.first() {
+        Some(row) => row.try_get::<Option<Uuid>, _>("scanned_to")?,
+        None => None,
+    };
+    let (rows, cursor) = crate::changes::rows_with_cursor(&read)?;
+    Ok(Listed {
+        rows,
+        cursor,
+        scanned_to,
+    })
 }
 
 /// Cancels a command: one that has not started becomes `cancelled` at once; a running one gets

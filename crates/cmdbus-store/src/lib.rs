@@ -21,8 +21,8 @@ pub use changes::{
     ChangedIds, Changes, Cursor, InvalidCursor, Scope, changed_ids_after, changes_after,
 };
 pub use commands::{
-    ListFilter, NewCommand, Submitted, cancel, get, get_many, insert, list, lookup, mark_queued,
-    replay, replay_matching,
+    LIST_WINDOW, ListFilter, Listed, NewCommand, Submitted, cancel, get, get_many, insert, list,
+    lookup, mark_queued, replay, replay_matching,
 };
 pub use keys::{
     KeyRecord, NewKey, count_configured_keys, count_unfinished_of, create_key, find_key, key_by_id,

@@ -489,3 +489,68 @@ async fn metrics_count_unfinished_commands_and_attempts_by_outcome() {
     assert!(text.contains("cmdbus_broker_connected"));
     app.stop().await;
 }
+
+/// A status filter over more commands than one page looks through: each page examines a
+/// bounded window (short pages are fine), and following `next_cursor` reaches the oldest match.
+#[tokio::test]
+async fn a_filtered_list_looks_through_a_bounded_window_and_its_cursor_goes_on() {
+    let app = TestApp::start().await;
+    let oldest = app
+        .submit_ok(json!({"type": "demo.fail", "payload": {"permanent": true}}))
+        .await;
+    app.wait_status(oldest, "fail", Duration::from_secs(30))
+        .await;
+    // Newer than it: more finished commands than one window, straight into the table.
+    sqlx::query(
+        "insert into commands (id, tenant, type, payload, status, finished_at, changed_xid)
+         select gen_random_uuid(), 'default', 'demo.echo', '{}', 'success', now(),
+                pg_current_xact_id()
+           from generate_series(1, $1::int)",
+    )
+    .bind(i32::try_from(cmdbus_store::LIST_WINDOW + 500).expect("small"))
+    .execute(&app.pool)
+    .await
+    .expect("insert");
+    // gen_random_uuid() is v4, not time-ordered: make every inserted id sort after `oldest`.
+    sqlx::query(
+        "update commands set id = ('ffffffff' || substr(id::text, 9))::uuid
+          where type = 'demo.echo'",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("reorder");
+
+    let mut found = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut url = "/v1/commands?status=fail&limit=50".to_owned();
+        if let Some(cursor) = &cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        let page: Value = app
+            .http
+            .get(app.url(&url))
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("page");
+        pages += 1;
+        for item in page["items"].as_array().expect("items") {
+            found.push(id_of(item));
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(pages < 10, "the cursor does not advance");
+    }
+    assert_eq!(found, [oldest]);
+    assert!(
+        pages >= 2,
+        "the first window held every command: {pages} page(s)"
+    );
+    app.stop().await;
+}
