@@ -17,6 +17,6 @@ mod token;
 pub use authenticator::{AuthConfig, Authenticator};
 pub use error::{AuthError, problem_response};
 pub use key::{IssueError, MintedKey, generate_key, hash_key, issue_key, valid_tenant};
-pub use limits::Slot;
+pub use limits::{Budget, Slot};
 pub use principal::{Credential, Principal, Reach, Scope, Scopes};
 pub use token::{Claims, TokenError, sign, verify};

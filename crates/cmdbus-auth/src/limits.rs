@@ -41,6 +41,27 @@ impl RateLimit {
     }
 }
 
+/// One client's allowance of something cheap to ask for and costly to pile up (a WebSocket's
+/// pings: each queues a pong): a burst, then a steady rate.
+#[derive(Debug)]
+pub struct Budget {
+    limiter: governor::DefaultDirectRateLimiter,
+}
+
+impl Budget {
+    /// `burst` at once, then `per_second`.
+    pub fn new(per_second: NonZeroU32, burst: NonZeroU32) -> Self {
+        Self {
+            limiter: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
+        }
+    }
+
+    /// Takes one from the budget; false when it is spent.
+    pub fn take(&self) -> bool {
+        self.limiter.check().is_ok()
+    }
+}
+
 /// Counted slots per key, e.g. open long-polls per API key.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Slots {
@@ -103,6 +124,13 @@ mod tests {
         assert!(slots.take(&b, 2).is_some());
         drop(first);
         assert!(slots.take(&a, 2).is_some());
+    }
+
+    #[test]
+    fn a_budget_allows_its_burst_then_refuses() {
+        let budget = Budget::new(NonZeroU32::MIN, NonZeroU32::new(3).expect("not zero"));
+        assert!((0..3).all(|_| budget.take()));
+        assert!(!budget.take());
     }
 
     #[test]

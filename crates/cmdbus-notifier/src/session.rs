@@ -8,13 +8,14 @@
 //! out, and it goes along with the next message that leaves.
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use cmdbus_auth::{Principal, Reach};
+use cmdbus_auth::{Budget, Principal, Reach};
 use cmdbus_bus::Change;
 use cmdbus_domain::{CommandView, Event};
 use cmdbus_store::{Cursor, Scope};
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use std::{
     collections::{HashMap, HashSet},
+    num::NonZeroU32,
     sync::Arc,
     time::Duration,
 };
@@ -38,8 +39,8 @@ const REPLAY_PAGE: usize = 64;
 
 /// Pings a client may send at once, and per second after that. Each ping queues a pong, and a
 /// client that pings without reading would pile them up; no keep-alive needs more.
-const PING_BURST: f64 = 10.0;
-const PINGS_PER_SECOND: f64 = 1.0;
+const PING_BURST: NonZeroU32 = NonZeroU32::new(10).expect("not zero");
+const PINGS_PER_SECOND: NonZeroU32 = NonZeroU32::MIN;
 
 /// How long a subscribe waits for the feed's first horizon (the notifier just started).
 const HORIZON_WAIT: Duration = Duration::from_secs(5);
@@ -75,38 +76,9 @@ impl Subscriptions {
     }
 }
 
-/// What is left of the client's allowance of pings (a token bucket).
-#[derive(Debug)]
-struct PingBudget {
-    left: f64,
-    at: Instant,
-}
-
-impl PingBudget {
-    fn new() -> Self {
-        Self {
-            left: PING_BURST,
-            at: Instant::now(),
-        }
-    }
-
-    /// Takes one ping from the budget; false when it is spent.
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let earned = now.duration_since(self.at).as_secs_f64() * PINGS_PER_SECOND;
-        self.left = (self.left + earned).min(PING_BURST);
-        self.at = now;
-        if self.left < 1.0 {
-            return false;
-        }
-        self.left -= 1.0;
-        true
-    }
-}
-
 struct Connection {
     state: NotifierState,
-    pings: PingBudget,
+    pings: Budget,
     sink: SplitSink<WebSocket, Message>,
     subscriptions: Subscriptions,
     access: Access,
@@ -127,7 +99,7 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Op
     let horizon = state.feed.horizon();
     let mut connection = Connection {
         state,
-        pings: PingBudget::new(),
+        pings: Budget::new(PINGS_PER_SECOND, PING_BURST),
         sink,
         subscriptions: Subscriptions::default(),
         access: Access::default(),
