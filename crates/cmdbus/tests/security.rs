@@ -469,6 +469,68 @@ async fn a_browser_token_sees_its_subject_or_its_ids_and_nothing_else() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // A token that may operate operates on its own subject's commands only.
+    let operator = http_client_with(&key(&app, "default", &["read", "operate"]).await);
+    let (status, minted) = call(
+        &operator,
+        Method::POST,
+        app.url("/v1/tokens"),
+        Some(json!({"sub": "u1", "scopes": ["read", "operate"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{minted}");
+    let u1_operates = http_client_with(minted["token"].as_str().expect("token"));
+    // Commands in states that allow the operation: only the reach refuses them.
+    let running = submit(
+        &app,
+        &backend,
+        json!({"type": "demo.sleep", "payload": {"ms": 60_000}, "subject": "u2"}),
+    )
+    .await;
+    let failed = submit(
+        &app,
+        &backend,
+        json!({"type": "demo.fail", "payload": {"permanent": true}, "subject": "u2"}),
+    )
+    .await;
+    app.wait_until_as(&backend, failed, T, |view| view["status"] == "fail")
+        .await
+        .expect("failed");
+    for (verb, id) in [("cancel", running), ("retry", failed)] {
+        let status = status_of(
+            &u1_operates,
+            Method::POST,
+            app.url(&format!("/v1/commands/{id}/{verb}")),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{verb} of another subject's command"
+        );
+    }
+    let untouched: i64 = sqlx::query_scalar(
+        "select count(*) from commands
+          where (id = $1 and not cancel_requested and status <> 'cancelled')
+             or (id = $2 and status = 'fail' and generation = 0)",
+    )
+    .bind(running)
+    .bind(failed)
+    .fetch_one(&app.pool)
+    .await
+    .expect("count");
+    assert_eq!(untouched, 2, "another subject's commands were changed");
+    let status = status_of(
+        &u1_operates,
+        Method::POST,
+        app.url(&format!("/v1/commands/{mine}/retry")),
+    )
+    .await;
+    assert_ne!(
+        status,
+        StatusCode::NOT_FOUND,
+        "retry of its own subject's command"
+    );
 
     // Named ids.
     let only_theirs = http_client_with(&mint(json!({"ids": [theirs]})).await);
