@@ -4,6 +4,7 @@
 
 mod changes;
 mod commands;
+mod group;
 mod keys;
 mod lifecycle;
 mod row;
@@ -24,6 +25,7 @@ pub use commands::{
     LIST_WINDOW, ListFilter, Listed, NewCommand, Submitted, cancel, get, get_many, insert, list,
     lookup, mark_queued, replay, replay_matching,
 };
+pub use group::GroupCommit;
 pub use keys::{
     KeyRecord, NewKey, count_configured_keys, count_unfinished_of, create_key, find_key, key_by_id,
     list_keys, revoke_development_keys, revoke_key, token_secret,
