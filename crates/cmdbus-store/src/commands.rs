@@ -71,7 +71,7 @@ pub async fn insert(
               subject)
          select * from unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int2[],
                               $6::text[], $7::text[], $8::int4[], $9::text[])
-         on conflict on constraint commands_idempotency_key do nothing
+         on conflict (tenant, idempotency_key) where idempotency_key is not null do nothing
          returning *",
     )
     .bind(&ids)
