@@ -116,20 +116,6 @@ impl Broker {
         results.pop().unwrap_or(Err(BusError::Unavailable))
     }
 
-    /// Publishes a state change to the events fanout. Not confirmed: a lost event is healed by
-    /// resuming from PostgreSQL, which holds every fact.
-    pub async fn publish_event(&self, event: &Event) -> Result<(), BusError> {
-        let properties = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_message_id(event.command.id.to_string().into());
-        self.notify(
-            self.names().events_exchange(),
-            &serde_json::to_vec(event)?,
-            properties,
-        )
-        .await
-    }
-
     /// Tells every worker something (cancel a running command). Not confirmed: the heartbeat
     /// carries the same request a little later should this be lost.
     pub async fn publish_control(&self, control: &Control) -> Result<(), BusError> {
@@ -164,12 +150,27 @@ impl Broker {
         Ok(())
     }
 
-    /// Publishes many state changes, best effort (logged, never failing the caller).
+    /// Publishes state changes to the events fanout, all in one message: one change as an
+    /// `Event` object, several as an array of them. Not confirmed, and best effort (logged,
+    /// never failing the caller): a lost event is healed from PostgreSQL, which holds every
+    /// fact and which the notifier reads too.
     pub async fn publish_events(&self, events: &[Event]) {
-        for event in events {
-            if let Err(error) = self.publish_event(event).await {
-                tracing::debug!(%error, id = %event.command.id, "event not published");
+        let body = match events {
+            [] => return,
+            [event] => serde_json::to_vec(event),
+            events => serde_json::to_vec(events),
+        };
+        let published = match body {
+            Ok(body) => {
+                let properties =
+                    BasicProperties::default().with_content_type("application/json".into());
+                self.notify(self.names().events_exchange(), &body, properties)
+                    .await
             }
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = published {
+            tracing::debug!(%error, events = events.len(), "events not published");
         }
     }
 
