@@ -31,7 +31,6 @@ pub struct Context {
 pub(crate) struct Shared {
     pub(crate) pool: PgPool,
     pub(crate) broker: Broker,
-    pub(crate) worker: String,
     pub(crate) lease: Duration,
     /// How long past its due time a `queue` row waits before the sweep publishes it again.
     pub(crate) redeliver_after: Duration,
@@ -118,7 +117,7 @@ impl Context {
             cmdbus_store::progress(&self.shared.pool, self.lease.run, fraction, note.as_deref())
                 .await;
         match row {
-            Ok(Some(row)) => crate::runtime::announce(&self.shared.broker, &[row]).await,
+            Ok(Some(row)) => crate::runtime::announce(&self.shared.broker, [&row]).await,
             Ok(None) => {} // the claim is gone: the renewer cancels us
             Err(error) => tracing::warn!(%error, %id, "cannot record progress"),
         }

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::{
     Context, HandlerError,
     lease::Lease,
-    runtime::{Runtime, announce},
+    runtime::Runtime,
     settle::{Settle, UNKNOWN_TRIES_HEADER, backoff_tier, unknown_tries},
 };
 
@@ -44,17 +44,14 @@ pub(crate) async fn handle(runtime: &Runtime, delivery: &Delivery) -> Settle {
         generation: message.generation,
     };
     let sent = Instant::now();
-    let lane = runtime.lane.suffix();
-    let claimed =
-        match cmdbus_store::claim(&shared.pool, &[claim], &shared.worker, shared.lease, lane).await
-        {
-            Ok(mut rows) => rows.pop(),
-            Err(error) => {
-                tracing::warn!(%error, id = %message.id, "cannot claim; requeueing");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                return Settle::Requeue;
-            }
-        };
+    let claimed = match runtime.batches.claim(claim).await {
+        Ok(row) => row,
+        Err(error) => {
+            tracing::warn!(%error, id = %message.id, "cannot claim; requeueing");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return Settle::Requeue;
+        }
+    };
     let Some(row) = claimed else {
         return unclaimed(runtime, delivery, message).await;
     };
@@ -72,7 +69,6 @@ pub(crate) async fn handle(runtime: &Runtime, delivery: &Delivery) -> Settle {
         shared.lease,
     ));
     runtime.inflight.insert(Arc::clone(&lease));
-    announce(&shared.broker, std::slice::from_ref(&row)).await;
     let started = std::time::Instant::now();
     let outcome = run_handler(runtime, &row, &lease).await;
     let name = outcome.as_ref().map_or("lease_lost", Outcome::name);
@@ -200,7 +196,6 @@ fn unstorable(message: String) -> ErrorInfo {
 /// publishes the event, and says how to settle the message. An outcome the database refuses
 /// (a result it cannot store) is recorded as a failure instead: never a loop.
 async fn finish(runtime: &Runtime, row: &CommandRow, lease: &Lease, outcome: Outcome) -> Settle {
-    let shared = &runtime.shared;
     let parked_in = runtime.lane.parked_in();
     let mut request = Finish {
         id: row.id,
@@ -210,22 +205,13 @@ async fn finish(runtime: &Runtime, row: &CommandRow, lease: &Lease, outcome: Out
     };
     let mut delay = Duration::from_millis(100);
     loop {
-        let finished = cmdbus_store::finish(
-            &shared.pool,
-            std::slice::from_ref(&request),
-            shared.redeliver_after,
-        )
-        .await;
-        match finished {
-            Ok(mut rows) => {
-                let Some(finished) = rows.pop() else {
-                    // Fenced out: the lease was lost and the command moved on without us.
-                    tracing::warn!(id = %row.id, attempt = row.attempt, "finish fenced out");
-                    return Settle::Ack;
-                };
-                announce(&shared.broker, std::slice::from_ref(&finished)).await;
-                return settle_for(&finished, &request.outcome, parked_in);
+        match runtime.batches.finish(request.clone()).await {
+            Ok(None) => {
+                // Fenced out: the lease was lost and the command moved on without us.
+                tracing::warn!(id = %row.id, attempt = row.attempt, "finish fenced out");
+                return Settle::Ack;
             }
+            Ok(Some(finished)) => return settle_for(&finished, &request.outcome, parked_in),
             Err(error) if error.is_permanent() && !is_unstorable(&request.outcome) => {
                 tracing::warn!(%error, id = %row.id, "the outcome cannot be stored; failing the command");
                 request.outcome = Outcome::Fail(unstorable(format!(

@@ -2,6 +2,7 @@
 //! their queues, claims each command with a lease, runs its handler, and finishes it in
 //! PostgreSQL before it acks the message.
 
+mod batch;
 mod context;
 mod delivery;
 pub mod demo;

@@ -20,6 +20,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     Registry,
+    batch::{self, Batches},
     context::Shared,
     delivery,
     lease::{self, Inflight},
@@ -52,6 +53,7 @@ pub(crate) struct Runtime {
     pub(crate) registry: Registry,
     pub(crate) inflight: Arc<Inflight>,
     pub(crate) lane: Lane,
+    pub(crate) batches: Batches,
 }
 
 /// Registers the types, then consumes until `shutdown`; lets running handlers finish (cancelling
@@ -69,9 +71,8 @@ pub async fn run(
     }
     let runtime = Arc::new(Runtime {
         shared: Arc::new(Shared {
-            pool,
+            pool: pool.clone(),
             broker: broker.clone(),
-            worker: config.worker_id.clone(),
             lease: config.lease,
             redeliver_after: config.redeliver_after,
             last_progress: Default::default(),
@@ -79,6 +80,14 @@ pub async fn run(
         registry,
         inflight: Arc::default(),
         lane: config.lane,
+        batches: Batches::start(batch::Settings {
+            pool: pool.clone(),
+            broker: broker.clone(),
+            worker: config.worker_id.clone(),
+            lease: config.lease,
+            redeliver_after: config.redeliver_after,
+            lane: config.lane.suffix().map(str::to_owned),
+        }),
     });
     let stop_renewing = CancellationToken::new();
     let renewer = tokio::spawn(lease::renew_loop(
@@ -222,9 +231,12 @@ async fn process(
     drop(channel);
 }
 
-/// Publishes the state change of each row. Best effort: the notifier reads every change from
-/// PostgreSQL too, so a lost event is only a slower one.
-pub(crate) async fn announce(broker: &Broker, rows: &[CommandRow]) {
-    let events: Vec<_> = rows.iter().filter_map(|row| row.event().ok()).collect();
+/// Publishes the state changes of `rows` in one events message. Best effort: the notifier reads
+/// every change from PostgreSQL too, so a lost event is only a slower one.
+pub(crate) async fn announce<'a>(broker: &Broker, rows: impl IntoIterator<Item = &'a CommandRow>) {
+    let events: Vec<_> = rows
+        .into_iter()
+        .filter_map(|row| row.event().ok())
+        .collect();
     broker.publish_events(&events).await;
 }
