@@ -109,16 +109,17 @@ pub struct Config {
         global = true
     )]
     pub namespace: String,
-    /// Handlers a worker runs at once.
+    /// Handlers a worker runs at once. Runs that start and end together share their claim and
+    /// finish statements, so more at once also means bigger batches.
     #[arg(
         long,
         env = "CMDBUS_WORKER_CONCURRENCY",
-        default_value_t = 16,
+        default_value_t = 64,
         global = true
     )]
     pub worker_concurrency: usize,
     /// Messages the broker may send a worker ahead of its acks.
-    #[arg(long, env = "CMDBUS_PREFETCH", default_value_t = 32, global = true)]
+    #[arg(long, env = "CMDBUS_PREFETCH", default_value_t = 128, global = true)]
     pub prefetch: u16,
     /// Ordered partitions per command type (commands with an ordering key); every process of a
     /// deployment must use the same number.
