@@ -25,22 +25,23 @@ impl Batcher {
     /// Starts the loops; they end when every `Batcher` is dropped.
     pub(crate) fn start(pool: PgPool, broker: Broker, redeliver_after: Duration) -> Self {
         let insert_pool = pool.clone();
-        let inserts = GroupCommit::start(LOOPS, MAX_BATCH, move |commands| {
+        let inserts = GroupCommit::start("insert", LOOPS, MAX_BATCH, move |commands| {
             insert_batch(insert_pool.clone(), commands)
         });
-        let publishes = GroupCommit::start(LOOPS, MAX_BATCH, move |rows: Vec<CommandRow>| {
-            let (pool, broker) = (pool.clone(), broker.clone());
-            async move {
-                match dispatch(&pool, &broker, redeliver_after, rows.clone()).await {
-                    Ok(rows) => rows,
-                    // The rows stay `new` and the relay publishes them; answer with what they were.
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot mark queued; the relay will");
-                        rows
+        let publishes =
+            GroupCommit::start("publish", LOOPS, MAX_BATCH, move |rows: Vec<CommandRow>| {
+                let (pool, broker) = (pool.clone(), broker.clone());
+                async move {
+                    match dispatch(&pool, &broker, redeliver_after, rows.clone()).await {
+                        Ok(rows) => rows,
+                        // The rows stay `new` and the relay publishes them; answer with what they were.
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot mark queued; the relay will");
+                            rows
+                        }
                     }
                 }
-            }
-        });
+            });
         Self { inserts, publishes }
     }
 

@@ -28,8 +28,8 @@ impl<I, O> Clone for GroupCommit<I, O> {
 impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
     /// Starts `loops` loops that run `work` on batches of at most `max_batch` items. `work`
     /// answers with one output per input, in order; a caller whose output is missing gets
-    /// `None`.
-    pub fn start<F, Fut>(loops: usize, max_batch: usize, work: F) -> Self
+    /// `None`. `name` labels the batch-size histogram `cmdbus_batch_size`.
+    pub fn start<F, Fut>(name: &'static str, loops: usize, max_batch: usize, work: F) -> Self
     where
         F: Fn(Vec<I>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Vec<O>> + Send,
@@ -42,7 +42,9 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
             let receiver = Arc::clone(&receiver);
             let work = Arc::clone(&work);
             tokio::spawn(async move {
+                let sizes = metrics::histogram!("cmdbus_batch_size", "batch" => name);
                 while let Some(batch) = next_batch(&receiver, max_batch).await {
+                    sizes.record(batch.len() as f64);
                     let (items, replies): (Vec<I>, Vec<oneshot::Sender<O>>) =
                         batch.into_iter().unzip();
                     let outputs = work(items).await;
@@ -91,7 +93,7 @@ mod tests {
         let taken = Arc::new(AtomicUsize::new(0));
         let (seen, counted) = (Arc::clone(&sizes), Arc::clone(&taken));
         let (gate, opened) = tokio::sync::watch::channel(false);
-        let group = GroupCommit::start(1, 100, move |items: Vec<u32>| {
+        let group = GroupCommit::start("test", 1, 100, move |items: Vec<u32>| {
             let (seen, counted) = (Arc::clone(&seen), Arc::clone(&counted));
             let mut opened = opened.clone();
             async move {
@@ -124,7 +126,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_output_answers_none() {
-        let group = GroupCommit::start(1, 10, |_items: Vec<u32>| async { Vec::<u32>::new() });
+        let group = GroupCommit::start("test", 1, 10, |_items: Vec<u32>| async {
+            Vec::<u32>::new()
+        });
         assert_eq!(group.run(1).await, None);
     }
 }

@@ -50,8 +50,8 @@ impl Batches {
     /// Starts the loops; they end when every handle is dropped.
     pub(crate) fn start(settings: Settings) -> Self {
         Self {
-            claims: group(settings.clone(), |claim| claim.id, claim_statement),
-            finishes: group(settings, |finish| finish.id, finish_statement),
+            claims: group("claim", settings.clone(), |claim| claim.id, claim_statement),
+            finishes: group("finish", settings, |finish| finish.id, finish_statement),
         }
     }
 
@@ -94,11 +94,12 @@ fn finish_statement<'a>(
 
 /// Group-commit loops that run `statement` on each batch and announce what it changed.
 fn group<T: Send + Sync + 'static>(
+    name: &'static str,
     settings: Settings,
     id: fn(&T) -> Uuid,
     statement: Statement<T>,
 ) -> GroupCommit<T, Changed> {
-    GroupCommit::start(LOOPS, MAX_BATCH, move |items: Vec<T>| {
+    GroupCommit::start(name, LOOPS, MAX_BATCH, move |items: Vec<T>| {
         let settings = settings.clone();
         async move {
             let changed = rows_of(&settings, &items, id, statement).await;

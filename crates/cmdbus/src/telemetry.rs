@@ -20,6 +20,9 @@ const SECONDS_BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 1800.0,
 ];
 
+/// Group-commit batch sizes (`cmdbus_batch_size`): one caller alone up to a full batch.
+const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 /// The process-wide recorder, installed once (`None` when the embedding application installed
 /// its own recorder first: then it owns the metrics).
 fn recorder() -> Option<&'static PrometheusHandle> {
@@ -28,6 +31,11 @@ fn recorder() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("seconds".to_owned()), &SECONDS_BUCKETS)
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full("cmdbus_batch_size".to_owned()),
+                    &BATCH_BUCKETS,
+                )
                 .ok()?
                 .build_recorder();
             let handle = recorder.handle();
