@@ -146,6 +146,8 @@ pub async fn changes_after<'c>(
 pub struct ChangedIds {
     /// Their ids, oldest version first.
     pub ids: Vec<Uuid>,
+    /// The version of each, as read in the snapshot (a later read may find a later one).
+    pub versions: Vec<i64>,
     /// The snapshot they were read in.
     pub cursor: Cursor,
     /// More commands matched than the limit: `ids` is incomplete.
@@ -175,8 +177,10 @@ pub async fn changed_ids_after<'c>(
     let truncated = changed.len() as i64 > limit;
     changed.sort_unstable();
     changed.truncate(usize::try_from(limit).unwrap_or(0));
+    let (versions, ids) = changed.into_iter().unzip();
     Ok(ChangedIds {
-        ids: changed.into_iter().map(|(_, id)| id).collect(),
+        ids,
+        versions,
         cursor,
         truncated,
     })

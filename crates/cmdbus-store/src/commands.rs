@@ -174,6 +174,19 @@ pub async fn get_many<'c>(
     )
 }
 
+/// The commands among `ids`, whatever their tenant (the notifier's tail), oldest version first.
+pub async fn lookup_many<'c>(
+    executor: impl PgExecutor<'c>,
+    ids: &[Uuid],
+) -> Result<Vec<CommandRow>, StoreError> {
+    Ok(
+        sqlx::query_as("select * from commands where id = any($1) order by version")
+            .bind(ids)
+            .fetch_all(executor)
+            .await?,
+    )
+}
+
 /// One command by id, whatever its tenant (workers act on ids from messages).
 pub async fn lookup<'c>(
     executor: impl PgExecutor<'c>,

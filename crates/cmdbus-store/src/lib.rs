@@ -23,7 +23,7 @@ pub use changes::{
 };
 pub use commands::{
     LIST_WINDOW, ListFilter, Listed, NewCommand, Submitted, cancel, get, get_many, insert, list,
-    lookup, mark_queued, replay, replay_matching,
+    lookup, lookup_many, mark_queued, replay, replay_matching,
 };
 pub use group::GroupCommit;
 pub use keys::{
