@@ -7,7 +7,7 @@ use cmdbus_store::{CommandRow, GroupCommit, NewCommand, StoreError, Submitted};
 use sqlx::PgPool;
 use std::time::Duration;
 
-use crate::dispatch::dispatch;
+use crate::dispatch::{announce, dispatch};
 
 /// Most commands one statement carries.
 const MAX_BATCH: usize = 256;
@@ -24,9 +24,19 @@ pub(crate) struct Batcher {
 impl Batcher {
     /// Starts the loops; they end when every `Batcher` is dropped.
     pub(crate) fn start(pool: PgPool, broker: Broker, redeliver_after: Duration) -> Self {
-        let insert_pool = pool.clone();
+        let (insert_pool, insert_broker) = (pool.clone(), broker.clone());
         let inserts = GroupCommit::start("insert", LOOPS, MAX_BATCH, move |commands| {
-            insert_batch(insert_pool.clone(), commands)
+            let (pool, broker) = (insert_pool.clone(), insert_broker.clone());
+            async move {
+                let submitted = insert_batch(pool, commands).await;
+                // The `new` state of the batch, in one events message.
+                let created = submitted
+                    .iter()
+                    .filter_map(|s| s.as_ref().ok().filter(|s| s.created))
+                    .map(|s| &s.row);
+                announce(&broker, created).await;
+                submitted
+            }
         });
         let publishes =
             GroupCommit::start("publish", LOOPS, MAX_BATCH, move |rows: Vec<CommandRow>| {

@@ -68,12 +68,12 @@ pub(crate) async fn dispatch(
     announce(broker, &queued).await;
     // A confirmed row that was not `new` any more moved on already (a fast worker claimed it
     // before the confirm came back): answer with what it is now, not with a stale `new`.
-    for id in confirmed {
-        if !queued.iter().any(|row| row.id == id)
-            && let Some(row) = cmdbus_store::lookup(pool, id).await?
-        {
-            queued.push(row);
-        }
+    let moved_on: Vec<Uuid> = confirmed
+        .into_iter()
+        .filter(|id| !queued.iter().any(|row| row.id == *id))
+        .collect();
+    if !moved_on.is_empty() {
+        queued.extend(cmdbus_store::lookup_many(pool, &moved_on).await?);
     }
     Ok(rows
         .into_iter()
@@ -87,8 +87,12 @@ pub(crate) async fn dispatch(
         .collect())
 }
 
-/// Publishes the state change of each row (best effort: the notifier reads PostgreSQL too).
-pub(crate) async fn announce(broker: &Broker, rows: &[CommandRow]) {
-    let events: Vec<_> = rows.iter().filter_map(|row| row.event().ok()).collect();
+/// Publishes the state change of each row, in one events message (best effort: the notifier
+/// reads PostgreSQL too).
+pub(crate) async fn announce<'a>(broker: &Broker, rows: impl IntoIterator<Item = &'a CommandRow>) {
+    let events: Vec<_> = rows
+        .into_iter()
+        .filter_map(|row| row.event().ok())
+        .collect();
     broker.publish_events(&events).await;
 }

@@ -92,7 +92,7 @@ pub(crate) async fn retry(
     let Some(row) = cmdbus_store::replay(&state.pool, &principal.tenant, id).await? else {
         return Err(refusal(&state, principal, id, "retry").await);
     };
-    announce(&state.broker, std::slice::from_ref(&row)).await;
+    announce(&state.broker, [&row]).await;
     let row = publish_now(&state, row).await;
     accepted(&row)
 }
@@ -126,7 +126,7 @@ pub(crate) async fn cancel(
     let Some(row) = cmdbus_store::cancel(&state.pool, &principal.tenant, id).await? else {
         return Err(refusal(&state, principal, id, "cancel").await);
     };
-    announce(&state.broker, std::slice::from_ref(&row)).await;
+    announce(&state.broker, [&row]).await;
     if row.status == cmdbus_domain::Status::Running.as_str() {
         // The worker's heartbeat would see the request too, but only within a third of a lease.
         let control = cmdbus_domain::Control::Cancel {

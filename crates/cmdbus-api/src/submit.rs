@@ -16,7 +16,6 @@ use uuid::Uuid;
 use crate::{
     ApiError, ApiJson, ApiState,
     auth::Caller,
-    dispatch::announce,
     fields::{check_name, header_key_schema, integer, name_schema, nullable_name_schema},
     payload::check_payload,
     read::etag,
@@ -211,7 +210,6 @@ pub(crate) async fn submit(
     }
     metrics::counter!("cmdbus_commands_submitted_total", "type" => command.kind.clone())
         .increment(1);
-    announce(&state.broker, std::slice::from_ref(&submitted.row)).await;
     let row = publish_now(&state, submitted.row).await;
     command_response(StatusCode::ACCEPTED, &row)
 }
