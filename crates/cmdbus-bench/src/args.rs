@@ -4,6 +4,8 @@
 use clap::{Args, Parser, Subcommand};
 use std::{path::PathBuf, time::Duration};
 
+use crate::cpu::{Accounting, Ports};
+
 /// Load generator for a running cmdbus.
 #[derive(Debug, Parser)]
 #[command(name = "cmdbus-bench", version)]
@@ -45,6 +47,28 @@ pub(crate) struct Server {
     /// Default: every process named `cmdbus`.
     #[arg(long = "server-pid")]
     pub(crate) server_pids: Vec<u32>,
+    /// The PostgreSQL port cmdbus uses: the process listening there, and its children, are
+    /// the `postgres` group.
+    #[arg(long, default_value_t = 5432)]
+    pub(crate) postgres_port: u16,
+    /// cmdbus's database: only its backends (and the cluster's helpers) are counted. Default:
+    /// every backend.
+    #[arg(long)]
+    pub(crate) postgres_database: Option<String>,
+    /// The RabbitMQ port cmdbus uses: the `beam.smp` listening there is the `rabbitmq` group.
+    #[arg(long, default_value_t = 5672)]
+    pub(crate) amqp_port: u16,
+}
+
+impl Server {
+    /// Who is who among the processes of the machine.
+    pub(crate) fn accounting(&self) -> Accounting {
+        let ports = Ports {
+            postgres: self.postgres_port,
+            amqp: self.amqp_port,
+        };
+        Accounting::new(&self.server_pids, ports, self.postgres_database.as_deref())
+    }
 }
 
 /// The load: what is submitted, how fast, for how long.

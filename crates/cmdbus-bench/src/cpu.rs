@@ -1,14 +1,17 @@
 //! CPU time per process group, read from `/proc/<pid>/stat` (user + system time) at the start and
-//! the end of a window, and resident memory from `/proc/<pid>/status`: what bounds a run, seen by
-//! the kernel's own accounting.
+//! the end of a window: what bounds a run, seen by the kernel's own accounting. The services are
+//! the processes listening on their ports (other PostgreSQL or RabbitMQ instances on the machine
+//! are someone else's), with their children.
 
 use std::{collections::HashMap, fmt::Write as _, time::Duration, time::Instant};
+
+use crate::procfs::{self, MachineTicks};
 
 /// Who spent the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Group {
-    /// Every `postgres` process: the postmaster, its helpers and every backend (of every client
-    /// on the machine, not only cmdbus's).
+    /// PostgreSQL: the postmaster, its helpers (which serve every database) and the backends of
+    /// the database measured.
     Postgres,
     /// RabbitMQ's Erlang VM, `beam.smp`.
     RabbitMq,
@@ -36,83 +39,11 @@ impl Group {
     }
 }
 
-/// The fields of `/proc/<pid>/stat` this module reads.
-#[derive(Debug, PartialEq, Eq)]
-struct Stat<'a> {
-    /// The executable's name, at most 15 bytes (`comm`).
-    comm: &'a str,
-    /// User plus system time, in clock ticks.
-    ticks: u64,
-}
-
-/// Parses a `/proc/<pid>/stat` line. The name sits in parentheses and may itself contain spaces
-/// and parentheses, so the fields are counted from the last `)`.
-fn parse_stat(line: &str) -> Option<Stat<'_>> {
-    let open = line.find('(')?;
-    let close = line.rfind(')')?;
-    let comm = line.get(open + 1..close)?;
-    // After the name: state (field 3), ..., utime (field 14), stime (field 15).
-    let mut rest = line.get(close + 1..)?.split_ascii_whitespace();
-    let utime: u64 = rest.nth(11)?.parse().ok()?;
-    let stime: u64 = rest.next()?.parse().ok()?;
-    Some(Stat {
-        comm,
-        ticks: utime + stime,
-    })
-}
-
-/// Busy and total ticks of the whole machine, from the `cpu` line of `/proc/stat`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct MachineTicks {
-    busy: u64,
-    total: u64,
-}
-
-fn parse_machine(proc_stat: &str) -> Option<MachineTicks> {
-    let line = proc_stat.lines().find(|line| line.starts_with("cpu "))?;
-    let fields: Vec<u64> = line
-        .split_ascii_whitespace()
-        .skip(1)
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .ok()?;
-    // user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice]
-    let at = |index: usize| fields.get(index).copied().unwrap_or(0);
-    let idle = at(3) + at(4);
-    let total: u64 = (0..8).map(at).sum();
-    Some(MachineTicks {
-        busy: total - idle,
-        total,
-    })
-}
-
-/// `VmRSS` of a `/proc/<pid>/status` text, in KiB.
-fn parse_vm_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-    line.split_ascii_whitespace().nth(1)?.parse().ok()
-}
-
-/// Resident memory of a process, in KiB.
-pub(crate) fn vm_rss_kib(pid: u32) -> Option<u64> {
-    parse_vm_rss(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
-}
-
-/// Every process named `name` (as `/proc/<pid>/stat` has it).
-pub(crate) fn pids_named(name: &str) -> Vec<u32> {
-    processes()
-        .filter_map(|(pid, line)| (parse_stat(&line)?.comm == name).then_some(pid))
-        .collect()
-}
-
-fn processes() -> impl Iterator<Item = (u32, String)> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            let line = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            Some((pid, line))
-        })
+/// Where the services listen.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ports {
+    pub(crate) postgres: u16,
+    pub(crate) amqp: u16,
 }
 
 /// Which processes belong to which group.
@@ -121,53 +52,84 @@ pub(crate) struct Accounting {
     /// The cmdbus processes; empty: every process named `cmdbus`.
     server_pids: Vec<u32>,
     own_pid: u32,
+    /// The postmaster listening on the PostgreSQL port; `None`: every `postgres` process.
+    postmaster: Option<u32>,
+    /// The `beam.smp` listening on the AMQP port; `None`: every `beam.smp`.
+    broker: Option<u32>,
+    /// Only the backends of this database count (others' work on a shared cluster is theirs).
+    database: Option<String>,
     ticks_per_second: f64,
 }
 
 impl Accounting {
-    pub(crate) fn new(server_pids: &[u32]) -> Self {
+    pub(crate) fn new(server_pids: &[u32], ports: Ports, database: Option<&str>) -> Self {
+        let postmaster = procfs::listener_of(ports.postgres);
+        let broker = procfs::listener_of(ports.amqp);
+        if postmaster.is_none() || broker.is_none() {
+            eprintln!(
+                "note: cannot tell which processes listen on ports {} and {}; counting every \
+                 `postgres` and `beam.smp` process",
+                ports.postgres, ports.amqp
+            );
+        }
         Self {
             server_pids: server_pids.to_vec(),
             own_pid: std::process::id(),
+            postmaster,
+            broker,
+            database: database.map(str::to_owned),
             ticks_per_second: clock_ticks_per_second(),
         }
     }
 
-    fn classify(&self, pid: u32, comm: &str) -> Option<Group> {
+    fn classify(&self, pid: u32, stat: &procfs::Stat) -> Option<Group> {
+        let of = |root: Option<u32>, name: &str| match root {
+            Some(root) => pid == root || (stat.ppid == root && stat.comm == name),
+            None => stat.comm == name,
+        };
         if pid == self.own_pid {
             Some(Group::Generator)
         } else if self.server_pids.contains(&pid)
-            || (self.server_pids.is_empty() && comm == "cmdbus")
+            || (self.server_pids.is_empty() && stat.comm == "cmdbus")
         {
             Some(Group::Cmdbus)
-        } else if comm == "postgres" {
+        } else if of(self.postmaster, "postgres") && self.serves_database(pid) {
             Some(Group::Postgres)
-        } else if comm == "beam.smp" {
+        } else if self
+            .broker
+            .map_or(stat.comm == "beam.smp", |broker| pid == broker)
+        {
             Some(Group::RabbitMq)
         } else {
             None
         }
     }
 
+    /// Whether a PostgreSQL process works for the database measured (or for all of them).
+    fn serves_database(&self, pid: u32) -> bool {
+        let Some(wanted) = &self.database else {
+            return true;
+        };
+        procfs::title(pid)
+            .as_deref()
+            .and_then(procfs::postgres_database)
+            .is_none_or(|database| database == wanted)
+    }
+
     /// The CPU ticks of every process of a group, and of the machine, now.
     pub(crate) fn sample(&self) -> Sample {
-        let processes = processes()
-            .filter_map(|(pid, line)| {
-                let stat = parse_stat(&line)?;
-                let group = self.classify(pid, stat.comm)?;
+        let processes = procfs::processes()
+            .filter_map(|(pid, stat)| {
+                let group = self.classify(pid, &stat)?;
                 Some((pid, (group, stat.ticks)))
             })
             .collect();
-        let machine = std::fs::read_to_string("/proc/stat")
-            .ok()
-            .and_then(|text| parse_machine(&text));
         Sample {
             at: Instant::now(),
             processes,
-            machine,
+            machine: procfs::machine(),
         }
     }
-
     /// What each group spent between two samples. A process that started in between counts
     /// whole; one that exited in between is lost (pooled connections rarely do).
     pub(crate) fn usage(&self, before: &Sample, after: &Sample) -> Usage {
@@ -324,45 +286,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stat_lines_are_read_after_the_last_parenthesis() {
-        let line = "4242 (beam (smp) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 \
-                    700 55 0 0 20 0 30 0 12345 4096000 2048 18446744073709551615";
-        assert_eq!(
-            parse_stat(line),
-            Some(Stat {
-                comm: "beam (smp) x",
-                ticks: 755
-            })
-        );
-        assert_eq!(parse_stat("12 (short) S 1 2"), None);
-        assert_eq!(parse_stat("garbage"), None);
-    }
-
-    #[test]
-    fn the_machine_line_splits_busy_from_idle() {
-        let text = "cpu  100 5 50 1000 20 3 2 0 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\n";
-        assert_eq!(
-            parse_machine(text),
-            Some(MachineTicks {
-                busy: 160,
-                total: 1180
-            })
-        );
-        assert_eq!(parse_machine("intr 1 2 3"), None);
-    }
-
-    #[test]
-    fn resident_memory_is_read_in_kib() {
-        let status = "Name:\tcmdbus\nVmPeak:\t  900000 kB\nVmRSS:\t   51234 kB\nThreads:\t3\n";
-        assert_eq!(parse_vm_rss(status), Some(51234));
-        assert_eq!(parse_vm_rss("Name:\tkthreadd\n"), None);
-    }
-
-    #[test]
     fn usage_counts_only_what_was_spent_in_the_window() {
         let accounting = Accounting {
             server_pids: vec![7],
             own_pid: 1,
+            postmaster: None,
+            broker: None,
+            database: None,
             ticks_per_second: 100.0,
         };
         let at = Instant::now();
@@ -390,5 +320,45 @@ mod tests {
         let table = usage.table(1000, "command");
         assert!(table.contains("cmdbus (1 proc.)"), "{table}");
         assert!(table.contains("1.500"), "{table}");
+    }
+
+    #[test]
+    fn a_service_is_its_listener_and_its_children_of_the_same_name() {
+        let accounting = Accounting {
+            server_pids: vec![],
+            own_pid: 1,
+            postmaster: Some(100),
+            broker: Some(200),
+            database: None,
+            ticks_per_second: 100.0,
+        };
+        let stat = |comm: &str, ppid: u32| procfs::Stat {
+            comm: comm.to_owned(),
+            ppid,
+            ticks: 0,
+        };
+        assert_eq!(
+            accounting.classify(100, &stat("postgres", 1)),
+            Some(Group::Postgres)
+        );
+        assert_eq!(
+            accounting.classify(101, &stat("postgres", 100)),
+            Some(Group::Postgres)
+        );
+        // Another cluster's backend, another broker node.
+        assert_eq!(accounting.classify(301, &stat("postgres", 300)), None);
+        assert_eq!(
+            accounting.classify(200, &stat("beam.smp", 1)),
+            Some(Group::RabbitMq)
+        );
+        assert_eq!(accounting.classify(201, &stat("beam.smp", 1)), None);
+        assert_eq!(
+            accounting.classify(5, &stat("cmdbus", 1)),
+            Some(Group::Cmdbus)
+        );
+        assert_eq!(
+            accounting.classify(1, &stat("cmdbus-bench", 1)),
+            Some(Group::Generator)
+        );
     }
 }

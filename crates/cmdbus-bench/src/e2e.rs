@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use crate::{
     args::E2eArgs,
-    cpu::Accounting,
     load::Submitter,
     phase,
     report::Recorded,
@@ -14,7 +13,7 @@ use crate::{
 };
 
 pub(crate) async fn run(args: E2eArgs) -> anyhow::Result<()> {
-    let accounting = Accounting::new(&args.server.server_pids);
+    let accounting = args.server.accounting();
     let tracker = Arc::new(Tracker::new());
     let watcher = Watcher::start(&args.server, Arc::clone(&tracker)).await?;
     let submitter = Submitter::new(&args.server, &args.load)?;

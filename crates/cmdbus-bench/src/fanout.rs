@@ -7,9 +7,9 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use crate::{
     args::FanoutArgs,
-    cpu::{self, Accounting, Group},
+    cpu::{Accounting, Group},
     load::Submitter,
-    phase,
+    phase, procfs,
     report::latency_table,
     track::Tracker,
     ws::{Crowd, CrowdSpec, Watcher},
@@ -22,7 +22,7 @@ const QUIET: Duration = Duration::from_secs(3);
 
 pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     crate::raise_open_files(args.sockets);
-    let accounting = Accounting::new(&args.server.server_pids);
+    let accounting = args.server.accounting();
     let tracker = Arc::new(Tracker::new());
     let watcher = Watcher::start(&args.server, Arc::clone(&tracker)).await?;
     let submitter = Submitter::new(&args.server, &args.load)?;
@@ -35,7 +35,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     );
     let quiet_before = quiet_cmdbus_cores(&accounting).await;
 
-    let rss_before = server_pid.and_then(cpu::vm_rss_kib);
+    let rss_before = server_pid.and_then(procfs::vm_rss_kib);
     let spec = CrowdSpec {
         sockets: args.sockets,
         all: args.all.min(args.sockets),
@@ -44,7 +44,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     };
     let crowd = Crowd::open(&args.server, spec).await;
     tokio::time::sleep(SETTLE).await;
-    let rss_after = server_pid.and_then(cpu::vm_rss_kib);
+    let rss_after = server_pid.and_then(procfs::vm_rss_kib);
     println!(
         "\nfan-out: {} idle subscribers open ({} subscribed to all, the others to {} ids each) \
          in {:.1} s{}",
@@ -107,7 +107,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<()> {
 fn server_pid(given: &[u32]) -> Option<u32> {
     match given {
         [pid, ..] => Some(*pid),
-        [] => match cpu::pids_named("cmdbus").as_slice() {
+        [] => match procfs::pids_named("cmdbus").as_slice() {
             [pid] => Some(*pid),
             _ => None,
         },

@@ -10,6 +10,7 @@ mod fanout;
 mod limits;
 mod load;
 mod phase;
+mod procfs;
 mod report;
 mod track;
 mod ws;

@@ -5,12 +5,22 @@
 mod broker;
 mod postgres;
 
-use crate::{args::LimitsArgs, cpu::Accounting, report::Recorded};
+use anyhow::Context as _;
+use sqlx::postgres::PgConnectOptions;
+use std::str::FromStr as _;
+
+use crate::{
+    args::LimitsArgs,
+    cpu::{Accounting, Ports},
+    report::Recorded,
+};
 use broker::BrokerLimit;
 use postgres::{PgLimit, Scratch};
 
 pub(crate) async fn run(args: LimitsArgs) -> anyhow::Result<()> {
-    let accounting = Accounting::new(&[]);
+    let options =
+        PgConnectOptions::from_str(&args.database_url).context("invalid --database-url")?;
+    let accounting = Accounting::new(&[], ports(&args, &options)?, options.get_database());
     let wants = |name: &str| args.only.iter().any(|only| only == name);
     let seconds = args.duration.as_secs_f64();
 
@@ -55,9 +65,8 @@ pub(crate) async fn run(args: LimitsArgs) -> anyhow::Result<()> {
                 {
                     Ok(limit) => {
                         println!(
-                            "  {:>3} rows per statement, {:>2} clients: {:>8.0} commands/s\n    {}",
-                            limit.batch,
-                            limit.clients,
+                            "  {:<34} {:>8.0} commands/s\n    {}",
+                            format!("{}, {}", rows(limit.batch), connections(limit.clients)),
                             limit.per_sec,
                             limit.usage.line(limit.commands, "command")
                         );
@@ -82,6 +91,16 @@ pub(crate) async fn run(args: LimitsArgs) -> anyhow::Result<()> {
     }
     println!();
     Ok(())
+}
+
+/// The ports of the services measured, from their URLs.
+fn ports(args: &LimitsArgs, database: &PgConnectOptions) -> anyhow::Result<Ports> {
+    let postgres = database.get_port();
+    let amqp = lapin::uri::AMQPUri::from_str(&args.amqp_url)
+        .map_err(|error| anyhow::anyhow!("invalid --amqp-url: {error}"))?
+        .authority
+        .port;
+    Ok(Ports { postgres, amqp })
 }
 
 /// cmdbus's end-to-end figure as a share of each limit.
@@ -114,15 +133,29 @@ fn compare(recorded: &Recorded, broker: &[BrokerLimit], pg: &[PgLimit]) -> Strin
     ] {
         if let Some(limit) = limit {
             out.push_str(&format!(
-                "  = {:.0}% of the PostgreSQL limit {how}, {:.0} commands/s ({} rows per \
-                 statement, {} clients): insert + 2 updates (cmdbus writes insert + 3 updates, \
-                 and an attempt row inserted and updated)\n",
+                "  = {:.0}% of the PostgreSQL limit {how}, {:.0} commands/s ({}, {}): insert + 2 \
+                 updates (cmdbus writes insert + 3 updates, and an attempt row inserted and \
+                 updated)\n",
                 share(limit.per_sec),
                 limit.per_sec,
-                limit.batch,
-                limit.clients
+                rows(limit.batch),
+                connections(limit.clients)
             ));
         }
     }
     out
+}
+
+fn rows(batch: usize) -> String {
+    match batch {
+        1 => "1 row per statement".to_owned(),
+        batch => format!("{batch} rows per statement"),
+    }
+}
+
+fn connections(clients: usize) -> String {
+    match clients {
+        1 => "1 client".to_owned(),
+        clients => format!("{clients} clients"),
+    }
 }
