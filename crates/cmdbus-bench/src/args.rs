@@ -67,7 +67,8 @@ impl Server {
             postgres: self.postgres_port,
             amqp: self.amqp_port,
         };
-        Accounting::new(&self.server_pids, ports, self.postgres_database.as_deref())
+        let server_pids = (!self.server_pids.is_empty()).then_some(self.server_pids.as_slice());
+        Accounting::new(server_pids, ports, self.postgres_database.as_deref())
     }
 }
 

@@ -49,8 +49,8 @@ pub(crate) struct Ports {
 /// Which processes belong to which group.
 #[derive(Debug, Clone)]
 pub(crate) struct Accounting {
-    /// The cmdbus processes; empty: every process named `cmdbus`.
-    server_pids: Vec<u32>,
+    /// The cmdbus processes; `None`: every process named `cmdbus`.
+    server_pids: Option<Vec<u32>>,
     own_pid: u32,
     /// The postmaster listening on the PostgreSQL port; `None`: every `postgres` process.
     postmaster: Option<u32>,
@@ -62,7 +62,7 @@ pub(crate) struct Accounting {
 }
 
 impl Accounting {
-    pub(crate) fn new(server_pids: &[u32], ports: Ports, database: Option<&str>) -> Self {
+    pub(crate) fn new(server_pids: Option<&[u32]>, ports: Ports, database: Option<&str>) -> Self {
         let postmaster = procfs::listener_of(ports.postgres);
         let broker = procfs::listener_of(ports.amqp);
         if postmaster.is_none() || broker.is_none() {
@@ -73,7 +73,7 @@ impl Accounting {
             );
         }
         Self {
-            server_pids: server_pids.to_vec(),
+            server_pids: server_pids.map(<[u32]>::to_vec),
             own_pid: std::process::id(),
             postmaster,
             broker,
@@ -89,8 +89,10 @@ impl Accounting {
         };
         if pid == self.own_pid {
             Some(Group::Generator)
-        } else if self.server_pids.contains(&pid)
-            || (self.server_pids.is_empty() && stat.comm == "cmdbus")
+        } else if self
+            .server_pids
+            .as_ref()
+            .map_or(stat.comm == "cmdbus", |pids| pids.contains(&pid))
         {
             Some(Group::Cmdbus)
         } else if of(self.postmaster, "postgres") && self.serves_database(pid) {
@@ -288,7 +290,7 @@ mod tests {
     #[test]
     fn usage_counts_only_what_was_spent_in_the_window() {
         let accounting = Accounting {
-            server_pids: vec![7],
+            server_pids: Some(vec![7]),
             own_pid: 1,
             postmaster: None,
             broker: None,
@@ -325,7 +327,7 @@ mod tests {
     #[test]
     fn a_service_is_its_listener_and_its_children_of_the_same_name() {
         let accounting = Accounting {
-            server_pids: vec![],
+            server_pids: None,
             own_pid: 1,
             postmaster: Some(100),
             broker: Some(200),

@@ -94,10 +94,13 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     }
     let ratio = with.per_sec() / without.per_sec().max(1e-9);
     println!(
-        "  throughput with them {:.0}/s against {:.0}/s without: {:.0}%\n",
+        "  throughput with them {:.0}/s against {:.0}/s without: {:.0}%; cmdbus CPU per command \
+         {:.2} ms against {:.2} ms\n",
         with.per_sec(),
         without.per_sec(),
-        ratio * 100.0
+        ratio * 100.0,
+        cmdbus_ms_per_command(&with),
+        cmdbus_ms_per_command(&without)
     );
     crowd.close().await;
     Ok(())
@@ -112,6 +115,11 @@ fn server_pid(given: &[u32]) -> Option<u32> {
             _ => None,
         },
     }
+}
+
+fn cmdbus_ms_per_command(phase: &phase::Phase) -> f64 {
+    let commands = phase.measured.successes_in_window.max(1) as f64;
+    phase.usage.seconds(Group::Cmdbus) * 1e3 / commands
 }
 
 /// Cores cmdbus keeps busy while nothing is submitted.

@@ -20,7 +20,8 @@ use postgres::{PgLimit, Scratch};
 pub(crate) async fn run(args: LimitsArgs) -> anyhow::Result<()> {
     let options =
         PgConnectOptions::from_str(&args.database_url).context("invalid --database-url")?;
-    let accounting = Accounting::new(&[], ports(&args, &options)?, options.get_database());
+    // No cmdbus in the path: any cmdbus process running meanwhile is someone else's.
+    let accounting = Accounting::new(Some(&[]), ports(&args, &options)?, options.get_database());
     let wants = |name: &str| args.only.iter().any(|only| only == name);
     let seconds = args.duration.as_secs_f64();
 
