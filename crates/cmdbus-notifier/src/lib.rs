@@ -13,7 +13,7 @@ use axum::{Router, extract::ws::WebSocket};
 use cmdbus_auth::{Authenticator, Principal};
 use cmdbus_bus::ChangeFeed;
 use sqlx::PgPool;
-use std::time::Duration;
+use std::{future::Future, pin::Pin, time::Duration};
 use tokio_util::sync::CancellationToken;
 
 pub use openapi::openapi;
@@ -73,7 +73,13 @@ pub fn router(state: NotifierState) -> Router {
     router.with_state(state)
 }
 
-/// Serves one upgraded connection, for `principal` when the upgrade carried a credential.
-async fn serve(state: NotifierState, socket: WebSocket, principal: Option<Principal>) {
-    session::serve(state, socket, principal).await
+/// Serves one upgraded connection, for `principal` when the upgrade carried a credential. The
+/// session's state lives behind one pointer, so axum's task for the upgrade stays small: an
+/// idle socket holds the session once, not a copy of it inside a larger task.
+fn serve(
+    state: NotifierState,
+    socket: WebSocket,
+    principal: Option<Principal>,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(session::serve(state, socket, principal))
 }

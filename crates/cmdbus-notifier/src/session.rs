@@ -136,7 +136,9 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Op
                 Err(Closed::Close(CLOSE_UNAUTHORIZED, "authenticate first: {\"op\":\"auth\"}"))
             }
             _ = recheck.tick(), if authenticated => {
-                connection.access.recheck(&connection.state.auth).await.map_err(Closed::from)
+                // Boxed, as every rare and large step: the state of a future awaited here is held
+                // by every idle connection.
+                Box::pin(connection.access.recheck(&connection.state.auth)).await.map_err(Closed::from)
             }
             _ = tokio::time::sleep_until(renew_at.unwrap_or(auth_deadline)), if renew_at.is_some() => {
                 connection.send_renew().await
@@ -314,10 +316,7 @@ impl Connection {
         };
         let message = serde_json::from_str::<ClientMessage>(text.as_str());
         if let Ok(ClientMessage::Auth { token }) = message {
-            let principal = self
-                .state
-                .auth
-                .bearer(&token)
+            let principal = Box::pin(self.state.auth.bearer(&token))
                 .await
                 .map_err(|error| Closed::from(Refused::from(error)))?;
             return self.authenticated(principal).await;
@@ -334,7 +333,7 @@ impl Connection {
         }
         match message {
             Ok(ClientMessage::Auth { .. }) => Ok(()),
-            Ok(ClientMessage::Subscribe(selector)) => self.subscribe(selector).await,
+            Ok(ClientMessage::Subscribe(selector)) => Box::pin(self.subscribe(selector)).await,
             Ok(ClientMessage::Unsubscribe(selector)) => {
                 if selector.all {
                     self.subscriber.unfollow_all();
