@@ -4,6 +4,7 @@
 //! client that was away from a cursor — a snapshot — that cannot skip a change.
 
 mod access;
+mod keys;
 mod openapi;
 mod protocol;
 mod session;
@@ -16,6 +17,7 @@ use sqlx::PgPool;
 use std::{future::Future, pin::Pin, time::Duration};
 use tokio_util::sync::CancellationToken;
 
+pub use keys::watch_keys;
 pub use openapi::openapi;
 pub use tail::follow_database;
 
@@ -45,6 +47,8 @@ pub struct NotifierState {
     pub(crate) auth: Authenticator,
     pub(crate) config: NotifierConfig,
     pub(crate) shutdown: CancellationToken,
+    /// The keys live sockets rest on, checked for revocation by `watch_keys`.
+    pub(crate) keys: keys::KeyWatch,
 }
 
 impl NotifierState {
@@ -63,6 +67,7 @@ impl NotifierState {
             auth,
             config,
             shutdown,
+            keys: keys::KeyWatch::default(),
         }
     }
 }

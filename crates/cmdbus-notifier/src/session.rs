@@ -24,7 +24,7 @@ mod subscribe;
 
 use crate::{
     NotifierState,
-    access::{AUTH_WITHIN, Access, CLOSE_UNAUTHORIZED, RECHECK_EVERY, Refused},
+    access::{AUTH_WITHIN, Access, CLOSE_UNAUTHORIZED, Refused},
     protocol::{ClientMessage, ServerMessage, command_frame},
 };
 
@@ -112,7 +112,6 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Op
         sent_cursor: None,
     };
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
-    let mut recheck = tokio::time::interval_at(Instant::now() + RECHECK_EVERY, RECHECK_EVERY);
     let auth_deadline = Instant::now() + AUTH_WITHIN;
     let mut last_heard = Instant::now();
     let shutdown = connection.state.shutdown.clone();
@@ -120,7 +119,7 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Op
     let mut granted = match principal {
         Some(principal) => connection
             .access
-            .grant(&connection.state.auth, principal)
+            .grant(&connection.state.auth, &connection.state.keys, principal)
             .map_err(Closed::from),
         None => Ok(()),
     };
@@ -130,15 +129,15 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Op
         }
         let authenticated = connection.access.principal().is_some();
         let renew_at = connection.access.renew_at();
+        let expires = connection.access.expires();
         let step = tokio::select! {
             _ = shutdown.cancelled() => Err(Closed::Close(1001, "server shutting down")),
             _ = tokio::time::sleep_until(auth_deadline), if !authenticated => {
                 Err(Closed::Close(CLOSE_UNAUTHORIZED, "authenticate first: {\"op\":\"auth\"}"))
             }
-            _ = recheck.tick(), if authenticated => {
-                // Boxed, as every rare and large step: the state of a future awaited here is held
-                // by every idle connection.
-                Box::pin(connection.access.recheck(&connection.state.auth)).await.map_err(Closed::from)
+            end = connection.access.key_ended() => Err(Closed::from(end)),
+            _ = tokio::time::sleep_until(expires.unwrap_or(auth_deadline)), if expires.is_some() => {
+                Err(Closed::Close(CLOSE_UNAUTHORIZED, "token expired"))
             }
             _ = tokio::time::sleep_until(renew_at.unwrap_or(auth_deadline)), if renew_at.is_some() => {
                 connection.send_renew().await
@@ -202,7 +201,8 @@ impl Connection {
 
     /// Takes the credential of an `auth` message and says so.
     async fn authenticated(&mut self, principal: Principal) -> Result<(), Closed> {
-        self.access.grant(&self.state.auth, principal)?;
+        self.access
+            .grant(&self.state.auth, &self.state.keys, principal)?;
         let Some(principal) = self.access.principal() else {
             return Ok(());
         };

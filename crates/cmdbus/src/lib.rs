@@ -147,6 +147,7 @@ pub async fn run(
             Default::default(),
             shutdown.clone(),
         );
+        tracker.spawn(cmdbus_notifier::watch_keys(state.clone()));
         app = app.merge(cmdbus_notifier::router(state));
         tracker.spawn(cmdbus_notifier::follow_database(
             pool.clone(),
