@@ -6,7 +6,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use cmdbus_auth::{Reach, Scope};
-use cmdbus_bus::Change;
+use cmdbus_bus::Routed;
 use cmdbus_domain::{CommandView, Status};
 use cmdbus_store::{CommandRow, ListFilter};
 use serde::{Deserialize, Serialize};
@@ -133,8 +133,10 @@ pub(crate) async fn show(
     } else {
         Some(state.auth.long_poll(principal)?)
     };
-    // Subscribe before reading, so that a change between the read and the wait is not missed.
-    let mut changes = state.feed.subscribe();
+    // Follow the command before reading it, so that a change between the read and the wait is
+    // not missed. Only this command's changes are queued for the request.
+    let mut changes = state.feed.subscriber();
+    changes.follow_ids(&[id]);
     let deadline = Instant::now() + Duration::from_secs(wait);
     loop {
         let row = cmdbus_store::get(&state.pool, &principal.tenant, id)
@@ -151,22 +153,19 @@ pub(crate) async fn show(
             }
             return Ok(response);
         }
-        // Wake on an event for this command, or re-read every 2 s in case events are not
-        // flowing (broker away): the database is the truth either way.
+        // Wake on a newer change of this command, or re-read every 2 s in case changes are not
+        // flowing (broker and database reader away): the database is the truth either way.
         let recheck = (Instant::now() + Duration::from_secs(2)).min(deadline);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(recheck) => break,
-                change = changes.recv() => match change {
-                    Ok(Change::Event(event))
-                        if event.command.id == id && event.command.version > row.version => break,
-                    Ok(Change::Reset) => break,
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        tokio::time::sleep_until(recheck).await;
+                delivery = changes.next() => match delivery.map(|delivery| delivery.item) {
+                    Ok(Routed::Change(change)) if change.event.command.version > row.version => {
                         break;
                     }
+                    Ok(Routed::Change(_)) => {}
+                    // Changes were skipped or dropped: read again.
+                    Ok(Routed::Reset) | Err(_) => break,
                 },
             }
         }

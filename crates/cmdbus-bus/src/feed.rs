@@ -1,83 +1,90 @@
-//! The change feed: this process's in-process broadcast of command changes, to WebSocket clients
+//! The change feed: this process's in-process fan-out of command changes, to WebSocket clients
 //! and long-polling requests alike. Two sources feed it: the `events` fanout (the fast path: its
 //! own exclusive, auto-delete queue, so nothing piles up while no process listens) and a reader of
-//! PostgreSQL (the source of truth, which also sends horizons: resume points behind which every
-//! change has been broadcast). A change that arrives twice is broadcast once.
+//! PostgreSQL (the source of truth, which also advances the horizon: a resume point behind which
+//! every change has been published). A change that arrives twice is published once.
+//!
+//! A change goes only to the subscribers that follow it (`hub`): an index from command id to
+//! subscribers, plus per tenant those that follow `all`. Each subscriber has a bounded inbox of
+//! its own (`inbox`); a subscriber that lets it fill is told it lagged, and nobody else is
+//! slowed or dropped by it. The JSON text of a change is built once, by the first subscriber
+//! that sends it, and shared by the others.
+//!
+//! The invariant that makes cursors safe: every change gets a sequence number and is queued
+//! into its subscribers' inboxes under one lock; `advance` records a horizon under the same
+//! lock, with the sequence number reached, after every change it covers was published. A
+//! subscriber may hand out a horizon once its inbox holds nothing numbered up to it
+//! (`subscriber`). Recording a horizon touches no subscriber, so idle ones cost nothing.
+
+mod hub;
+mod inbox;
+mod subscriber;
 
 use cmdbus_domain::Event;
 use futures_util::StreamExt;
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
+use std::sync::{
+    Arc, Mutex, MutexGuard, PoisonError,
+    atomic::{AtomicU64, Ordering},
 };
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use uuid::Uuid;
 
 use crate::Broker;
+use hub::Hub;
 
-/// One item of the feed.
+pub use inbox::{Change, Lagged, Routed};
+pub use subscriber::{Delivery, Subscriber};
+
+/// A resume point: every change committed in this PostgreSQL snapshot has been published into
+/// the feed.
 #[derive(Debug, Clone)]
-pub enum Change {
-    /// A command changed (its state after the change).
-    Event(Arc<Event>),
-    /// Every change committed in this snapshot has been broadcast before this item: a resume
-    /// point for whoever received everything before it.
-    Horizon(Arc<str>),
-    /// The feed skipped changes (it fell too far behind): receivers must reload what they show,
-    /// then go on from the next horizon.
-    Reset,
+pub struct Horizon {
+    cursor: Arc<str>,
+    /// The sequence number of the last change published when it was recorded.
+    seq: u64,
+    /// 1 for the feed's first horizon, then one more each time it advances.
+    number: u64,
 }
 
-/// Changes remembered for de-duplication, per generation of the map.
-const RECENT: usize = 65_536;
+impl Horizon {
+    /// The cursor a client resumes from.
+    pub fn cursor(&self) -> &Arc<str> {
+        &self.cursor
+    }
 
-/// The last version broadcast per command, in two generations: a lookup sees both, and the
-/// older one is dropped when the newer fills, so memory stays bounded. A duplicate older than
-/// both is broadcast again, which clients tolerate (they keep a change only if its version is
-/// higher than the one they hold).
-#[derive(Debug, Default)]
-struct Recent {
-    current: HashMap<Uuid, i64>,
-    previous: HashMap<Uuid, i64>,
-}
-
-impl Recent {
-    /// Records `version` of `id`; false when it (or a later one) was broadcast already.
-    fn record(&mut self, id: Uuid, version: i64) -> bool {
-        let seen = self
-            .current
-            .get(&id)
-            .or_else(|| self.previous.get(&id))
-            .copied();
-        if seen.is_some_and(|seen| seen >= version) {
-            return false;
-        }
-        if self.current.len() >= RECENT {
-            self.previous = std::mem::take(&mut self.current);
-        }
-        self.current.insert(id, version);
-        true
+    /// How many times the feed's horizon has advanced up to this one.
+    pub fn number(&self) -> u64 {
+        self.number
     }
 }
 
 /// In-process fan-out of every command change; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ChangeFeed {
-    changes: broadcast::Sender<Change>,
-    horizon: watch::Sender<Option<Arc<str>>>,
-    recent: Arc<Mutex<Recent>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    hub: Mutex<Hub>,
+    horizon: watch::Sender<Option<Horizon>>,
+    /// Items one subscriber may have queued before it is told it lagged.
+    capacity: usize,
+    next_key: AtomicU64,
 }
 
 impl ChangeFeed {
-    /// A feed with no source yet; `capacity` bounds how far a receiver may lag before it is told.
+    /// A feed with no source yet; `capacity` bounds how many items one subscriber may have
+    /// queued before it is told it lagged.
     pub fn new(capacity: usize) -> Self {
-        let (changes, _) = broadcast::channel(capacity);
         let (horizon, _) = watch::channel(None);
         Self {
-            changes,
-            horizon,
-            recent: Arc::default(),
+            shared: Arc::new(Shared {
+                hub: Mutex::default(),
+                horizon,
+                capacity,
+                next_key: AtomicU64::new(0),
+            }),
         }
     }
 
@@ -93,47 +100,55 @@ impl ChangeFeed {
         feed
     }
 
-    /// Every item from now on. A receiver that lags more than the capacity gets `Lagged`.
-    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.changes.subscribe()
-    }
-
-    /// Broadcasts a change unless it (or a later change of the same command) was broadcast
-    /// already. Returns whether it was.
-    pub fn publish(&self, event: Event) -> bool {
-        let fresh = self
-            .recent
+    fn hub(&self) -> MutexGuard<'_, Hub> {
+        self.shared
+            .hub
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .record(event.command.id, event.command.version);
-        if fresh {
-            // No receivers is fine: nobody is listening right now.
-            let _ = self.changes.send(Change::Event(Arc::new(event)));
-        }
-        fresh
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Every change committed in `horizon` has been published: say so to every receiver.
+    /// A subscriber that follows nothing yet.
+    pub fn subscriber(&self) -> Subscriber {
+        let key = self.shared.next_key.fetch_add(1, Ordering::Relaxed);
+        Subscriber::new(self.clone(), key, self.shared.capacity)
+    }
+
+    /// Queues a change for its subscribers unless it (or a later change of the same command)
+    /// was published already. Returns whether it was.
+    pub fn publish(&self, event: Event) -> bool {
+        self.hub().publish(event)
+    }
+
+    /// Every change committed in `horizon` has been published: record it as the latest resume
+    /// point. Recorded under the hub's lock, so that it is ordered with every change queued.
     pub fn advance(&self, horizon: &str) {
-        let horizon: Arc<str> = Arc::from(horizon);
-        self.horizon.send_replace(Some(Arc::clone(&horizon)));
-        let _ = self.changes.send(Change::Horizon(horizon));
+        let cursor: Arc<str> = Arc::from(horizon);
+        let hub = self.hub();
+        let seq = hub.seq();
+        self.shared.horizon.send_modify(|latest| {
+            let number = latest.as_ref().map_or(0, |latest| latest.number) + 1;
+            *latest = Some(Horizon {
+                cursor,
+                seq,
+                number,
+            });
+        });
+        drop(hub);
     }
 
-    /// Changes were skipped: every receiver must reload.
+    /// Changes were skipped: every subscriber that follows something must reload.
     pub fn reset(&self) {
-        let _ = self.changes.send(Change::Reset);
+        self.hub().reset();
     }
 
-    /// The latest horizon, if the feed has one yet. Read it after `subscribe`: every change it
-    /// covers was broadcast before the receiver existed or will reach it.
-    pub fn horizon(&self) -> Option<Arc<str>> {
-        self.horizon.borrow().clone()
+    /// The latest horizon, if the feed has one yet.
+    pub fn horizon(&self) -> Option<Horizon> {
+        self.shared.horizon.borrow().clone()
     }
 
     /// Resolves once the feed has a horizon (its database reader is running).
     pub async fn wait_horizon(&self) {
-        let mut horizon = self.horizon.subscribe();
+        let mut horizon = self.shared.horizon.subscribe();
         let _ = horizon.wait_for(Option::is_some).await;
     }
 }
@@ -224,9 +239,24 @@ impl Broker {
     }
 }
 
+/// A change of `id` in `tenant` at `version`, for the tests of the feed's modules.
+#[cfg(test)]
+fn test_event(tenant: &str, id: uuid::Uuid, version: i64) -> Event {
+    let command = serde_json::json!({
+        "id": id, "type": "test.kind", "status": "queue", "priority": 0,
+        "attempt": 0, "max_attempts": 1, "version": version,
+        "created_at": "2026-01-01T00:00:00Z",
+    });
+    Event {
+        tenant: tenant.to_owned(),
+        command: serde_json::from_value(command).expect("a command view"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[test]
     fn an_events_message_carries_one_change_or_several() {
@@ -242,19 +272,5 @@ mod tests {
         assert_eq!(decoded(&one).ok(), Some(1), "{:?}", decoded(&one));
         assert_eq!(decoded(&many).ok(), Some(2));
         assert!(decode_events(b"[{}]").is_err());
-    }
-
-    #[test]
-    fn a_change_is_broadcast_once_and_memory_stays_bounded() {
-        let mut recent = Recent::default();
-        let id = Uuid::now_v7();
-        assert!(recent.record(id, 5));
-        assert!(!recent.record(id, 5));
-        assert!(!recent.record(id, 4));
-        assert!(recent.record(id, 6));
-        for _ in 0..RECENT * 2 {
-            recent.record(Uuid::now_v7(), 1);
-        }
-        assert!(recent.current.len() <= RECENT && recent.previous.len() <= RECENT);
     }
 }

@@ -23,7 +23,7 @@ use std::{
 use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-pub use feed::{Change, ChangeFeed, FanoutEvent};
+pub use feed::{Change, ChangeFeed, Delivery, FanoutEvent, Horizon, Lagged, Routed, Subscriber};
 pub use publish::Outgoing;
 pub use topology::{DELAY_HEADER, partition_key, routing_key};
 

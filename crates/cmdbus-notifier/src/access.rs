@@ -1,11 +1,14 @@
 //! A connection's credential: who it acts for, until when, and the tenant socket slot it
 //! holds. A browser authenticates with its first message and renews a token on the same socket
-//! before it expires; a key that is revoked, or a token that expires unrenewed, ends the
-//! socket with close code 4401 — the client reconnects and resumes with its cursor.
+//! before it expires; a key that is revoked (the process's key watch says so, `keys`), or a
+//! token that expires unrenewed (a deadline the socket sleeps until), ends the socket with
+//! close code 4401 — the client reconnects and resumes with its cursor.
 
 use cmdbus_auth::{AuthError, Principal, Scope, Slot};
 use std::time::Duration;
 use tokio::time::Instant;
+
+use crate::keys::{KeyEnd, KeyWatch};
 
 /// Close code: no valid credential (never sent, expired, revoked).
 pub(crate) const CLOSE_UNAUTHORIZED: u16 = 4401;
@@ -16,11 +19,11 @@ pub(crate) const CLOSE_LIMITED: u16 = 4429;
 
 /// How long a new socket may stay unauthenticated.
 pub(crate) const AUTH_WITHIN: Duration = Duration::from_secs(10);
-/// How often a live socket's key is checked for revocation.
+/// How often the keys that live sockets rest on are checked for revocation.
 pub(crate) const RECHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// A refusal that ends the socket.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Refused {
     pub(crate) code: u16,
     pub(crate) reason: &'static str,
@@ -56,6 +59,10 @@ pub(crate) struct Access {
     slot: Option<Slot>,
     /// When to tell the client to renew its token; `None` for keys, or once told.
     renew_at: Option<Instant>,
+    /// When the token ends, and the socket with it; `None` for keys.
+    expires: Option<Instant>,
+    /// The key the credential rests on (its own, or the one that minted its token).
+    key: Option<KeyEnd>,
 }
 
 impl Access {
@@ -68,6 +75,7 @@ impl Access {
     pub(crate) fn grant(
         &mut self,
         auth: &cmdbus_auth::Authenticator,
+        keys: &KeyWatch,
         principal: Principal,
     ) -> Result<(), Refused> {
         if !principal.has(Scope::Read) {
@@ -90,6 +98,13 @@ impl Access {
             );
             Instant::now() + left.saturating_sub((left / 2).min(Duration::from_secs(30)))
         });
+        self.expires = principal.expires_at().map(|expires_at| {
+            let left = expires_at
+                .saturating_mul(1000)
+                .saturating_sub(chrono::Utc::now().timestamp_millis());
+            Instant::now() + Duration::from_millis(u64::try_from(left).unwrap_or(0))
+        });
+        self.key = principal.key_id().map(|key| keys.watch(key));
         self.principal = Some(principal);
         Ok(())
     }
@@ -103,11 +118,20 @@ impl Access {
         self.renew_at = None;
     }
 
-    /// Ends the socket if its key was revoked or its token expired.
-    pub(crate) async fn recheck(&self, auth: &cmdbus_auth::Authenticator) -> Result<(), Refused> {
-        match &self.principal {
-            Some(principal) => Ok(auth.still_valid(principal).await?),
-            None => Ok(()),
+    /// When the token ends (the socket closes then); `None` for keys.
+    pub(crate) fn expires(&self) -> Option<Instant> {
+        self.expires
+    }
+
+    /// Resolves, with the reason, once the key the credential rests on no longer holds; never
+    /// for a credential without a key.
+    pub(crate) async fn key_ended(&mut self) -> Refused {
+        if let Some(key) = &mut self.key
+            && let Ok(end) = key.wait_for(Option::is_some).await
+            && let Some(refused) = *end
+        {
+            return refused;
         }
+        std::future::pending().await
     }
 }

@@ -4,6 +4,7 @@
 //! client that was away from a cursor — a snapshot — that cannot skip a change.
 
 mod access;
+mod keys;
 mod openapi;
 mod protocol;
 mod session;
@@ -13,9 +14,10 @@ use axum::{Router, extract::ws::WebSocket};
 use cmdbus_auth::{Authenticator, Principal};
 use cmdbus_bus::ChangeFeed;
 use sqlx::PgPool;
-use std::time::Duration;
+use std::{future::Future, pin::Pin, time::Duration};
 use tokio_util::sync::CancellationToken;
 
+pub use keys::watch_keys;
 pub use openapi::openapi;
 pub use tail::follow_database;
 
@@ -45,6 +47,8 @@ pub struct NotifierState {
     pub(crate) auth: Authenticator,
     pub(crate) config: NotifierConfig,
     pub(crate) shutdown: CancellationToken,
+    /// The keys live sockets rest on, checked for revocation by `watch_keys`.
+    pub(crate) keys: keys::KeyWatch,
 }
 
 impl NotifierState {
@@ -63,6 +67,7 @@ impl NotifierState {
             auth,
             config,
             shutdown,
+            keys: keys::KeyWatch::default(),
         }
     }
 }
@@ -73,7 +78,13 @@ pub fn router(state: NotifierState) -> Router {
     router.with_state(state)
 }
 
-/// Serves one upgraded connection, for `principal` when the upgrade carried a credential.
-async fn serve(state: NotifierState, socket: WebSocket, principal: Option<Principal>) {
-    session::serve(state, socket, principal).await
+/// Serves one upgraded connection, for `principal` when the upgrade carried a credential. The
+/// session's state lives behind one pointer, so axum's task for the upgrade stays small: an
+/// idle socket holds the session once, not a copy of it inside a larger task.
+fn serve(
+    state: NotifierState,
+    socket: WebSocket,
+    principal: Option<Principal>,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(session::serve(state, socket, principal))
 }

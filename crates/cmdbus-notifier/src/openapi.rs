@@ -21,8 +21,10 @@ use crate::NotifierState;
 /// checked on the frame's header, so a client cannot make us buffer a large frame first.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
-/// Read buffer of a connection, allocated up front: clients send little, and there may be many.
-const READ_BUFFER: usize = 8 * 1024;
+/// Read buffer of a connection, allocated up front and kept: clients send little (an `auth` with
+/// a token, a `subscribe` naming a few ids fit), and there may be tens of thousands of them. A
+/// larger message is still taken whole (up to `MAX_CLIENT_MESSAGE`); the buffer grows for it.
+const READ_BUFFER: usize = 1024;
 
 /// Bytes queued for a client past which a write fails (the session then drops the client).
 /// Messages are sent one at a time, each flushed before the next, and pongs to the client's

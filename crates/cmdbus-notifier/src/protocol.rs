@@ -85,3 +85,49 @@ pub(crate) enum ServerMessage<'a> {
         message: String,
     },
 }
+
+/// `{"op":"command","command":<view>,"cursor":...}` around a command view the change feed
+/// serialised once for every connection it goes to: what `ServerMessage::Command` would write.
+pub(crate) fn command_frame(view_json: &str, cursor: Option<&str>) -> String {
+    const HEAD: &str = r#"{"op":"command","command":"#;
+    let cursor = cursor.and_then(|cursor| {
+        serde_json::to_string(cursor)
+            .inspect_err(|error| tracing::error!(%error, "cannot encode a cursor"))
+            .ok()
+    });
+    let mut frame = String::with_capacity(
+        HEAD.len() + view_json.len() + cursor.as_ref().map_or(0, |c| c.len() + 10) + 1,
+    );
+    frame.push_str(HEAD);
+    frame.push_str(view_json);
+    if let Some(cursor) = cursor {
+        frame.push_str(r#","cursor":"#);
+        frame.push_str(&cursor);
+    }
+    frame.push('}');
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spliced_command_frame_is_what_serde_writes() {
+        let view: CommandView = serde_json::from_value(serde_json::json!({
+            "id": uuid::Uuid::now_v7(), "type": "demo.echo", "status": "success", "priority": 0,
+            "attempt": 1, "max_attempts": 3, "version": 12, "result": {"deep": [1, "\"x\""]},
+            "created_at": "2026-01-01T00:00:00Z",
+        }))
+        .expect("a view");
+        let view_json = serde_json::to_string(&view).expect("view");
+        for cursor in [None, Some("812:815:813"), Some("odd \"cursor\"")] {
+            let serde = serde_json::to_string(&ServerMessage::Command {
+                command: &view,
+                cursor,
+            })
+            .expect("message");
+            assert_eq!(command_frame(&view_json, cursor), serde);
+        }
+    }
+}

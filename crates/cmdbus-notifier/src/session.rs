@@ -2,32 +2,30 @@
 //! that keep a slow client from growing memory.
 //!
 //! The cursor a client holds always means "every change committed in this snapshot that matches
-//! my subscriptions has been sent to me". The connection receives the change feed from before
-//! anything else happens; the feed's horizon moves only after every change it covers was
-//! broadcast; so the latest horizon the connection has received is always a cursor it may hand
-//! out, and it goes along with the next message that leaves.
+//! my subscriptions has been sent to me". The connection follows its commands in the change
+//! feed before it replays or answers anything, and pops its changes in publication order; the
+//! feed's horizon moves only after every change it covers was queued. So a horizon is a cursor
+//! this connection may hand out once its inbox holds nothing the horizon covers (the feed says
+//! so with each item it pops), and it goes along with the next message that leaves. `subscribed`
+//! first sends whatever is queued up to the latest horizon, then carries that horizon.
+//!
+//! An idle connection costs its task, its socket and a few small allocations: the feed routes
+//! changes only to the connections that follow them, and a horizon that moves wakes nobody.
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use cmdbus_auth::{Budget, Principal, Reach};
-use cmdbus_bus::Change;
-use cmdbus_domain::{CommandView, Event};
-use cmdbus_store::{Cursor, Scope};
+use cmdbus_auth::{Budget, Principal};
+use cmdbus_bus::{Change, Delivery, Lagged, Routed};
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
-use std::{
-    collections::{HashMap, HashSet},
-    num::NonZeroU32,
-    sync::Arc,
-    time::Duration,
-};
-use tokio::{sync::broadcast::error::RecvError, time::Instant};
+use std::{collections::HashMap, num::NonZeroU32, sync::Arc, time::Duration};
+use tokio::time::Instant;
 use uuid::Uuid;
+
+mod subscribe;
 
 use crate::{
     NotifierState,
-    access::{AUTH_WITHIN, Access, CLOSE_UNAUTHORIZED, RECHECK_EVERY, Refused},
-    protocol::{
-        ClientMessage, MAX_IDS_PER_CONNECTION, MAX_IDS_PER_MESSAGE, Selector, ServerMessage,
-    },
+    access::{AUTH_WITHIN, Access, CLOSE_UNAUTHORIZED, Refused},
+    protocol::{ClientMessage, ServerMessage, command_frame},
 };
 
 /// Most changes one resume replays; past it the client is told to reload (`reset`).
@@ -60,54 +58,60 @@ impl From<Refused> for Closed {
     }
 }
 
-/// What this connection is subscribed to.
+/// What the last replay sent, to drop the live duplicates queued while it ran.
 #[derive(Debug, Default)]
-struct Subscriptions {
-    all: bool,
-    ids: HashSet<Uuid>,
-    /// The version last sent per command by the latest replay, to drop the live duplicates that
-    /// were queued while it ran.
-    replayed: HashMap<Uuid, i64>,
+struct Replayed {
+    /// The version sent per command.
+    versions: HashMap<Uuid, i64>,
+    /// The feed's horizon number when the replay ended. Two horizons later, the database reader
+    /// has published every change the replay's snapshot held: no duplicate is left to drop.
+    at: u64,
 }
 
-impl Subscriptions {
-    fn wants(&self, id: Uuid) -> bool {
-        self.all || self.ids.contains(&id)
+impl Replayed {
+    /// Forgets the replay once `horizon_number` is two past its end.
+    fn expire(&mut self, horizon_number: u64) {
+        if !self.versions.is_empty() && horizon_number >= self.at + 2 {
+            self.versions = HashMap::new();
+        }
     }
 }
+
+/// Close code and reason of a client that could not keep up.
+const TOO_SLOW: Closed = Closed::Close(1013, "too slow; resume with since");
 
 struct Connection {
     state: NotifierState,
     pings: Budget,
     sink: SplitSink<WebSocket, Message>,
-    subscriptions: Subscriptions,
+    /// What this connection follows in the change feed, and its queue of changes.
+    subscriber: cmdbus_bus::Subscriber,
+    replayed: Replayed,
     access: Access,
-    /// The latest horizon received from the feed: a valid cursor for this client.
-    horizon: Option<Arc<str>>,
+    /// The latest horizon this connection may hand out: every change it covers that this
+    /// connection follows has been sent.
+    cursor: Option<Arc<str>>,
     /// The cursor last sent to the client.
     sent_cursor: Option<Arc<str>>,
 }
 
 pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Option<Principal>) {
-    // Receive the feed before anything else, so that a replay read later can only overlap with
-    // live changes (duplicates are dropped), never leave a gap.
-    let mut live = state.feed.subscribe();
+    let subscriber = state.feed.subscriber();
     let connections = metrics::gauge!("cmdbus_ws_connections");
     connections.increment(1.0);
     let (sink, mut stream) = socket.split();
     let ping_interval = state.config.ping_interval;
-    let horizon = state.feed.horizon();
     let mut connection = Connection {
         state,
         pings: Budget::new(PINGS_PER_SECOND, PING_BURST),
         sink,
-        subscriptions: Subscriptions::default(),
+        subscriber,
+        replayed: Replayed::default(),
         access: Access::default(),
-        horizon,
+        cursor: None,
         sent_cursor: None,
     };
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
-    let mut recheck = tokio::time::interval_at(Instant::now() + RECHECK_EVERY, RECHECK_EVERY);
     let auth_deadline = Instant::now() + AUTH_WITHIN;
     let mut last_heard = Instant::now();
     let shutdown = connection.state.shutdown.clone();
@@ -115,7 +119,7 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Op
     let mut granted = match principal {
         Some(principal) => connection
             .access
-            .grant(&connection.state.auth, principal)
+            .grant(&connection.state.auth, &connection.state.keys, principal)
             .map_err(Closed::from),
         None => Ok(()),
     };
@@ -125,13 +129,15 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Op
         }
         let authenticated = connection.access.principal().is_some();
         let renew_at = connection.access.renew_at();
+        let expires = connection.access.expires();
         let step = tokio::select! {
             _ = shutdown.cancelled() => Err(Closed::Close(1001, "server shutting down")),
             _ = tokio::time::sleep_until(auth_deadline), if !authenticated => {
                 Err(Closed::Close(CLOSE_UNAUTHORIZED, "authenticate first: {\"op\":\"auth\"}"))
             }
-            _ = recheck.tick(), if authenticated => {
-                connection.access.recheck(&connection.state.auth).await.map_err(Closed::from)
+            end = connection.access.key_ended() => Err(Closed::from(end)),
+            _ = tokio::time::sleep_until(expires.unwrap_or(auth_deadline)), if expires.is_some() => {
+                Err(Closed::Close(CLOSE_UNAUTHORIZED, "token expired"))
             }
             _ = tokio::time::sleep_until(renew_at.unwrap_or(auth_deadline)), if renew_at.is_some() => {
                 connection.send_renew().await
@@ -143,13 +149,15 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Op
                 }
                 Some(Err(_)) | None => Err(Closed::Peer),
             },
-            change = live.recv() => match change {
-                Ok(change) => connection.on_change(change).await,
-                // The client could not keep up with the feed: bounded memory beats a silent gap.
-                Err(RecvError::Lagged(_)) => Err(Closed::Close(1013, "too slow; resume with since")),
-                Err(RecvError::Closed) => Err(Closed::Close(1011, "feed closed")),
+            delivery = connection.subscriber.next() => match delivery {
+                Ok(delivery) => connection.on_delivery(delivery).await,
+                // The client could not keep up with its changes: bounded memory beats a gap.
+                Err(Lagged) => Err(TOO_SLOW),
             },
             _ = ping.tick() => {
+                if let Some(horizon) = connection.state.feed.horizon() {
+                    connection.replayed.expire(horizon.number());
+                }
                 if last_heard.elapsed() > ping_interval * 2 {
                     Err(Closed::Peer)
                 } else {
@@ -193,7 +201,8 @@ impl Connection {
 
     /// Takes the credential of an `auth` message and says so.
     async fn authenticated(&mut self, principal: Principal) -> Result<(), Closed> {
-        self.access.grant(&self.state.auth, principal)?;
+        self.access
+            .grant(&self.state.auth, &self.state.keys, principal)?;
         let Some(principal) = self.access.principal() else {
             return Ok(());
         };
@@ -222,65 +231,73 @@ impl Connection {
             .await
     }
 
-    /// Tells the client to reload, then go on from its latest horizon.
+    /// Tells the client to reload, then go on from the latest cursor it may have (or, before
+    /// its first `subscribed`, the feed's: that answer follows and carries its own).
     async fn send_reset(&mut self) -> Result<(), Closed> {
-        let horizon = self.horizon.clone().unwrap_or_else(|| Arc::from(""));
-        self.send_json(&ServerMessage::Reset { cursor: &horizon })
-            .await
+        let cursor = self
+            .cursor
+            .clone()
+            .or_else(|| self.state.feed.horizon().map(|h| Arc::clone(h.cursor())))
+            .unwrap_or_else(|| Arc::from(""));
+        self.send_json(&ServerMessage::Reset { cursor: &cursor })
+            .await?;
+        self.sent_cursor = Some(cursor);
+        Ok(())
     }
 
-    /// Sends a command, with the cursor when it moved since the client last got one.
-    async fn send_command(&mut self, command: &CommandView) -> Result<(), Closed> {
+    /// Sends a change as the feed serialised it, with the cursor when it moved since the client
+    /// last got one (and `with_cursor`: replayed and pre-`subscribed` changes carry none).
+    async fn send_change(&mut self, change: &Change, with_cursor: bool) -> Result<(), Closed> {
+        let Some(view) = change.view_json() else {
+            return Ok(()); // logged by the feed
+        };
         let cursor = self
-            .horizon
+            .cursor
             .clone()
-            .filter(|horizon| self.sent_cursor.as_ref() != Some(horizon));
-        self.send_json(&ServerMessage::Command {
-            command,
-            cursor: cursor.as_deref(),
-        })
-        .await?;
+            .filter(|cursor| with_cursor && self.sent_cursor.as_ref() != Some(cursor));
+        let frame = command_frame(view, cursor.as_deref());
+        self.send(Message::Text(frame.into())).await?;
         if cursor.is_some() {
             self.sent_cursor = cursor;
         }
         Ok(())
     }
 
-    async fn on_change(&mut self, change: Change) -> Result<(), Closed> {
-        match change {
-            Change::Event(event) => self.on_event(&event).await,
-            Change::Horizon(horizon) => {
-                self.horizon = Some(horizon);
-                // Live duplicates of the last replay were queued before this horizon.
-                self.subscriptions.replayed.clear();
-                Ok(())
-            }
-            Change::Reset => {
-                if !self.subscriptions.all && self.subscriptions.ids.is_empty() {
-                    return Ok(());
-                }
-                self.send_reset().await
-            }
+    /// An item popped from the feed, and with it, perhaps, a cursor this connection may now hand
+    /// out.
+    async fn on_delivery(&mut self, delivery: Delivery) -> Result<(), Closed> {
+        if let Some(horizon) = delivery.horizon {
+            self.replayed.expire(horizon.number());
+            self.cursor = Some(Arc::clone(horizon.cursor()));
+        }
+        self.deliver(delivery.item, true).await
+    }
+
+    async fn deliver(&mut self, item: Routed, with_cursor: bool) -> Result<(), Closed> {
+        match item {
+            Routed::Change(change) => self.on_change(&change, with_cursor).await,
+            Routed::Reset if self.subscriber.follows_anything() => self.send_reset().await,
+            Routed::Reset => Ok(()),
         }
     }
 
-    async fn on_event(&mut self, event: &Arc<Event>) -> Result<(), Closed> {
-        let command = &event.command;
+    async fn on_change(&mut self, change: &Change, with_cursor: bool) -> Result<(), Closed> {
+        let command = &change.event.command;
         let Some(principal) = self.access.principal() else {
             return Ok(());
         };
-        if event.tenant != principal.tenant
+        if change.event.tenant != principal.tenant
             || !principal.reaches(command.id, command.subject.as_deref())
-            || !self.subscriptions.wants(command.id)
+            || !self.subscriber.wants(command.id)
         {
             return Ok(());
         }
-        if let Some(&replayed) = self.subscriptions.replayed.get(&command.id)
+        if let Some(&replayed) = self.replayed.versions.get(&command.id)
             && replayed >= command.version
         {
             return Ok(()); // already sent by the replay
         }
-        self.send_command(command).await
+        self.send_change(change, with_cursor).await
     }
 
     async fn on_message(&mut self, message: Message) -> Result<(), Closed> {
@@ -299,10 +316,7 @@ impl Connection {
         };
         let message = serde_json::from_str::<ClientMessage>(text.as_str());
         if let Ok(ClientMessage::Auth { token }) = message {
-            let principal = self
-                .state
-                .auth
-                .bearer(&token)
+            let principal = Box::pin(self.state.auth.bearer(&token))
                 .await
                 .map_err(|error| Closed::from(Refused::from(error)))?;
             return self.authenticated(principal).await;
@@ -319,130 +333,15 @@ impl Connection {
         }
         match message {
             Ok(ClientMessage::Auth { .. }) => Ok(()),
-            Ok(ClientMessage::Subscribe(selector)) => self.subscribe(selector).await,
+            Ok(ClientMessage::Subscribe(selector)) => Box::pin(self.subscribe(selector)).await,
             Ok(ClientMessage::Unsubscribe(selector)) => {
                 if selector.all {
-                    self.subscriptions.all = false;
+                    self.subscriber.unfollow_all();
                 }
-                for id in &selector.ids {
-                    self.subscriptions.ids.remove(id);
-                }
+                self.subscriber.unfollow_ids(&selector.ids);
                 Ok(())
             }
             Err(error) => self.send_error("bad_request", error.to_string()).await,
         }
-    }
-
-    async fn subscribe(&mut self, selector: Selector) -> Result<(), Closed> {
-        if !selector.all && selector.ids.is_empty() {
-            return self
-                .send_error("bad_request", "name `ids` or `all: true`".to_owned())
-                .await;
-        }
-        if selector.ids.len() > MAX_IDS_PER_MESSAGE
-            || self.subscriptions.ids.len() + selector.ids.len() > MAX_IDS_PER_CONNECTION
-        {
-            return self
-                .send_error("too_many_ids", format!("at most {MAX_IDS_PER_MESSAGE} ids per message and {MAX_IDS_PER_CONNECTION} per connection"))
-                .await;
-        }
-        let since = match &selector.since {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(text)) => match Cursor::parse(text) {
-                Ok(cursor) => Some(cursor),
-                Err(error) => return self.send_error("bad_cursor", error.to_string()).await,
-            },
-            Some(_) => {
-                return self
-                    .send_error(
-                        "bad_cursor",
-                        "`since` takes a cursor string this server sent".to_owned(),
-                    )
-                    .await;
-            }
-        };
-        if self.horizon.is_none() {
-            let feed = self.state.feed.clone();
-            let _ = tokio::time::timeout(HORIZON_WAIT, feed.wait_horizon()).await;
-            // Read, not received: sound all the same, because a replay below reads a later
-            // snapshot, and a subscription without `since` is owed nothing from before it.
-            self.horizon = self.state.feed.horizon();
-        }
-        let Some(horizon) = self.horizon.clone() else {
-            return self
-                .send_error(
-                    "unavailable",
-                    "the status database is unavailable".to_owned(),
-                )
-                .await;
-        };
-        self.subscriptions.all |= selector.all;
-        self.subscriptions.ids.extend(selector.ids.iter().copied());
-        if let Some(since) = since
-            && let Some(principal) = self.access.principal().cloned()
-        {
-            let tenant = principal.tenant.as_str();
-            let reach: Vec<Uuid>;
-            let scope = match (&principal.reach, selector.all) {
-                (_, false) => Scope::Ids(tenant, &selector.ids),
-                (Reach::Tenant, true) => Scope::Tenant(tenant),
-                (Reach::Subject(subject), true) => Scope::Subject(tenant, subject),
-                (Reach::Ids(ids), true) => {
-                    reach = ids.iter().copied().collect();
-                    Scope::Ids(tenant, &reach)
-                }
-            };
-            self.replay(&since, scope, &principal).await?;
-        }
-        self.sent_cursor = Some(Arc::clone(&horizon));
-        self.send_json(&ServerMessage::Subscribed { cursor: &horizon })
-            .await
-    }
-
-    /// Sends the latest state of every matching command changed since `since`, a page at a
-    /// time. A page read after the snapshot may hold a later state of a command: sending it
-    /// early is harmless, the client keeps the higher version and the live duplicate is dropped.
-    async fn replay(
-        &mut self,
-        since: &Cursor,
-        scope: Scope<'_>,
-        principal: &Principal,
-    ) -> Result<(), Closed> {
-        // Better no socket than a socket with a silent gap: the client resumes.
-        let failed = |error: cmdbus_store::StoreError| {
-            tracing::warn!(%error, "cannot replay");
-            Closed::Close(1011, "cannot replay; resume with since")
-        };
-        let changed = cmdbus_store::changed_ids_after(&self.state.pool, since, scope, REPLAY_LIMIT)
-            .await
-            .map_err(failed)?;
-        if changed.truncated {
-            return self.send_reset().await;
-        }
-        for page in changed.ids.chunks(REPLAY_PAGE) {
-            let rows = cmdbus_store::get_many(&self.state.pool, &principal.tenant, page)
-                .await
-                .map_err(failed)?;
-            for row in &rows {
-                if !principal.reaches(row.id, row.subject.as_deref()) {
-                    continue;
-                }
-                let view = match row.view() {
-                    Ok(view) => view,
-                    Err(error) => {
-                        tracing::error!(%error, "cannot build view; skipped");
-                        continue;
-                    }
-                };
-                self.subscriptions.replayed.insert(view.id, view.version);
-                // Replayed changes carry no cursor: the client's own stays valid until the end.
-                self.send_json(&ServerMessage::Command {
-                    command: &view,
-                    cursor: None,
-                })
-                .await?;
-            }
-        }
-        Ok(())
     }
 }

@@ -32,8 +32,9 @@ pub use docs::openapi;
 pub use security::PolicyError;
 pub use transport::HttpSettings;
 
-/// Events one process buffers for its WebSocket clients and long-polls before a slow reader is
-/// told it lagged.
+/// Changes queued for one WebSocket client or long-poll before it is told it lagged (a socket
+/// is then closed, `1013`): a burst of this many for one client is absorbed, a client that
+/// falls further behind resumes with its cursor. Only what a client follows is queued for it.
 const FEED_CAPACITY: usize = 4_096;
 
 /// The handlers built into the binary: the demo types.
@@ -146,6 +147,7 @@ pub async fn run(
             Default::default(),
             shutdown.clone(),
         );
+        tracker.spawn(cmdbus_notifier::watch_keys(state.clone()));
         app = app.merge(cmdbus_notifier::router(state));
         tracker.spawn(cmdbus_notifier::follow_database(
             pool.clone(),
