@@ -28,6 +28,7 @@ use std::sync::{
 };
 use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use uuid::Uuid;
 
 use crate::Broker;
 use hub::Hub;
@@ -117,6 +118,12 @@ impl ChangeFeed {
     /// was published already. Returns whether it was.
     pub fn publish(&self, event: Event) -> bool {
         self.hub().publish(event)
+    }
+
+    /// Whether `version` of command `id` (or a later one) was published already; `false` when
+    /// the feed forgot it (it remembers the latest 65,536 to 131,072 commands).
+    pub fn published(&self, id: Uuid, version: i64) -> bool {
+        self.hub().published(id, version)
     }
 
     /// Every change committed in `horizon` has been published: record it as the latest resume

@@ -1,19 +1,27 @@
-//! PostgreSQL as the source of every push: this loop reads every change committed since the
-//! last snapshot it read, publishes each into the change feed (where the events fanout, the
-//! low-latency path, may have delivered it already: the feed drops duplicates), then advances
-//! the feed's horizon to that snapshot. A change whose event was lost — a process lost its broker
-//! connection at the wrong moment, the broker was away, this notifier started after it — still
-//! reaches every connected client within one interval.
+//! PostgreSQL as the source of every push: this loop reads which commands changed since the
+//! last snapshot it read, publishes into the change feed every change the feed has not seen (the
+//! events fanout, the low-latency path, normally delivered it already), then advances the feed's
+//! horizon to that snapshot. A change whose event was lost — a process lost its broker connection
+//! at the wrong moment, the broker was away, this notifier started after it — still reaches every
+//! connected client within one interval.
+//!
+//! A pass reads ids and versions only; whole rows are read (a page at a time) just for the
+//! changes the fast path missed. A row read after the snapshot may hold a later state of its
+//! command: publishing that is sound, since clients keep the highest version they are sent.
 
 use cmdbus_bus::ChangeFeed;
 use cmdbus_store::{Cursor, Scope};
 use sqlx::PgPool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// Most changes read in one pass. Past it, clients are told to reload (`reset`) rather than
 /// the notifier buffering without bound.
 const TAIL_LIMIT: i64 = 20_000;
+
+/// Whole rows read at once for the changes the fast path missed.
+const PAGE: usize = 256;
 
 /// Follows `commands` every `interval` until `shutdown`.
 pub async fn follow_database(
@@ -24,33 +32,10 @@ pub async fn follow_database(
 ) {
     let mut cursor: Option<Cursor> = None;
     loop {
-        match cmdbus_store::changes_after(&pool, cursor.as_ref(), Scope::Everything, TAIL_LIMIT)
-            .await
-        {
-            Ok(changes) => {
-                if changes.truncated {
-                    tracing::warn!(
-                        limit = TAIL_LIMIT,
-                        "too many changes at once; clients reload"
-                    );
-                    metrics::counter!("cmdbus_feed_resets_total").increment(1);
-                    feed.reset();
-                } else {
-                    for row in &changes.rows {
-                        match row.event() {
-                            Ok(event) => {
-                                if feed.publish(event) {
-                                    metrics::counter!("cmdbus_feed_changes_from_database_total")
-                                        .increment(1);
-                                }
-                            }
-                            // One bad row never stops the others.
-                            Err(error) => tracing::error!(%error, "cannot build event; skipped"),
-                        }
-                    }
-                }
-                feed.advance(changes.cursor.as_str());
-                cursor = Some(changes.cursor);
+        match pass(&pool, &feed, cursor.as_ref()).await {
+            Ok(read) => {
+                feed.advance(read.as_str());
+                cursor = Some(read);
             }
             Err(error) => tracing::warn!(%error, "cannot read changes; trying again"),
         }
@@ -59,4 +44,56 @@ pub async fn follow_database(
             _ = tokio::time::sleep(interval) => {}
         }
     }
+}
+
+/// Publishes every change since `since` that the feed has not seen; returns the snapshot read,
+/// the horizon once it is published. The first pass (no `since`) only takes a snapshot.
+async fn pass(
+    pool: &PgPool,
+    feed: &ChangeFeed,
+    since: Option<&Cursor>,
+) -> Result<Cursor, cmdbus_store::StoreError> {
+    let Some(since) = since else {
+        return Ok(
+            cmdbus_store::changes_after(pool, None, Scope::Everything, 0)
+                .await?
+                .cursor,
+        );
+    };
+    let changed =
+        cmdbus_store::changed_ids_after(pool, since, Scope::Everything, TAIL_LIMIT).await?;
+    if changed.truncated {
+        tracing::warn!(
+            limit = TAIL_LIMIT,
+            "too many changes at once; clients reload"
+        );
+        metrics::counter!("cmdbus_feed_resets_total").increment(1);
+        feed.reset();
+        return Ok(changed.cursor);
+    }
+    let missed: Vec<Uuid> = changed
+        .ids
+        .iter()
+        .zip(&changed.versions)
+        .filter(|&(&id, &version)| !feed.published(id, version))
+        .map(|(&id, _)| id)
+        .collect();
+    // Read every page before publishing any: a pass reaches the subscribers at once, as it
+    // was committed, and one that cannot take it all is told it lagged.
+    let mut rows = Vec::with_capacity(missed.len());
+    for page in missed.chunks(PAGE) {
+        rows.extend(cmdbus_store::lookup_many(pool, page).await?);
+    }
+    for row in rows {
+        match row.event() {
+            Ok(event) => {
+                if feed.publish(event) {
+                    metrics::counter!("cmdbus_feed_changes_from_database_total").increment(1);
+                }
+            }
+            // One bad row never stops the others.
+            Err(error) => tracing::error!(%error, "cannot build event; skipped"),
+        }
+    }
+    Ok(changed.cursor)
 }

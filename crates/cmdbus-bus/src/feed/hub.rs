@@ -32,6 +32,14 @@ struct Recent {
 }
 
 impl Recent {
+    /// Whether `version` of `id` (or a later one) was published already.
+    fn has(&self, id: Uuid, version: i64) -> bool {
+        self.current
+            .get(&id)
+            .or_else(|| self.previous.get(&id))
+            .is_some_and(|&seen| seen >= version)
+    }
+
     /// Records `version` of `id`; false when it (or a later one) was published already.
     fn record(&mut self, id: Uuid, version: i64) -> bool {
         let seen = self
@@ -77,6 +85,11 @@ impl Hub {
     /// The number of the latest change queued: a horizon recorded now covers up to it.
     pub(super) fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Whether `version` of `id` (or a later one) was published already.
+    pub(super) fn published(&self, id: Uuid, version: i64) -> bool {
+        self.recent.has(id, version)
     }
 
     /// Queues `event` for every subscriber that follows it, unless it (or a later change of
