@@ -25,7 +25,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use feed::{Change, ChangeFeed, FanoutEvent};
 pub use publish::Outgoing;
-pub use topology::{DELAY_HEADER, partition_key, routing_key};
+pub use topology::{DELAY_HEADER, QUORUM_DELIVERY_LIMIT, partition_key, routing_key};
 
 /// What can go wrong on the bus.
 #[derive(Debug, thiserror::Error)]
@@ -264,7 +264,7 @@ impl Broker {
             return Ok(()); // the next session declares them
         };
         for kind in &added {
-            topology::declare_type(&session.publisher, &self.inner.config, kind)
+            topology::declare_type(&session.connection, &self.inner.config, kind)
                 .await
                 .inspect_err(|_| session.mark_broken())?;
         }
@@ -316,7 +316,7 @@ impl Broker {
         topology::declare_core(&publisher, &self.inner.config).await?;
         let kinds: Vec<String> = self.lock_kinds().iter().cloned().collect();
         for kind in &kinds {
-            topology::declare_type(&publisher, &self.inner.config, kind).await?;
+            topology::declare_type(&connection, &self.inner.config, kind).await?;
         }
         let events = connection.create_channel().await?;
         Ok(Session {
