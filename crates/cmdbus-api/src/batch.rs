@@ -4,8 +4,8 @@
 //! through at once and a burst goes through in a few statements instead of one per request.
 
 use cmdbus_bus::Broker;
+use cmdbus_store::Db;
 use cmdbus_store::{CommandRow, NewCommand, StoreError, Submitted};
-use sqlx::PgPool;
 use std::{sync::Arc, time::Duration};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -33,7 +33,7 @@ pub(crate) struct Batcher {
 
 impl Batcher {
     /// Starts the loops; they end when every `Batcher` is dropped.
-    pub(crate) fn start(pool: PgPool, broker: Broker, redeliver_after: Duration) -> Self {
+    pub(crate) fn start(pool: Db, broker: Broker, redeliver_after: Duration) -> Self {
         let (inserts, insert_queue) = mpsc::channel(MAX_BATCH * 4);
         let (publishes, publish_queue) = mpsc::channel(MAX_BATCH * 4);
         let insert_queue = Arc::new(Mutex::new(insert_queue));
@@ -85,7 +85,7 @@ async fn next_batch<T>(queue: &Mutex<mpsc::Receiver<T>>) -> Option<Vec<T>> {
     Some(batch)
 }
 
-async fn insert_loop(pool: PgPool, queue: Queue<Insert>) {
+async fn insert_loop(pool: Db, queue: Queue<Insert>) {
     while let Some(batch) = next_batch(&queue).await {
         let (commands, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
         let inserted = insert(&pool, &commands).await;
@@ -117,17 +117,12 @@ async fn insert_loop(pool: PgPool, queue: Queue<Insert>) {
     }
 }
 
-async fn insert(pool: &PgPool, commands: &[NewCommand]) -> Result<Vec<Submitted>, StoreError> {
+async fn insert(pool: &Db, commands: &[NewCommand]) -> Result<Vec<Submitted>, StoreError> {
     let mut conn = pool.acquire().await?;
     cmdbus_store::insert(&mut conn, commands).await
 }
 
-async fn publish_loop(
-    pool: PgPool,
-    broker: Broker,
-    redeliver_after: Duration,
-    queue: Queue<Publish>,
-) {
+async fn publish_loop(pool: Db, broker: Broker, redeliver_after: Duration, queue: Queue<Publish>) {
     while let Some(batch) = next_batch(&queue).await {
         let (rows, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
         match dispatch(&pool, &broker, redeliver_after, rows.clone()).await {

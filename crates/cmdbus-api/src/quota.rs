@@ -3,7 +3,7 @@
 //! query; a burst can overshoot the quota by what one process accepts within that second.
 
 use cmdbus_auth::AuthError;
-use sqlx::PgPool;
+use cmdbus_store::Db;
 use std::{
     collections::HashMap,
     sync::Mutex,
@@ -17,14 +17,14 @@ const FRESH_FOR: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub(crate) struct Quota {
-    pool: PgPool,
+    pool: Db,
     /// Most unfinished commands per tenant (0: unlimited).
     max: i64,
     counts: Mutex<HashMap<String, (i64, Instant)>>,
 }
 
 impl Quota {
-    pub(crate) fn new(pool: PgPool, max: i64) -> Self {
+    pub(crate) fn new(pool: Db, max: i64) -> Self {
         Self {
             pool,
             max,

@@ -6,8 +6,8 @@
 //! reaches every connected client within one interval.
 
 use cmdbus_bus::ChangeFeed;
+use cmdbus_store::Db;
 use cmdbus_store::{Cursor, Scope};
-use sqlx::PgPool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -17,7 +17,7 @@ const TAIL_LIMIT: i64 = 20_000;
 
 /// Follows `commands` every `interval` until `shutdown`.
 pub async fn follow_database(
-    pool: PgPool,
+    pool: Db,
     feed: ChangeFeed,
     interval: Duration,
     shutdown: CancellationToken,

@@ -2,19 +2,19 @@
 
 use axum::{Json, Router, extract::State, http::StatusCode};
 use cmdbus_bus::Broker;
+use cmdbus_store::Db;
 use serde::Serialize;
-use sqlx::PgPool;
 use std::time::Duration;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Health {
-    pool: PgPool,
+    pool: Db,
     broker: Broker,
 }
 
-pub(crate) fn router(pool: PgPool, broker: Broker) -> Router {
+pub(crate) fn router(pool: Db, broker: Broker) -> Router {
     let (router, _) = routes().split_for_parts();
     router.with_state(Health { pool, broker })
 }

@@ -52,10 +52,21 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let pool = cmdbus_store::connect_and_migrate(&PoolConfig {
-        url: config.database_url.clone(),
-        max_connections: config.db_max_connections,
-    })
+    if role == Role::Migrate && config.pgbouncer {
+        // Migrations hold a session-level advisory lock, which transaction pooling breaks.
+        anyhow::bail!(
+            "`cmdbus migrate` must reach PostgreSQL directly: unset CMDBUS_PGBOUNCER and point \
+             CMDBUS_DATABASE_URL at PostgreSQL, not at PgBouncer"
+        );
+    }
+    let db_connections = config.db_connections(role);
+    let pool = cmdbus_store::connect(
+        &PoolConfig {
+            url: config.database_url.clone(),
+            max_connections: db_connections,
+        },
+        config.db_route(),
+    )
     .await
     .context("cannot prepare the database")?;
     if role == Role::Migrate {
@@ -189,10 +200,7 @@ pub async fn run(
     let limits = serve::Limits {
         header_timeout: config.http.header_timeout(),
         write_timeout: config.http.write_timeout(),
-        max_connections: serve::connection_cap(
-            config.http.max_connections,
-            config.db_max_connections,
-        ),
+        max_connections: serve::connection_cap(config.http.max_connections, db_connections),
         drain: config.shutdown_grace(),
     };
     tracing::info!(role = ?role, %address, "cmdbus running");
