@@ -96,8 +96,8 @@ pub async fn run(
         &tracker,
     )?;
 
-    let mut app =
-        health::router(pool.clone(), broker.clone()).merge(telemetry::router(pool.clone()));
+    let mut app = health::router(pool.clone(), broker.clone(), role != Role::Notifier)
+        .merge(telemetry::router(pool.clone()));
     let serves_clients = role.serves_api() || role.serves_ws();
     let auth = if serves_clients {
         access::check_access(
