@@ -117,9 +117,10 @@ start_node() {
   d="$(dir "$n")"
   rm -f "$d/pid"
   # In the background, in its own session, so that it outlives this script and no terminal's
-  # signals reach it.
-  (cd "$base" && env $(node_env "$n") setsid nohup "$bin/rabbitmq-server" \
-    >"$d/log/startup.log" 2>&1 </dev/null &)
+  # signals reach it; every descriptor of it (and of the subshell) goes to its log, so that a
+  # caller reading this script's output is not kept waiting by the node.
+  (cd "$base" && exec env $(node_env "$n") setsid nohup "$bin/rabbitmq-server") \
+    >"$d/log/startup.log" 2>&1 </dev/null &
   # The pid file appears once the VM runs; await_startup waits for the broker itself.
   for _ in $(seq 100); do
     running "$n" && break
