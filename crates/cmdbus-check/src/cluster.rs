@@ -31,7 +31,15 @@ pub(crate) struct Recovery {
     /// through the main command queue (no ordering key): the api's publish, the queue's new
     /// leader, a worker's consumer and its finish all work again. `None`: none succeeded.
     pub(crate) seconds: Option<f64>,
+    /// The longest any command without an ordering key (which may wait for its key's earlier
+    /// commands) submitted within 10 s after the kill waited from its submission until a worker
+    /// started its first run: what a process still reconnecting, a publish the
+    /// relay had to make again, or a queue without a leader cost the unluckiest command.
+    pub(crate) slowest_start: Option<f64>,
 }
+
+/// The window after a kill whose commands' waits `slowest_start` looks at.
+const WINDOW_SECS: f64 = 10.0;
 
 /// Kills the main command queue's leader at 30 % of `duration`, starts it again at 50 %, kills
 /// the leader of then at 70 %, and starts that one again at 90 % (or when the run stops early).
@@ -142,7 +150,22 @@ pub(crate) async fn recoveries(shared: &Shared, pool: &PgPool) -> anyhow::Result
         .fetch_one(pool)
         .await?;
         let seconds = first.map(|first| (first - kill.at).as_seconds_f64());
-        recoveries.push(Recovery { kill, seconds });
+        let slowest_start: Option<f64> = sqlx::query_scalar(
+            "select extract(epoch from max(a.started_at - c.created_at))::float8
+             from commands c join command_attempts a
+               on a.command_id = c.id and a.generation = 0 and a.attempt = 1
+             where c.ordering_key is null
+               and c.created_at > $1 and c.created_at < $1 + make_interval(secs => $2)",
+        )
+        .bind(kill.at)
+        .bind(WINDOW_SECS)
+        .fetch_one(pool)
+        .await?;
+        recoveries.push(Recovery {
+            kill,
+            seconds,
+            slowest_start,
+        });
     }
     Ok(recoveries)
 }

@@ -149,8 +149,12 @@ pub(crate) async fn report(
         let seconds = recovery
             .seconds
             .map_or_else(|| "never".to_owned(), |seconds| format!("{seconds:.2}s"));
+        let slowest = recovery
+            .slowest_start
+            .map_or_else(|| "none".to_owned(), |seconds| format!("{seconds:.2}s"));
         println!(
-            "node kill {}: broker node {} at {}, commands succeeded again after {seconds}",
+            "node kill {}: broker node {} at {}, commands succeeded again after {seconds}; \
+             slowest start of a command submitted in the next 10 s: {slowest}",
             index + 1,
             recovery.kill.node,
             recovery.kill.at.format("%H:%M:%S%.3f"),
