@@ -11,6 +11,8 @@
 #   scripts/rabbit-cluster.sh status          each node: up or down, pid, AMQP port
 #   scripts/rabbit-cluster.sh kill NODE       SIGKILL one node (1, 2, 3 or its name)
 #   scripts/rabbit-cluster.sh restart NODE    stop (or reap a killed) node and start it again
+#   scripts/rabbit-cluster.sh freeze NODE     SIGSTOP one node: alive to TCP, silent (a hung host)
+#   scripts/rabbit-cluster.sh thaw NODE       SIGCONT a frozen node
 #   scripts/rabbit-cluster.sh leader QUEUE    the node (1, 2 or 3) leading a quorum queue
 #   scripts/rabbit-cluster.sh urls            the comma-separated AMQP URLs, for CMDBUS_AMQP_URL
 #   scripts/rabbit-cluster.sh ctl NODE ARGS   rabbitmqctl ARGS against one node
@@ -79,6 +81,10 @@ queue_leader_locator = balanced
 log.file.level = info
 log.console = false
 EOF
+    # A quorum queue elects a new leader once its followers' failure detector (aten) gives the
+    # old one up: RabbitMQ polls it every 5 s, so a node that hangs (rather than dies, which
+    # closes its connections at once) would cost ~7 s; its own test suites poll every second.
+    echo '[{aten, [{poll_interval, 1000}]}].' >"$d/advanced.config"
     cat >"$d/rabbitmq-env.conf" <<EOF
 NODENAME=$(name "$n")
 NODE_IP_ADDRESS=127.0.0.1
@@ -158,6 +164,7 @@ stop_node() {
   local n=$1
   local pid
   pid="$(pid_of "$n")" || return 0
+  kill -CONT "$pid" 2>/dev/null || true # a frozen node cannot stop
   ctl "$n" -q stop >/dev/null 2>&1 || kill -KILL "$pid" 2>/dev/null || true
   for _ in $(seq 150); do
     kill -0 "$pid" 2>/dev/null || return 0
@@ -197,6 +204,18 @@ kill_node() {
     echo "killed $(name "$n") (pid $pid)"
   else
     echo "$(name "$n") is not running"
+  fi
+}
+
+signal_node() {
+  local signal=$1 n pid
+  n="$(node_number "${2:-}")"
+  if pid="$(pid_of "$n")"; then
+    kill "-$signal" "$pid"
+    echo "sent SIG$signal to $(name "$n") (pid $pid)"
+  else
+    echo "$(name "$n") is not running" >&2
+    exit 1
   fi
 }
 
@@ -256,6 +275,8 @@ case "$command" in
   status) status ;;
   kill) kill_node "${1:-}" ;;
   restart) restart_node "${1:-}" ;;
+  freeze) signal_node STOP "${1:-}" ;;
+  thaw) signal_node CONT "${1:-}" ;;
   leader) leader "${1:-}" ;;
   urls) urls ;;
   ctl)
@@ -264,7 +285,7 @@ case "$command" in
     ctl "$n" "$@"
     ;;
   *)
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

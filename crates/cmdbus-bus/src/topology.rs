@@ -150,16 +150,8 @@ pub(crate) async fn declare_type(
             );
             arguments
         };
-        declare_command_queue(connection, &mut channel, &queue, arguments).await?;
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                names.commands_exchange().into(),
-                partition_key(kind, partition).as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let binds = [(names.commands_exchange(), partition_key(kind, partition))];
+        declare_command_queue(connection, &mut channel, &queue, arguments, &binds).await?;
     }
     for lane in [Lane::Main, Lane::Exceptions1, Lane::Exceptions2] {
         let queue = names.command_queue(kind, lane);
@@ -184,48 +176,32 @@ pub(crate) async fn declare_type(
             );
             arguments
         };
-        declare_command_queue(connection, &mut channel, &queue, arguments).await?;
         let routing_key = routing_key(kind, lane);
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                names.commands_exchange().into(),
-                routing_key.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let mut binds = vec![(names.commands_exchange(), routing_key.clone())];
         if lane != Lane::Main {
-            channel
-                .queue_bind(
-                    queue.as_str().into(),
-                    names.exceptions_exchange().into(),
-                    routing_key.as_str().into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
+            binds.push((names.exceptions_exchange(), routing_key));
         }
+        declare_command_queue(connection, &mut channel, &queue, arguments, &binds).await?;
     }
     let _ = channel.close(200, "declared".into()).await;
     Ok(())
 }
 
-/// Declares a command queue with `arguments(true)`. A quorum queue that an older cmdbus declared
-/// without `x-delivery-limit` is refused by the broker (a queue's arguments never change), and
-/// is then kept as it is — declared again with `arguments(false)` on a fresh channel — with a
-/// warning that says how to set the limit without recreating it.
+/// Declares a command queue with `arguments(true)` and binds it (`binds`: exchange and routing
+/// key). A quorum queue that an older cmdbus declared without `x-delivery-limit` is refused by
+/// the broker (a queue's arguments never change), and is then kept as it is — declared again
+/// with `arguments(false)` on a fresh channel — with a warning that says how to set the limit
+/// without recreating it. The declaration does not wait for its answer (see `durable_queue`):
+/// a refusal closes the channel, which the bind after it reports.
 async fn declare_command_queue(
     connection: &Connection,
     channel: &mut Channel,
     queue: &str,
     arguments: impl Fn(bool) -> FieldTable,
+    binds: &[(String, String)],
 ) -> Result<(), BusError> {
-    match channel
-        .queue_declare(queue.into(), durable_queue(), arguments(true))
-        .await
-    {
-        Ok(_) => Ok(()),
+    match declare_and_bind(channel, queue, arguments(true), binds).await {
+        Ok(()) => Ok(()),
         Err(error) if declared_without_delivery_limit(&error) => {
             tracing::warn!(
                 queue,
@@ -234,13 +210,34 @@ async fn declare_command_queue(
                  '{{\"delivery-limit\":{QUORUM_DELIVERY_LIMIT}}}' --apply-to quorum_queues"
             );
             *channel = connection.create_channel().await?;
-            channel
-                .queue_declare(queue.into(), durable_queue(), arguments(false))
-                .await?;
+            declare_and_bind(channel, queue, arguments(false), binds).await?;
             Ok(())
         }
         Err(error) => Err(error.into()),
     }
+}
+
+async fn declare_and_bind(
+    channel: &Channel,
+    queue: &str,
+    arguments: FieldTable,
+    binds: &[(String, String)],
+) -> Result<(), lapin::Error> {
+    channel
+        .queue_declare(queue.into(), durable_queue(), arguments)
+        .await?;
+    for (exchange, routing_key) in binds {
+        channel
+            .queue_bind(
+                queue.into(),
+                exchange.as_str().into(),
+                routing_key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// The broker refused a declaration because the queue exists without `x-delivery-limit`.
@@ -266,9 +263,16 @@ pub fn partition_key(kind: &str, partition: u16) -> String {
     format!("{kind}.p{partition}")
 }
 
+/// Durable, and declared without waiting for the broker's answer. The answer carries the
+/// queue's message count, which for an existing quorum queue the broker asks of the queue's
+/// leader: right after a node that led it hangs (rather than dies), that question waits for the
+/// node, and with it the declaration, the channel and the whole new session, while the queue
+/// already works under a new leader. Every declaration is followed by a bind on the same channel,
+/// which the broker answers after the declaration and which reports a refused one.
 fn durable_queue() -> QueueDeclareOptions {
     QueueDeclareOptions {
         durable: true,
+        nowait: true,
         ..QueueDeclareOptions::default()
     }
 }

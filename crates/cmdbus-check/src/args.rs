@@ -45,6 +45,11 @@ pub(crate) struct RunArgs {
     /// Which faults the run injects.
     #[arg(long, value_enum, default_value = "random")]
     pub(crate) faults: FaultPlan,
+    /// What `--faults node-kills` does to the leading node: SIGKILL it (its connections close
+    /// at once) and start it again, or SIGSTOP it (its connections stay open and silent, like a
+    /// host that hangs or is cut off) and SIGCONT it.
+    #[arg(long, value_enum, default_value = "kill")]
+    pub(crate) node_fault: NodeFault,
     /// The script that runs the broker cluster of `--faults node-kills`
     /// (`scripts/rabbit-cluster.sh`: `leader QUEUE`, `kill NODE`, `restart NODE`).
     #[arg(long, default_value = CLUSTER_SCRIPT)]
@@ -80,6 +85,15 @@ pub(crate) enum FaultPlan {
     /// SIGKILL of the broker node leading the main command queue, then, once that node is back,
     /// of the node leading it then (`--cluster-script`); the recovery time of each is printed.
     NodeKills,
+}
+
+/// What a node fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum NodeFault {
+    /// SIGKILL, later a restart.
+    Kill,
+    /// SIGSTOP, later SIGCONT.
+    Freeze,
 }
 
 impl RunArgs {

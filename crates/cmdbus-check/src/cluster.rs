@@ -12,7 +12,7 @@ use std::{path::Path, process::Stdio, time::Duration};
 use tokio::{process::Command, time::Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::{handler::WORK, run::Shared};
+use crate::{args::NodeFault, handler::WORK, run::Shared};
 
 /// One broker node killed during the run.
 #[derive(Debug, Clone)]
@@ -46,9 +46,14 @@ const WINDOW_SECS: f64 = 10.0;
 pub(crate) async fn kill_leaders(
     shared: &Shared,
     script: &Path,
+    fault: NodeFault,
     duration: Duration,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    let (break_it, mend_it) = match fault {
+        NodeFault::Kill => ("kill", "restart"),
+        NodeFault::Freeze => ("freeze", "thaw"),
+    };
     let start = Instant::now();
     let queue = Names::new(shared.namespace.clone()).command_queue(WORK, Lane::Main);
     let at = |fraction: f64| start + duration.mul_f64(fraction);
@@ -63,15 +68,15 @@ pub(crate) async fn kill_leaders(
                 node: node.clone(),
                 at: Utc::now(),
             };
-            run_script(script, &["kill", &node]).await?;
+            run_script(script, &[break_it, &node]).await?;
             down = Some(node.clone());
             println!(
-                "killed broker node {node} (leader of {queue}) at +{:.1}s",
+                "{break_it}: broker node {node} (leader of {queue}) at +{:.1}s",
                 start.elapsed().as_secs_f64()
             );
             lock(shared).push(kill);
             wait_until(at(restart_at), &stop).await;
-            run_script(script, &["restart", &node]).await?;
+            run_script(script, &[mend_it, &node]).await?;
             down = None;
             println!(
                 "broker node {node} is back at +{:.1}s",
@@ -83,7 +88,7 @@ pub(crate) async fn kill_leaders(
     .await;
     // The run settles and is checked on a whole cluster, whatever happened above.
     if let Some(node) = down {
-        run_script(script, &["restart", &node]).await?;
+        run_script(script, &[mend_it, &node]).await?;
     }
     outcome
 }

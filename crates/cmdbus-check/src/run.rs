@@ -288,11 +288,12 @@ async fn drive_and_check(args: &RunArgs, shared: &Arc<Shared>) -> anyhow::Result
         }
         FaultPlan::NodeKills => {
             let (shared, script) = (shared.clone(), args.cluster_script.clone());
+            let fault = args.node_fault;
             let duration = Duration::from_secs(args.duration);
             let stop = stop.clone();
             drivers.spawn(async move {
                 if let Err(error) =
-                    crate::cluster::kill_leaders(&shared, &script, duration, stop).await
+                    crate::cluster::kill_leaders(&shared, &script, fault, duration, stop).await
                 {
                     shared.violation(format!("node kills: {error:#}"));
                 }
