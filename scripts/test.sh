@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against the real local services. On a fresh machine it first
 # installs and starts what the tests need: PostgreSQL, RabbitMQ, Debian's Chromium with its
-# driver for the browser tests, and Schemathesis in .venv for the conformance tests. Safe to run
-# again: it only does what is missing.
+# driver for the browser tests, PgBouncer for the PgBouncer test (which starts its own), and
+# Schemathesis in .venv for the conformance tests. Safe to run again: it only does what is
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,8 @@ command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
 command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+# The PgBouncer test starts a private pgbouncer of its own (Debian's package, from /usr/sbin).
+[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || missing+=(pgbouncer)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"

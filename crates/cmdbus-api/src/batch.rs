@@ -3,8 +3,8 @@
 //! waits for a batch to fill).
 
 use cmdbus_bus::Broker;
+use cmdbus_store::Db;
 use cmdbus_store::{CommandRow, GroupCommit, NewCommand, StoreError, Submitted};
-use sqlx::PgPool;
 use std::time::Duration;
 
 use crate::dispatch::{announce, dispatch};
@@ -23,7 +23,7 @@ pub(crate) struct Batcher {
 
 impl Batcher {
     /// Starts the loops; they end when every `Batcher` is dropped.
-    pub(crate) fn start(pool: PgPool, broker: Broker, redeliver_after: Duration) -> Self {
+    pub(crate) fn start(pool: Db, broker: Broker, redeliver_after: Duration) -> Self {
         let (insert_pool, insert_broker) = (pool.clone(), broker.clone());
         let inserts = GroupCommit::start("insert", LOOPS, MAX_BATCH, move |commands| {
             let (pool, broker) = (insert_pool.clone(), insert_broker.clone());
@@ -72,10 +72,7 @@ impl Batcher {
 
 /// Inserts a batch; when the database refuses it, each command on its own, so that one command
 /// the database refuses does not fail the others.
-async fn insert_batch(
-    pool: PgPool,
-    commands: Vec<NewCommand>,
-) -> Vec<Result<Submitted, StoreError>> {
+async fn insert_batch(pool: Db, commands: Vec<NewCommand>) -> Vec<Result<Submitted, StoreError>> {
     match insert(&pool, &commands).await {
         Ok(submitted) => submitted.into_iter().map(Ok).collect(),
         Err(error) if commands.len() == 1 => vec![Err(error)],
@@ -94,7 +91,7 @@ async fn insert_batch(
     }
 }
 
-async fn insert(pool: &PgPool, commands: &[NewCommand]) -> Result<Vec<Submitted>, StoreError> {
+async fn insert(pool: &Db, commands: &[NewCommand]) -> Result<Vec<Submitted>, StoreError> {
     let mut conn = pool.acquire().await?;
     cmdbus_store::insert(&mut conn, commands).await
 }

@@ -4,8 +4,8 @@
 
 use cmdbus_bus::{Broker, Outgoing};
 use cmdbus_domain::{CommandMessage, Lane, partition_of};
+use cmdbus_store::Db;
 use cmdbus_store::{CommandRow, StoreError};
-use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -55,7 +55,7 @@ pub(crate) async fn publish(broker: &Broker, rows: &[CommandRow]) -> Vec<Uuid> {
 
 /// Publishes `rows` (all `new`) and returns them as they are afterwards, in the same order.
 pub(crate) async fn dispatch(
-    pool: &PgPool,
+    pool: &Db,
     broker: &Broker,
     redeliver_after: Duration,
     rows: Vec<CommandRow>,

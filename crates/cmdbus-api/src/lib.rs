@@ -22,7 +22,7 @@ mod types;
 use axum::{Router, extract::DefaultBodyLimit};
 use cmdbus_auth::Authenticator;
 use cmdbus_bus::{Broker, ChangeFeed};
-use sqlx::PgPool;
+use cmdbus_store::Db;
 use std::{sync::Arc, time::Duration};
 
 pub use cmdbus_auth::problem_response as problem;
@@ -59,7 +59,7 @@ impl Default for ApiConfig {
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct ApiState {
-    pub(crate) pool: PgPool,
+    pub(crate) pool: Db,
     pub(crate) broker: Broker,
     pub(crate) feed: ChangeFeed,
     pub(crate) types: Arc<types::TypeCache>,
@@ -72,7 +72,7 @@ pub struct ApiState {
 impl ApiState {
     /// State over a pool, a broker, this process's change feed and its authenticator.
     pub fn new(
-        pool: PgPool,
+        pool: Db,
         broker: Broker,
         feed: ChangeFeed,
         auth: Authenticator,

@@ -4,7 +4,7 @@
 //! the time one count takes).
 
 use cmdbus_auth::AuthError;
-use sqlx::PgPool;
+use cmdbus_store::Db;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -18,7 +18,7 @@ const FRESH_FOR: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub(crate) struct Quota {
-    pool: PgPool,
+    pool: Db,
     /// Most unfinished commands per tenant (0: unlimited).
     max: i64,
     counts: Arc<Mutex<HashMap<String, Count>>>,
@@ -34,7 +34,7 @@ struct Count {
 }
 
 impl Quota {
-    pub(crate) fn new(pool: PgPool, max: i64) -> Self {
+    pub(crate) fn new(pool: Db, max: i64) -> Self {
         Self {
             pool,
             max,

@@ -5,7 +5,7 @@
 //! processes sweep side by side without publishing the same row twice.
 
 use cmdbus_bus::Broker;
-use sqlx::PgPool;
+use cmdbus_store::Db;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -41,7 +41,7 @@ pub struct SweepConfig {
 /// Runs the sweeps until `shutdown`.
 pub async fn run_sweeps(
     config: SweepConfig,
-    pool: PgPool,
+    pool: Db,
     broker: Broker,
     shutdown: CancellationToken,
 ) {
@@ -65,7 +65,7 @@ pub async fn run_sweeps(
     }
 }
 
-async fn reap(config: &SweepConfig, pool: &PgPool, broker: &Broker) {
+async fn reap(config: &SweepConfig, pool: &Db, broker: &Broker) {
     match cmdbus_store::reap_expired(pool, config.reap_after, config.max_lease_losses, None).await {
         Ok(rows) if !rows.is_empty() => {
             tracing::warn!(
@@ -81,7 +81,7 @@ async fn reap(config: &SweepConfig, pool: &PgPool, broker: &Broker) {
     }
 }
 
-async fn relay(config: &SweepConfig, pool: &PgPool, broker: &Broker) {
+async fn relay(config: &SweepConfig, pool: &Db, broker: &Broker) {
     match cmdbus_store::take_unpublished(pool, config.relay_after, PUBLISH_LEASE, BATCH).await {
         Ok(rows) if !rows.is_empty() => {
             tracing::info!(count = rows.len(), "relaying unpublished commands");
@@ -95,7 +95,7 @@ async fn relay(config: &SweepConfig, pool: &PgPool, broker: &Broker) {
     }
 }
 
-async fn redeliver(config: &SweepConfig, pool: &PgPool, broker: &Broker) {
+async fn redeliver(config: &SweepConfig, pool: &Db, broker: &Broker) {
     let rows = match cmdbus_store::take_redeliveries(pool, PUBLISH_LEASE, BATCH).await {
         Ok(rows) if rows.is_empty() => return,
         Ok(rows) => rows,
@@ -113,7 +113,7 @@ async fn redeliver(config: &SweepConfig, pool: &PgPool, broker: &Broker) {
     }
 }
 
-async fn purge(pool: &PgPool, retention: Duration) {
+async fn purge(pool: &Db, retention: Duration) {
     let Ok(retention) = chrono::Duration::from_std(retention) else {
         return;
     };

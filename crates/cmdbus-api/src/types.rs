@@ -3,8 +3,8 @@
 use axum::extract::State;
 use cmdbus_bus::Broker;
 use cmdbus_domain::TypeInfo;
+use cmdbus_store::Db;
 use serde::Serialize;
-use sqlx::PgPool;
 use std::{
     collections::BTreeMap,
     sync::{Arc, RwLock},
@@ -21,13 +21,13 @@ type Catalogue = Arc<BTreeMap<String, TypeInfo>>;
 
 #[derive(Debug)]
 pub(crate) struct TypeCache {
-    pool: PgPool,
+    pool: Db,
     broker: Broker,
     cached: RwLock<Option<(Instant, Catalogue)>>,
 }
 
 impl TypeCache {
-    pub(crate) fn new(pool: PgPool, broker: Broker) -> Self {
+    pub(crate) fn new(pool: Db, broker: Broker) -> Self {
         Self {
             pool,
             broker,

@@ -4,8 +4,8 @@
 //! read per request; lookups of uncached keys are bounded so that a flood of made-up keys cannot
 //! take the database's connections.
 
+use cmdbus_store::Db;
 use cmdbus_store::KeyRecord;
-use sqlx::PgPool;
 use std::{
     collections::HashMap,
     hash::Hash,
@@ -71,7 +71,7 @@ pub struct Authenticator {
 
 #[derive(Debug)]
 struct Inner {
-    pool: PgPool,
+    pool: Db,
     config: AuthConfig,
     secret: Vec<u8>,
     by_hash: Cache<[u8; 32]>,
@@ -122,7 +122,7 @@ fn unix_now() -> i64 {
 impl Authenticator {
     /// An authenticator over the key table; loads (or creates) the token secret when none is
     /// configured.
-    pub async fn start(pool: PgPool, config: AuthConfig) -> Result<Self, cmdbus_store::StoreError> {
+    pub async fn start(pool: Db, config: AuthConfig) -> Result<Self, cmdbus_store::StoreError> {
         let secret = match &config.token_secret {
             Some(secret) => secret.clone(),
             None => {
@@ -289,7 +289,7 @@ impl Authenticator {
     ) -> Result<Option<KeyRecord>, AuthError>
     where
         K: Eq + Hash + Copy,
-        F: FnOnce(PgPool) -> Fut,
+        F: FnOnce(Db) -> Fut,
         Fut: Future<Output = Result<Option<KeyRecord>, cmdbus_store::StoreError>>,
     {
         let ttl = self.inner.config.key_cache_ttl;

@@ -4,12 +4,12 @@
 
 mod feed;
 mod publish;
+mod supervisor;
 mod topology;
 
 use cmdbus_domain::Names;
-use futures_util::StreamExt;
 use lapin::{
-    Channel, Connection, ConnectionProperties, Event,
+    Channel, Connection, ConnectionProperties,
     options::{BasicConsumeOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable},
     uri::AMQPUri,
@@ -18,14 +18,14 @@ use std::{
     collections::BTreeSet,
     str::FromStr,
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use feed::{Change, ChangeFeed, Delivery, FanoutEvent, Horizon, Lagged, Routed, Subscriber};
 pub use publish::Outgoing;
-pub use topology::{DELAY_HEADER, partition_key, routing_key};
+pub use topology::{DELAY_HEADER, QUORUM_DELIVERY_LIMIT, partition_key, routing_key};
 
 /// What can go wrong on the bus.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +88,9 @@ pub struct Session {
     publisher: Channel,
     /// Plain channel for events: they are notifications, PostgreSQL holds the facts.
     events: Channel,
+    /// Idle channel the supervisor asks a question on every second, to notice a broker that
+    /// stopped answering (see `supervisor`).
+    probe: Channel,
     /// Cancelled when an operation on this session failed, so the supervisor rebuilds it.
     broken: CancellationToken,
 }
@@ -198,7 +201,7 @@ impl Broker {
             return Err(BusError::Url("no broker URL given".to_owned()));
         }
         // Processes spread over the nodes instead of all starting with the first.
-        let first = usize::try_from(jitter_seed()).unwrap_or(0) % uris.len();
+        let first = usize::try_from(supervisor::jitter_seed()).unwrap_or(0) % uris.len();
         let (session, _) = watch::channel(None);
         let broker = Self {
             inner: Arc::new(Inner {
@@ -209,7 +212,7 @@ impl Broker {
                 kinds: Mutex::new(BTreeSet::new()),
             }),
         };
-        tracker.spawn(supervise(broker.clone(), shutdown));
+        tracker.spawn(supervisor::supervise(broker.clone(), shutdown));
         Ok(broker)
     }
 
@@ -264,7 +267,7 @@ impl Broker {
             return Ok(()); // the next session declares them
         };
         for kind in &added {
-            topology::declare_type(&session.publisher, &self.inner.config, kind)
+            topology::declare_type(&session.connection, &self.inner.config, kind)
                 .await
                 .inspect_err(|_| session.mark_broken())?;
         }
@@ -316,17 +319,22 @@ impl Broker {
         topology::declare_core(&publisher, &self.inner.config).await?;
         let kinds: Vec<String> = self.lock_kinds().iter().cloned().collect();
         for kind in &kinds {
-            topology::declare_type(&publisher, &self.inner.config, kind).await?;
+            topology::declare_type(&connection, &self.inner.config, kind).await?;
         }
         let events = connection.create_channel().await?;
+        let probe = connection.create_channel().await?;
         Ok(Session {
             connection,
             publisher,
             events,
+            probe,
             broken: CancellationToken::new(),
         })
     }
 }
+
+/// How long one node gets to complete a connection's handshake.
+const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Broker {
     /// Connects to the first node that answers, starting where the last attempt left off: after
@@ -338,7 +346,18 @@ impl Broker {
         for _ in 0..uris.len() {
             let index = self.inner.next_uri.fetch_add(1, Ordering::Relaxed) % uris.len();
             let uri = &uris[index];
-            match Connection::connect_uri(uri.clone(), properties.clone()).await {
+            // A node that hangs still accepts TCP connections and then says nothing: give it
+            // up and try the next one.
+            let connect = Connection::connect_uri(uri.clone(), properties.clone());
+            let connected = tokio::time::timeout(NODE_CONNECT_TIMEOUT, connect)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(lapin::Error::from(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no answer to the AMQP handshake",
+                    )))
+                });
+            match connected {
                 Ok(connection) => {
                     // When this session fails, the next attempt starts with another node.
                     self.inner.next_uri.store(index + 1, Ordering::Relaxed);
@@ -353,84 +372,4 @@ impl Broker {
         }
         Err(last_error.map_or(BusError::Unavailable, BusError::Amqp))
     }
-}
-
-/// Keeps one session alive: connect, publish it, wait for it to fail, withdraw it, back off,
-/// connect again. Rebuilding from scratch is simpler to reason about than recovering channels
-/// and consumers in place, and consumers re-consume when they see the new session.
-async fn supervise(broker: Broker, shutdown: CancellationToken) {
-    const MIN_DELAY: Duration = Duration::from_millis(100);
-    const MAX_DELAY: Duration = Duration::from_secs(5);
-    // A node that accepts connections while it is still recovering can leave a handshake or a
-    // declare unanswered for good: an attempt that takes this long is given up and made again,
-    // and shutdown never waits on one.
-    const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(30);
-    let mut delay = MIN_DELAY;
-    while !shutdown.is_cancelled() {
-        let attempt = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            attempt = tokio::time::timeout(ESTABLISH_TIMEOUT, broker.establish()) => attempt,
-        };
-        let established = attempt.unwrap_or(Err(BusError::Timeout));
-        match established {
-            Ok(session) => {
-                delay = MIN_DELAY;
-                let session = Arc::new(session);
-                tracing::info!("connected to the broker");
-                metrics::counter!("cmdbus_broker_sessions_total").increment(1);
-                metrics::gauge!("cmdbus_broker_connected").set(1.0);
-                let mut events = session.connection.events_listener();
-                broker.inner.session.send_replace(Some(session.clone()));
-                let reason = loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break "shutdown".to_owned(),
-                        _ = session.broken.cancelled() => break "an operation failed".to_owned(),
-                        event = events.next() => match event {
-                            // A channel-level error (a consumer timed out, a failed declare)
-                            // closes that channel only; its owner opens another.
-                            Some(Event::Error(error)) if error.is_amqp_soft_error() => {
-                                tracing::warn!(%error, "a channel was closed by the broker");
-                            }
-                            Some(Event::Error(error)) => break error.to_string(),
-                            None => break "connection closed".to_owned(),
-                            Some(_) => {}
-                        },
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                            if !session.connection.status().connected() {
-                                break "connection lost".to_owned();
-                            }
-                        }
-                    }
-                };
-                broker.inner.session.send_replace(None);
-                metrics::gauge!("cmdbus_broker_connected").set(0.0);
-                session.mark_broken();
-                if shutdown.is_cancelled() {
-                    let close = session.connection.close(200, "shutdown".into());
-                    let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
-                    break;
-                }
-                tracing::warn!(%reason, "broker session ended; reconnecting");
-            }
-            Err(error) => tracing::warn!(%error, ?delay, "cannot connect to the broker"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(jitter(delay)) => {}
-        }
-        delay = (delay * 2).min(MAX_DELAY);
-    }
-}
-
-/// 50–100 % of `delay`, so that many processes do not reconnect in lockstep.
-fn jitter(delay: Duration) -> Duration {
-    delay.mul_f64(0.5 + f64::from(jitter_seed() % 1000) / 2000.0)
-}
-
-/// A number that differs between processes and moments (the clock's nanoseconds and the pid).
-fn jitter_seed() -> u32 {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.subsec_nanos());
-    nanos ^ std::process::id().rotate_left(16)
 }

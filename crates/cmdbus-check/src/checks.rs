@@ -48,6 +48,42 @@ pub(crate) async fn census(pool: &PgPool) -> anyhow::Result<Census> {
     })
 }
 
+/// The headline counts: accepted commands lost (no row, or not terminal), commands whose effect
+/// ran twice in one generation, and key order violations.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) lost: i64,
+    pub(crate) run_twice: i64,
+    pub(crate) out_of_order: usize,
+}
+
+pub(crate) async fn tally(pool: &PgPool, accepted: &[Uuid]) -> anyhow::Result<Tally> {
+    let lost = sqlx::query_scalar(
+        "select count(*) from unnest($1::uuid[]) accepted (id)
+         left join commands c on c.id = accepted.id
+         where c.id is null or c.status not in ('success', 'fail', 'cancelled')",
+    )
+    .bind(accepted)
+    .fetch_one(pool)
+    .await?;
+    let run_twice = sqlx::query_scalar(
+        "select count(distinct command_id) from (
+             select command_id from effects group by command_id, generation having count(*) > 1
+             union all
+             select command_id from command_attempts where outcome = 'success'
+             group by command_id, generation having count(*) > 1
+         ) twice",
+    )
+    .fetch_one(pool)
+    .await?;
+    let out_of_order = order_per_key(pool).await?.len();
+    Ok(Tally {
+        lost,
+        run_twice,
+        out_of_order,
+    })
+}
+
 /// Runs `sql` (rows of text) and turns each row into a violation named `what`.
 async fn each_row(
     pool: &PgPool,

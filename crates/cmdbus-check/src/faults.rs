@@ -149,3 +149,52 @@ async fn terminate_backends(
     }
     Ok(chosen.len())
 }
+
+/// One SIGKILL of each role, spread over the run — an api at a quarter of `duration`, a worker
+/// (the one running most commands) at 45 %, a notifier at 65 % — each respawned at once.
+pub(crate) async fn kill_each_role(
+    shared: Arc<Shared>,
+    duration: Duration,
+    stop: CancellationToken,
+) {
+    let start = tokio::time::Instant::now();
+    for (fraction, role) in [
+        (0.25, NodeRole::Api),
+        (0.45, NodeRole::Worker),
+        (0.65, NodeRole::Notifier),
+    ] {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep_until(start + duration.mul_f64(fraction)) => {}
+        }
+        let members = shared.cluster.members(Some(role));
+        let victim = if role == NodeRole::Worker {
+            busiest_worker(&shared, &members).await
+        } else {
+            members.first().copied()
+        };
+        let Some(victim) = victim.filter(|victim| shared.cluster.take(victim)) else {
+            shared.violation(format!("no {} to kill", role.arg()));
+            continue;
+        };
+        shared.counts.kills.fetch_add(1, Ordering::Relaxed);
+        println!("killing {} {} (SIGKILL)", role.arg(), victim.pid);
+        if let Err(error) = shared.cluster.kill_and_respawn(&victim).await {
+            eprintln!("respawn of a {} failed: {error:#}", victim.role.arg());
+        }
+    }
+}
+
+/// The worker holding the most running commands (its pid is in each lease's worker name), so
+/// that its death leaves commands mid-run.
+async fn busiest_worker(shared: &Shared, workers: &[Member]) -> Option<Member> {
+    let running: Vec<String> =
+        sqlx::query_scalar("select worker from commands where status = 'running'")
+            .fetch_all(&shared.pool)
+            .await
+            .unwrap_or_default();
+    workers.iter().copied().max_by_key(|worker| {
+        let tag = format!("-{}-", worker.pid);
+        running.iter().filter(|name| name.contains(&tag)).count()
+    })
+}

@@ -6,6 +6,10 @@
 //! ```text
 //! cargo run -p cmdbus-check -- run --seed 7 --duration 90
 //! cargo run -p cmdbus-check -- run --seed 7 --duration 900 --apis 2 --workers 3 --notifiers 2 --clients 4 --rate 10
+//! cargo run -p cmdbus-check -- run --seed 7 --duration 30 --faults role-kills
+//! scripts/rabbit-cluster.sh start
+//! cargo run -p cmdbus-check -- run --seed 7 --duration 90 --faults node-kills --queue-type quorum \
+//!     --amqp-url "$(scripts/rabbit-cluster.sh urls)" --max-recovery-secs 5
 //! ```
 //!
 //! `run` creates a fresh database `cmdbus_check_<tag>` and broker namespace `check<tag>`, spawns
@@ -16,9 +20,14 @@
 //! that ignore cancellation), random cancels and replays, WebSocket clients that drop and
 //! resume from their cursor, and faults: SIGSTOP of a worker past its lease then SIGCONT,
 //! SIGKILL of any role (respawned), closing a process's broker connection, and terminating the
-//! run database's PostgreSQL backends. `--unfenced` makes the handler skip its claim check, to
-//! see the fencing checks fail; `--keep` keeps the database, namespace and logs, and
-//! `cmdbus-check clean <tag>` removes them later.
+//! run database's PostgreSQL backends. `--faults role-kills` injects only one SIGKILL of each
+//! role, spread over the run (the suite's multi-process test); `--faults node-kills` runs against
+//! a broker cluster (`--amqp-url` with every node, `--queue-type quorum`) and kills, through
+//! `--cluster-script`, the node leading the main command queue, brings it back, then kills the
+//! node leading it then, and prints how long after each kill commands succeeded again
+//! (`--max-recovery-secs` makes a longer wait a violation). `--unfenced` makes the handler skip
+//! its claim check, to see the fencing checks fail; `--keep` keeps the database, namespace and
+//! logs, and `cmdbus-check clean <tag>` removes them later.
 //!
 //! Then it stops the faults, waits until every command is terminal, lets the clients catch up,
 //! and checks: every accepted command terminal; at most one successful finish and one recorded
@@ -33,8 +42,10 @@
 //! setting like `cmdbus` does, listens on 127.0.0.1:0, prints the port on stdout and stops
 //! gracefully on SIGTERM.
 
+mod args;
 mod checks;
 mod clients;
+mod cluster;
 mod faults;
 mod handler;
 mod node;
@@ -75,9 +86,12 @@ enum CheckCommand {
         /// PostgreSQL server.
         #[arg(long, default_value = run::DATABASE_SERVER)]
         database_server: String,
-        /// RabbitMQ URL.
+        /// RabbitMQ URL (or a cluster's, comma-separated).
         #[arg(long, default_value = run::AMQP_URL)]
         amqp_url: String,
+        /// Kind of the run's command queues.
+        #[arg(long, value_enum, default_value = "classic")]
+        queue_type: cmdbus::QueueTypeArg,
     },
 }
 
@@ -100,7 +114,16 @@ fn main() -> std::process::ExitCode {
             tag,
             database_server,
             amqp_url,
-        } => runtime.block_on(run::clean(&tag, &database_server, &amqp_url)),
+            queue_type,
+        } => runtime.block_on(run::clean(
+            &tag,
+            &database_server,
+            &amqp_url,
+            match queue_type {
+                cmdbus::QueueTypeArg::Classic => cmdbus_bus::QueueType::Classic,
+                cmdbus::QueueTypeArg::Quorum => cmdbus_bus::QueueType::Quorum,
+            },
+        )),
     };
     match outcome {
         Ok(true) => std::process::ExitCode::SUCCESS,

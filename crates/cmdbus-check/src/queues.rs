@@ -19,10 +19,13 @@ pub(crate) struct CheckBroker {
 }
 
 impl CheckBroker {
+    /// Connects to `url` (one node or a cluster's list) on `namespace`, whose queues were declared
+    /// as `queue_type` (the core topology is declared again on connect, and must match).
     pub(crate) async fn connect(
         url: &str,
         namespace: &str,
         partitions: u16,
+        queue_type: cmdbus_bus::QueueType,
     ) -> anyhow::Result<Self> {
         let tracker = TaskTracker::new();
         let stop = CancellationToken::new();
@@ -32,7 +35,7 @@ impl CheckBroker {
                 names: Names::new(namespace),
                 connection_name: "cmdbus-check".to_owned(),
                 partitions,
-                queue_type: Default::default(),
+                queue_type,
             },
             stop.clone(),
             &tracker,

@@ -16,6 +16,7 @@ use std::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
+pub(crate) use crate::args::{FaultPlan, RunArgs};
 use crate::{clients::ClientLog, procs::Cluster};
 
 /// How the checker's own database sessions are named, so the fault injector spares them.
@@ -33,51 +34,6 @@ pub(crate) const MAX_LEASE_LOSSES: i32 = 2;
 /// Ordered partitions per type, passed to every process.
 pub(crate) const PARTITIONS: u16 = 4;
 
-/// Settings of a fault run.
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct RunArgs {
-    /// Seed of every random choice (print it to reproduce a run).
-    #[arg(long, default_value_t = 1)]
-    pub(crate) seed: u64,
-    /// Seconds of commands and faults, before the run settles and is checked.
-    #[arg(long, default_value_t = 90)]
-    pub(crate) duration: u64,
-    /// Api processes.
-    #[arg(long, default_value_t = 2)]
-    pub(crate) apis: usize,
-    /// Worker processes.
-    #[arg(long, default_value_t = 3)]
-    pub(crate) workers: usize,
-    /// Notifier processes.
-    #[arg(long, default_value_t = 2)]
-    pub(crate) notifiers: usize,
-    /// WebSocket clients.
-    #[arg(long, default_value_t = 4)]
-    pub(crate) clients: usize,
-    /// Commands submitted per second.
-    #[arg(long, default_value_t = 8.0)]
-    pub(crate) rate: f64,
-    /// Seconds a claim holds without a heartbeat (short, so stopped workers lose it).
-    #[arg(long, default_value_t = 2.0)]
-    pub(crate) lease_secs: f64,
-    /// Longest wait, after the faults stop, for every command to end.
-    #[arg(long, default_value_t = 120)]
-    pub(crate) settle_secs: u64,
-    /// PostgreSQL server; the run creates and drops its own database there.
-    #[arg(long, default_value = DATABASE_SERVER)]
-    pub(crate) database_server: String,
-    /// RabbitMQ URL; the run uses and deletes its own namespace there.
-    #[arg(long, default_value = AMQP_URL)]
-    pub(crate) amqp_url: String,
-    /// Nodes record effects without holding their claim: a broken handler, to see that the
-    /// fencing checks catch it (such a run is expected to fail).
-    #[arg(long)]
-    pub(crate) unfenced: bool,
-    /// Keep the database, the namespace and the process logs after the run.
-    #[arg(long)]
-    pub(crate) keep: bool,
-}
-
 /// What the run's tasks count.
 #[derive(Debug, Default)]
 pub(crate) struct Counts {
@@ -89,6 +45,8 @@ pub(crate) struct Counts {
     pub(crate) terminations: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) resets: AtomicU64,
+    /// Broker nodes killed, with when (`--faults node-kills`).
+    pub(crate) node_kills: Mutex<Vec<crate::cluster::NodeKill>>,
 }
 
 /// What every task of a run shares.
@@ -191,7 +149,14 @@ pub(crate) async fn main(args: RunArgs) -> anyhow::Result<bool> {
         );
         return outcome;
     }
-    crate::settle::clean_up(&args.amqp_url, &shared.pool, &database_url, &namespace).await;
+    crate::settle::clean_up(
+        &args.amqp_url,
+        args.bus_queue_type(),
+        &shared.pool,
+        &database_url,
+        &namespace,
+    )
+    .await;
     if matches!(outcome, Ok(true)) {
         let _ = std::fs::remove_dir_all(&log_dir);
     } else {
@@ -230,6 +195,14 @@ fn node_vars(args: &RunArgs, database_url: &str, namespace: &str) -> Vec<(String
         ("CMDBUS_DB_MAX_CONNECTIONS", "6".to_owned()),
         ("CMDBUS_WORKER_CONCURRENCY", "8".to_owned()),
         ("CMDBUS_PARTITIONS", PARTITIONS.to_string()),
+        (
+            "CMDBUS_QUEUE_TYPE",
+            match args.queue_type {
+                cmdbus::QueueTypeArg::Classic => "classic",
+                cmdbus::QueueTypeArg::Quorum => "quorum",
+            }
+            .to_owned(),
+        ),
         ("CMDBUS_MAX_LEASE_LOSSES", MAX_LEASE_LOSSES.to_string()),
         ("CMDBUS_REDELIVER_AFTER_SECS", "10".to_owned()),
         ("CMDBUS_TAIL_INTERVAL_MS", "200".to_owned()),
@@ -296,13 +269,37 @@ async fn drive_and_check(args: &RunArgs, shared: &Arc<Shared>) -> anyhow::Result
         let rng = fastrand::Rng::with_seed(args.seed ^ 0x5eed_0001);
         drivers.spawn(async move { crate::operator::operate(&shared, rng, stop).await });
     }
-    drivers.spawn(crate::faults::inject(
-        shared.clone(),
-        fastrand::Rng::with_seed(args.seed ^ 0x5eed_0002),
-        Duration::from_secs_f64(args.lease_secs),
-        stop.clone(),
-        faults.clone(),
-    ));
+    match args.faults {
+        FaultPlan::Random => {
+            drivers.spawn(crate::faults::inject(
+                shared.clone(),
+                fastrand::Rng::with_seed(args.seed ^ 0x5eed_0002),
+                Duration::from_secs_f64(args.lease_secs),
+                stop.clone(),
+                faults.clone(),
+            ));
+        }
+        FaultPlan::RoleKills => {
+            drivers.spawn(crate::faults::kill_each_role(
+                shared.clone(),
+                Duration::from_secs(args.duration),
+                stop.clone(),
+            ));
+        }
+        FaultPlan::NodeKills => {
+            let (shared, script) = (shared.clone(), args.cluster_script.clone());
+            let fault = args.node_fault;
+            let duration = Duration::from_secs(args.duration);
+            let stop = stop.clone();
+            drivers.spawn(async move {
+                if let Err(error) =
+                    crate::cluster::kill_leaders(&shared, &script, fault, duration, stop).await
+                {
+                    shared.violation(format!("node kills: {error:#}"));
+                }
+            });
+        }
+    }
     tokio::time::sleep(Duration::from_secs(args.duration)).await; // the run's length
     stop.cancel();
     drivers.close();
@@ -316,7 +313,22 @@ async fn drive_and_check(args: &RunArgs, shared: &Arc<Shared>) -> anyhow::Result
     end.cancel();
     clients_done.close();
     clients_done.wait().await;
-    Ok(crate::settle::report(shared, violations).await)
+    let recoveries = crate::cluster::recoveries(shared, &shared.pool).await?;
+    for recovery in &recoveries {
+        match (recovery.seconds, args.max_recovery_secs) {
+            (None, _) => violations.push(format!(
+                "no command succeeded after broker node {} was killed",
+                recovery.kill.node
+            )),
+            (Some(seconds), Some(max)) if seconds > max => violations.push(format!(
+                "commands succeeded again {seconds:.1}s after broker node {} was killed \
+                 (at most {max}s)",
+                recovery.kill.node
+            )),
+            _ => {}
+        }
+    }
+    Ok(crate::settle::report(shared, &recoveries, violations).await)
 }
 
 /// `cmdbus-check clean <tag>`: drops a kept run's database and namespace.
@@ -324,11 +336,19 @@ pub(crate) async fn clean(
     tag: &str,
     database_server: &str,
     amqp_url: &str,
+    queue_type: cmdbus_bus::QueueType,
 ) -> anyhow::Result<bool> {
     let database_url = format!("{database_server}/cmdbus_check_{tag}");
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .connect_lazy(&database_url)?;
-    crate::settle::clean_up(amqp_url, &pool, &database_url, &format!("check{tag}")).await;
+    crate::settle::clean_up(
+        amqp_url,
+        queue_type,
+        &pool,
+        &database_url,
+        &format!("check{tag}"),
+    )
+    .await;
     Ok(true)
 }

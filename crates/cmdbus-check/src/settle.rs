@@ -64,7 +64,13 @@ pub(crate) async fn settle_and_check(
         tokio::time::sleep(POLL).await; // polling the clients' logs
     }
 
-    let broker = CheckBroker::connect(&args.amqp_url, &shared.namespace, PARTITIONS).await?;
+    let broker = CheckBroker::connect(
+        &args.amqp_url,
+        &shared.namespace,
+        PARTITIONS,
+        args.bus_queue_type(),
+    )
+    .await?;
     let drained = Instant::now() + DRAIN;
     while Instant::now() < drained && !broker.work_queues_with_messages(WORK).await.is_empty() {
         tokio::time::sleep(POLL).await; // polling the broker's counts
@@ -99,15 +105,24 @@ pub(crate) async fn settle_and_check(
     Ok(violations)
 }
 
-/// Prints the counts line and every violation; true when there was none.
-pub(crate) async fn report(shared: &Shared, violations: Vec<String>) -> bool {
+/// Prints the counts line, the recovery of each broker node kill and every violation; true when
+/// there was no violation.
+pub(crate) async fn report(
+    shared: &Shared,
+    recoveries: &[crate::cluster::Recovery],
+    violations: Vec<String>,
+) -> bool {
     let census = checks::census(&shared.pool).await.unwrap_or_default();
+    let accepted = shared.lock_accepted().clone();
+    let tally = checks::tally(&shared.pool, &accepted)
+        .await
+        .unwrap_or_default();
     let counts = &shared.counts;
     let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
     println!(
         "seed={} accepted={} rows={} success={} fail={} cancelled={} effects={} replays={} cancels={} \
          faults: stop={} kill={} close_conn={} pg_terminate={} client_reconnects={} resets={} \
-         max_attempt={} violations={}",
+         max_attempt={} lost={} run_twice={} out_of_order={} node_kills={} violations={}",
         shared.seed,
         shared.lock_accepted().len(),
         census.rows,
@@ -124,8 +139,27 @@ pub(crate) async fn report(shared: &Shared, violations: Vec<String>) -> bool {
         load(&counts.reconnects),
         load(&counts.resets),
         census.max_attempt,
+        tally.lost,
+        tally.run_twice,
+        tally.out_of_order,
+        recoveries.len(),
         violations.len(),
     );
+    for (index, recovery) in recoveries.iter().enumerate() {
+        let seconds = recovery
+            .seconds
+            .map_or_else(|| "never".to_owned(), |seconds| format!("{seconds:.2}s"));
+        let slowest = recovery
+            .slowest_start
+            .map_or_else(|| "none".to_owned(), |seconds| format!("{seconds:.2}s"));
+        println!(
+            "node kill {}: broker node {} at {}, commands succeeded again after {seconds}; \
+             slowest start of a command submitted in the next 10 s: {slowest}",
+            index + 1,
+            recovery.kill.node,
+            recovery.kill.at.format("%H:%M:%S%.3f"),
+        );
+    }
     for violation in &violations {
         println!("VIOLATION {violation}");
     }
@@ -133,10 +167,16 @@ pub(crate) async fn report(shared: &Shared, violations: Vec<String>) -> bool {
 }
 
 /// Deletes the namespace's queues and exchanges and drops the run database.
-pub(crate) async fn clean_up(amqp_url: &str, pool: &PgPool, database_url: &str, namespace: &str) {
+pub(crate) async fn clean_up(
+    amqp_url: &str,
+    queue_type: cmdbus_bus::QueueType,
+    pool: &PgPool,
+    database_url: &str,
+    namespace: &str,
+) {
     let mut kinds = cmdbus::builtin_registry().names();
     kinds.push(WORK.to_owned());
-    match CheckBroker::connect(amqp_url, namespace, PARTITIONS).await {
+    match CheckBroker::connect(amqp_url, namespace, PARTITIONS, queue_type).await {
         Ok(broker) => {
             if let Err(error) = broker.broker.delete_topology(&kinds).await {
                 eprintln!("cannot delete namespace {namespace}: {error}");

@@ -13,7 +13,7 @@ mod tail;
 use axum::{Router, extract::ws::WebSocket};
 use cmdbus_auth::{Authenticator, Principal};
 use cmdbus_bus::ChangeFeed;
-use sqlx::PgPool;
+use cmdbus_store::Db;
 use std::{future::Future, pin::Pin, time::Duration};
 use tokio_util::sync::CancellationToken;
 
@@ -42,7 +42,7 @@ impl Default for NotifierConfig {
 /// What every connection shares.
 #[derive(Debug, Clone)]
 pub struct NotifierState {
-    pub(crate) pool: PgPool,
+    pub(crate) pool: Db,
     pub(crate) feed: ChangeFeed,
     pub(crate) auth: Authenticator,
     pub(crate) config: NotifierConfig,
@@ -55,7 +55,7 @@ impl NotifierState {
     /// State over a pool, this process's change feed and its authenticator; connections close
     /// on `shutdown`.
     pub fn new(
-        pool: PgPool,
+        pool: Db,
         feed: ChangeFeed,
         auth: Authenticator,
         config: NotifierConfig,

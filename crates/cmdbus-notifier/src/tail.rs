@@ -10,8 +10,8 @@
 //! command: publishing that is sound, since clients keep the highest version they are sent.
 
 use cmdbus_bus::ChangeFeed;
+use cmdbus_store::Db;
 use cmdbus_store::{Cursor, Scope};
-use sqlx::PgPool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -25,7 +25,7 @@ const PAGE: usize = 256;
 
 /// Follows `commands` every `interval` until `shutdown`.
 pub async fn follow_database(
-    pool: PgPool,
+    pool: Db,
     feed: ChangeFeed,
     interval: Duration,
     shutdown: CancellationToken,
@@ -49,7 +49,7 @@ pub async fn follow_database(
 /// Publishes every change since `since` that the feed has not seen; returns the snapshot read,
 /// the horizon once it is published. The first pass (no `since`) only takes a snapshot.
 async fn pass(
-    pool: &PgPool,
+    pool: &Db,
     feed: &ChangeFeed,
     since: Option<&Cursor>,
 ) -> Result<Cursor, cmdbus_store::StoreError> {

@@ -148,7 +148,7 @@ pub async fn revoke_development_keys<'c>(executor: impl PgExecutor<'c>) -> Resul
 }
 
 /// The database's token signing secret, created from `fresh` by the first process that asks.
-pub async fn token_secret(pool: &sqlx::PgPool, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+pub async fn token_secret(pool: &crate::Db, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
     sqlx::query(
         "insert into token_secrets (id, secret) values (1, $1) on conflict (id) do nothing",
     )

@@ -4,6 +4,7 @@
 
 mod changes;
 mod commands;
+mod db;
 mod group;
 mod keys;
 mod lifecycle;
@@ -25,6 +26,7 @@ pub use commands::{
     LIST_WINDOW, ListFilter, Listed, NewCommand, Submitted, cancel, get, get_many, insert, list,
     lookup, lookup_many, mark_queued, replay, replay_matching,
 };
+pub use db::Db;
 pub use group::GroupCommit;
 pub use keys::{
     KeyRecord, NewKey, count_configured_keys, count_unfinished_of, create_key, find_key, key_by_id,
@@ -108,6 +110,18 @@ pub enum StoreError {
         /// What did not decode.
         reason: String,
     },
+    /// The schema lacks migrations, and this process may not apply them (it reaches PostgreSQL
+    /// through PgBouncer in transaction mode, where their session-level lock does not hold).
+    #[error(
+        "the database lacks {missing} of {known} migrations: run `cmdbus migrate` against \
+         PostgreSQL directly, not through PgBouncer"
+    )]
+    NotMigrated {
+        /// Migrations not applied.
+        missing: usize,
+        /// Migrations this build knows.
+        known: usize,
+    },
     /// A value was stored in a form that cannot be read back; nothing was written.
     #[error("command {id} cannot be read back: {reason}")]
     Unreadable {
@@ -151,6 +165,69 @@ pub struct PoolConfig {
     pub url: String,
     /// Connections at most.
     pub max_connections: u32,
+}
+
+/// How a process reaches PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Route {
+    /// Directly, or through a pooler that keeps each client on one server connection (or tracks
+    /// prepared statements): the database is created if missing and migrated at start.
+    #[default]
+    Direct,
+    /// Through PgBouncer in transaction mode without prepared-statement tracking: the statement
+    /// cache is off and every statement runs in a transaction (see [`Db`]); nothing is created or
+    /// migrated — migrations hold a session-level advisory lock, which a pooler that changes the
+    /// server between transactions breaks — so the schema must be current already.
+    PgBouncer,
+}
+
+/// Connects along `route`: directly, creating and migrating the database like
+/// [`connect_and_migrate`]; through PgBouncer, checking that every migration is applied.
+pub async fn connect(config: &PoolConfig, route: Route) -> Result<Db, StoreError> {
+    match route {
+        Route::Direct => Ok(Db::direct(connect_and_migrate(config).await?)),
+        Route::PgBouncer => {
+            let options = PgConnectOptions::from_str(&config.url)?
+                // A cached statement would be looked up again on another server.
+                .statement_cache_capacity(0)
+                // A startup parameter PgBouncer refuses unless told to ignore it; PostgreSQL 12+
+                // prints floats exactly without it.
+                .extra_float_digits(None);
+            let pool = PgPoolOptions::new()
+                .max_connections(config.max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await?;
+            let db = Db::through_pgbouncer(pool);
+            check_migrated(&db).await?;
+            Ok(db)
+        }
+    }
+}
+
+/// Fails with [`StoreError::NotMigrated`] unless every migration of this build is applied.
+async fn check_migrated(db: &Db) -> Result<(), StoreError> {
+    let applied: Vec<i64> =
+        match sqlx::query_scalar("select version from _sqlx_migrations where success")
+            .fetch_all(db)
+            .await
+        {
+            Ok(applied) => applied,
+            // No migrations table: nothing applied yet.
+            Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("42P01") => {
+                Vec::new()
+            }
+            Err(error) => return Err(error.into()),
+        };
+    let known = MIGRATOR.iter().count();
+    let missing = MIGRATOR
+        .iter()
+        .filter(|migration| !applied.contains(&migration.version))
+        .count();
+    if missing > 0 {
+        return Err(StoreError::NotMigrated { missing, known });
+    }
+    Ok(())
 }
 
 /// Connects to the database named in `url`, creating it first if it does not exist, and applies

@@ -4,9 +4,9 @@
 //! command goes through at once.
 
 use cmdbus_bus::Broker;
+use cmdbus_store::Db;
 use cmdbus_store::{Claim, CommandRow, Finish, GroupCommit, StoreError};
 use futures_util::future::BoxFuture;
-use sqlx::PgPool;
 use std::{
     collections::{HashMap, HashSet},
     time::Duration,
@@ -33,7 +33,7 @@ pub(crate) struct Batches {
 /// What both loops need.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    pub(crate) pool: PgPool,
+    pub(crate) pool: Db,
     pub(crate) broker: Broker,
     pub(crate) worker: String,
     pub(crate) lease: Duration,

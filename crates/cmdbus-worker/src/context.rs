@@ -2,8 +2,9 @@
 //! explicit heartbeat for long stretches of blocking work.
 
 use cmdbus_bus::Broker;
+use cmdbus_store::Db;
 use cmdbus_store::StoreError;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -29,7 +30,7 @@ pub struct Context {
 /// Worker-wide facilities the context reaches through.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) pool: PgPool,
+    pub(crate) pool: Db,
     pub(crate) broker: Broker,
     pub(crate) lease: Duration,
     /// How long past its due time a `queue` row waits before the sweep publishes it again.

@@ -5,6 +5,7 @@
 
 use cmdbus_bus::{Broker, Session};
 use cmdbus_domain::Lane;
+use cmdbus_store::Db;
 use cmdbus_store::{CommandRow, StoreError};
 use futures_util::StreamExt;
 use lapin::{
@@ -13,7 +14,6 @@ use lapin::{
     options::{BasicCancelOptions, BasicQosOptions},
     types::FieldTable,
 };
-use sqlx::PgPool;
 use std::{sync::Arc, time::Duration};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -60,7 +60,7 @@ pub(crate) struct Runtime {
 /// them after the grace period) before it returns.
 pub async fn run(
     config: WorkerConfig,
-    pool: PgPool,
+    pool: Db,
     broker: Broker,
     registry: Registry,
     shutdown: CancellationToken,

@@ -4,7 +4,7 @@
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use cmdbus_auth::{AuthConfig, Scopes};
-use sqlx::PgPool;
+use cmdbus_store::Db;
 use std::{net::SocketAddr, time::Duration};
 use uuid::Uuid;
 
@@ -116,7 +116,7 @@ impl AuthSettings {
 /// fresh development key when it listens on loopback (`mint_development_key`), and refuses to
 /// start anywhere else.
 pub(crate) async fn check_access(
-    pool: &PgPool,
+    pool: &Db,
     settings: &AuthSettings,
     address: SocketAddr,
     mint_development_key: bool,
@@ -163,7 +163,7 @@ pub(crate) async fn check_access(
 
 /// Records the bootstrap key unless a key with its hash exists (live or revoked: a revoked
 /// bootstrap key stays revoked).
-async fn record_bootstrap_key(pool: &PgPool, key: &str) -> anyhow::Result<()> {
+async fn record_bootstrap_key(pool: &Db, key: &str) -> anyhow::Result<()> {
     let well_formed = key.len() == 71
         && key.starts_with("cmdbus_")
         && key[7..].bytes().all(|byte| byte.is_ascii_hexdigit());
@@ -228,7 +228,7 @@ pub enum KeysCommand {
 }
 
 /// Runs a `cmdbus keys` command against the database.
-pub async fn run_keys(command: KeysCommand, pool: &PgPool) -> anyhow::Result<()> {
+pub async fn run_keys(command: KeysCommand, pool: &Db) -> anyhow::Result<()> {
     match command {
         KeysCommand::Create {
             tenant,

@@ -191,14 +191,17 @@ pub struct Config {
         global = true
     )]
     pub shutdown_grace_secs: f64,
-    /// PostgreSQL connections per process.
-    #[arg(
-        long,
-        env = "CMDBUS_DB_MAX_CONNECTIONS",
-        default_value_t = 20,
-        global = true
-    )]
-    pub db_max_connections: u32,
+    /// PostgreSQL connections per process; unset, sized by role so that a dozen processes fit
+    /// PostgreSQL's default of 100: api 10, worker half its concurrency (4 to 16), notifier 4,
+    /// all 20.
+    #[arg(long, env = "CMDBUS_DB_MAX_CONNECTIONS", global = true)]
+    pub db_max_connections: Option<u32>,
+    /// PostgreSQL is reached through PgBouncer in transaction mode without prepared-statement
+    /// tracking: the statement cache is off, every statement runs in a transaction, and nothing
+    /// is migrated at start (run `cmdbus migrate` against PostgreSQL directly). PgBouncer must
+    /// set `server_reset_query = DEALLOCATE ALL` and `server_reset_query_always = 1`.
+    #[arg(long, env = "CMDBUS_PGBOUNCER", default_value_t = false, global = true)]
+    pub pgbouncer: bool,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CMDBUS_MAX_BODY_BYTES", default_value_t = 256 * 1024, global = true)]
     pub max_body_bytes: usize,
@@ -219,6 +222,24 @@ pub struct Config {
     /// Transport limits, hosts and origins.
     #[command(flatten)]
     pub http: crate::HttpSettings,
+}
+
+/// A role's PostgreSQL pool when none is configured. A connection is held only for a statement
+/// or a short transaction, so a few serve many requests or handlers; the sizes let 2 apis,
+/// 8 workers and 2 notifiers (92 connections) fit PostgreSQL's default `max_connections` of 100,
+/// 3 of which are reserved for superusers.
+fn default_db_connections(role: Role, worker_concurrency: usize) -> u32 {
+    match role {
+        Role::All => 20,
+        Role::Api => 10,
+        // Claims, heartbeats and finishes of `concurrency` handlers, each a statement or two.
+        Role::Worker => u32::try_from(worker_concurrency / 2)
+            .unwrap_or(u32::MAX)
+            .clamp(4, 16),
+        // The change tail, resumes and key lookups.
+        Role::Notifier => 4,
+        Role::Migrate => 2,
+    }
 }
 
 /// `7d`, `12h`, `30m`, `45s`, or plain seconds.
@@ -259,6 +280,22 @@ impl Config {
         Duration::from_secs_f64(self.lease_secs.max(1.0))
     }
 
+    /// The PostgreSQL pool size of `role`: the setting, or the role's default.
+    pub(crate) fn db_connections(&self, role: Role) -> u32 {
+        self.db_max_connections
+            .unwrap_or_else(|| default_db_connections(role, self.worker_concurrency))
+            .max(1)
+    }
+
+    /// How this process reaches PostgreSQL.
+    pub fn db_route(&self) -> cmdbus_store::Route {
+        if self.pgbouncer {
+            cmdbus_store::Route::PgBouncer
+        } else {
+            cmdbus_store::Route::Direct
+        }
+    }
+
     pub(crate) fn shutdown_grace(&self) -> Duration {
         Duration::from_secs_f64(self.shutdown_grace_secs.max(0.0))
     }
@@ -272,6 +309,24 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pools_fit_a_dozen_processes_in_postgresql_defaults() {
+        let config = Config::defaults();
+        assert_eq!(config.db_connections(Role::Api), 10);
+        assert_eq!(config.db_connections(Role::Worker), 8);
+        assert_eq!(config.db_connections(Role::Notifier), 4);
+        assert_eq!(config.db_connections(Role::All), 20);
+        let dozen = 2 * config.db_connections(Role::Api)
+            + 8 * config.db_connections(Role::Worker)
+            + 2 * config.db_connections(Role::Notifier);
+        assert!(dozen <= 100 - 3, "{dozen} connections");
+        let mut wide = Config::defaults();
+        wide.worker_concurrency = 200;
+        assert_eq!(wide.db_connections(Role::Worker), 16);
+        wide.db_max_connections = Some(3);
+        assert_eq!(wide.db_connections(Role::Worker), 3);
+    }
 
     #[test]
     fn retention_reads_units() {

@@ -4,7 +4,7 @@
 //! deployment registered as the `type` a submit may name.
 
 use axum::{Json, Router, extract::State};
-use sqlx::PgPool;
+use cmdbus_store::Db;
 use std::sync::{Arc, LazyLock};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder, tag::TagBuilder};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -14,11 +14,11 @@ use crate::{health, security, telemetry};
 /// What the handler needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Docs {
-    pool: PgPool,
+    pool: Db,
     token_max_ttl_secs: u64,
 }
 
-pub(crate) fn router(pool: PgPool, token_max_ttl_secs: u64) -> Router {
+pub(crate) fn router(pool: Db, token_max_ttl_secs: u64) -> Router {
     let (router, _) = routes().split_for_parts();
     router.with_state(Docs {
         pool,

@@ -2,21 +2,29 @@
 
 use axum::{Json, Router, extract::State, http::StatusCode};
 use cmdbus_bus::Broker;
+use cmdbus_store::Db;
 use serde::Serialize;
-use sqlx::PgPool;
 use std::time::Duration;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Health {
-    pool: PgPool,
+    pool: Db,
     broker: Broker,
+    /// Whether this process needs the broker to do its work. A notifier does not: it reads
+    /// every change from PostgreSQL (the events fanout only makes pushes faster), so a load
+    /// balancer keeps sending it clients while its broker session is away.
+    needs_broker: bool,
 }
 
-pub(crate) fn router(pool: PgPool, broker: Broker) -> Router {
+pub(crate) fn router(pool: Db, broker: Broker, needs_broker: bool) -> Router {
     let (router, _) = routes().split_for_parts();
-    router.with_state(Health { pool, broker })
+    router.with_state(Health {
+        pool,
+        broker,
+        needs_broker,
+    })
 }
 
 /// The routes with their description.
@@ -47,7 +55,8 @@ struct Readiness {
     broker: bool,
 }
 
-/// Readiness: PostgreSQL answers and a broker session is up.
+/// Readiness: PostgreSQL answers and, for a role that needs it (every role but the notifier), a
+/// broker session is up.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -67,7 +76,7 @@ async fn ready(State(health): State<Health>) -> (StatusCode, Json<Readiness>) {
     .await
     .is_ok_and(|result| result.is_ok());
     let broker = health.broker.is_connected();
-    let status = if database && broker {
+    let status = if database && (broker || !health.needs_broker) {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -53,10 +53,21 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let pool = cmdbus_store::connect_and_migrate(&PoolConfig {
-        url: config.database_url.clone(),
-        max_connections: config.db_max_connections,
-    })
+    if role == Role::Migrate && config.pgbouncer {
+        // Migrations hold a session-level advisory lock, which transaction pooling breaks.
+        anyhow::bail!(
+            "`cmdbus migrate` must reach PostgreSQL directly: unset CMDBUS_PGBOUNCER and point \
+             CMDBUS_DATABASE_URL at PostgreSQL, not at PgBouncer"
+        );
+    }
+    let db_connections = config.db_connections(role);
+    let pool = cmdbus_store::connect(
+        &PoolConfig {
+            url: config.database_url.clone(),
+            max_connections: db_connections,
+        },
+        config.db_route(),
+    )
     .await
     .context("cannot prepare the database")?;
     if role == Role::Migrate {
@@ -86,8 +97,8 @@ pub async fn run(
         &tracker,
     )?;
 
-    let mut app =
-        health::router(pool.clone(), broker.clone()).merge(telemetry::router(pool.clone()));
+    let mut app = health::router(pool.clone(), broker.clone(), role != Role::Notifier)
+        .merge(telemetry::router(pool.clone()));
     let serves_clients = role.serves_api() || role.serves_ws();
     let auth = if serves_clients {
         access::check_access(
@@ -191,10 +202,7 @@ pub async fn run(
     let limits = serve::Limits {
         header_timeout: config.http.header_timeout(),
         write_timeout: config.http.write_timeout(),
-        max_connections: serve::connection_cap(
-            config.http.max_connections,
-            config.db_max_connections,
-        ),
+        max_connections: serve::connection_cap(config.http.max_connections, db_connections),
         drain: config.shutdown_grace(),
     };
     tracing::info!(role = ?role, %address, "cmdbus running");

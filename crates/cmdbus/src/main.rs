@@ -23,10 +23,13 @@ async fn main() -> anyhow::Result<()> {
         None => Role::All,
         Some(Command::Role(role)) => role,
         Some(Command::Keys(command)) => {
-            let pool = cmdbus_store::connect_and_migrate(&cmdbus_store::PoolConfig {
-                url: cli.config.database_url.clone(),
-                max_connections: 2,
-            })
+            let pool = cmdbus_store::connect(
+                &cmdbus_store::PoolConfig {
+                    url: cli.config.database_url.clone(),
+                    max_connections: 2,
+                },
+                cli.config.db_route(),
+            )
             .await
             .context("cannot prepare the database")?;
             return cmdbus::run_keys(command, &pool).await;

@@ -10,8 +10,8 @@ use axum::{
     http::{StatusCode, header},
     response::IntoResponse,
 };
+use cmdbus_store::Db;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sqlx::PgPool;
 use std::sync::OnceLock;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -45,7 +45,7 @@ fn recorder() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-pub(crate) fn router(pool: PgPool) -> Router {
+pub(crate) fn router(pool: Db) -> Router {
     // Install now, so that counters from the first request on are recorded.
     recorder();
     let (router, _) = routes().split_for_parts();
@@ -53,7 +53,7 @@ pub(crate) fn router(pool: PgPool) -> Router {
 }
 
 /// The route with its description.
-pub(crate) fn routes() -> OpenApiRouter<PgPool> {
+pub(crate) fn routes() -> OpenApiRouter<Db> {
     OpenApiRouter::new().routes(routes!(render))
 }
 
@@ -73,7 +73,7 @@ pub(crate) fn routes() -> OpenApiRouter<PgPool> {
             itself.", body = String, content_type = "text/plain"),
     ),
 )]
-async fn render(State(pool): State<PgPool>) -> impl IntoResponse {
+async fn render(State(pool): State<Db>) -> impl IntoResponse {
     let Some(handle) = recorder() else {
         return (
             StatusCode::NOT_FOUND,

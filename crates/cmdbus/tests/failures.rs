@@ -497,23 +497,102 @@ async fn quorum_queues_carry_commands_retries_and_ordered_partitions() {
         app.wait_status(id, "success", T).await;
     }
     let output = std::process::Command::new("rabbitmqctl")
-        .args(["list_queues", "name", "type"])
+        .args(["list_queues", "name", "type", "arguments"])
         .output()
         .expect("rabbitmqctl");
     let listing = String::from_utf8_lossy(&output.stdout);
-    // The command queues and the delay tiers that hold retries: a message that waits in a
-    // tier is as replicated as one in a queue.
-    for queue in [
-        format!("{}.cmd.demo.echo\t", app.env.namespace),
-        format!("{}.retry.1s\t", app.env.namespace),
-    ] {
+    let queue_line = |queue: &str| {
+        listing
+            .lines()
+            .find(|line| line.split('\t').next() == Some(queue))
+            .unwrap_or_else(|| panic!("{queue} exists"))
+            .to_owned()
+    };
+    // Every queue that ever holds a command's message is replicated — main, the exception lanes,
+    // the ordered partitions — and has its delivery limit set explicitly (brokers disagree on
+    // the default: none on 3.x, 20 on 4.x).
+    let ns = &app.env.namespace;
+    let mut command_queues = vec![
+        format!("{ns}.cmd.demo.echo"),
+        format!("{ns}.cmd.demo.echo.exceptions1"),
+        format!("{ns}.cmd.demo.echo.exceptions2"),
+    ];
+    command_queues.extend((0..4).map(|p| format!("{ns}.cmd.demo.echo.p{p}")));
+    let limit = format!(
+        r#"{{"x-delivery-limit",{}}}"#,
+        cmdbus_bus::QUORUM_DELIVERY_LIMIT
+    );
+    for queue in &command_queues {
+        let line = queue_line(queue);
         assert!(
-            listing
-                .lines()
-                .any(|line| line.starts_with(&queue) && line.ends_with("quorum")),
-            "{queue} is a quorum queue"
+            line.contains("\tquorum\t"),
+            "{queue} is a quorum queue: {line}"
         );
+        assert!(line.contains(&limit), "{queue} has {limit}: {line}");
     }
+    // The delay tiers that hold retries: a message that waits in a tier is as replicated as one
+    // in a queue.
+    let tier = queue_line(&format!("{ns}.retry.1s"));
+    assert!(tier.contains("\tquorum\t"), "{tier}");
+    app.stop().await;
+}
+
+/// A quorum namespace whose queues an older cmdbus declared without `x-delivery-limit`: the
+/// broker refuses to redeclare them with it (a queue's arguments never change), and cmdbus keeps
+/// them as they are instead of failing to connect.
+#[tokio::test]
+async fn a_quorum_queue_declared_without_the_delivery_limit_is_kept_and_still_carries_commands() {
+    let env = Env::new();
+    let queue = format!("{}.cmd.demo.echo", env.namespace);
+    {
+        let connection =
+            lapin::Connection::connect(common::AMQP_URL, lapin::ConnectionProperties::default())
+                .await
+                .expect("broker");
+        let channel = connection.create_channel().await.expect("channel");
+        let mut arguments = lapin::types::FieldTable::default();
+        arguments.insert(
+            "x-queue-type".into(),
+            lapin::types::AMQPValue::LongString("quorum".into()),
+        );
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            lapin::types::AMQPValue::LongString(format!("{}.exceptions", env.namespace).into()),
+        );
+        arguments.insert(
+            "x-dead-letter-routing-key".into(),
+            lapin::types::AMQPValue::LongString("demo.echo.exceptions1".into()),
+        );
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                arguments,
+            )
+            .await
+            .expect("the old declaration");
+        let _ = connection.close(200, "declared".into()).await;
+    }
+    let app = TestApp::start_with(env, Role::All, cmdbus::builtin_registry(), |config| {
+        config.queue_type = cmdbus::QueueTypeArg::Quorum;
+    })
+    .await;
+    let id = app
+        .submit_ok(json!({"type": "demo.echo", "payload": "old queue"}))
+        .await;
+    app.wait_status(id, "success", T).await;
+    let listing = common::process::rabbitmqctl(&["list_queues", "name", "arguments"]);
+    let line = listing
+        .lines()
+        .find(|line| line.split('\t').next() == Some(queue.as_str()))
+        .expect("the queue is still there");
+    assert!(
+        !line.contains("x-delivery-limit"),
+        "kept as declared: {line}"
+    );
     app.stop().await;
 }
 

@@ -1,5 +1,5 @@
 //! The promises about pushes, each broken for real: a change whose event was lost, versions
-//! that commit out of order under a resuming client, a notifier that starts without a broker,
+//! that commit out of order under a resuming client, a notifier that has no broker at all,
 //! and a result nested deeper than a JSON parser's default limit.
 
 mod common;
@@ -153,8 +153,11 @@ async fn a_list_then_a_subscription_from_its_cursor_has_no_gap() {
     api.stop().await;
 }
 
+/// A notifier whose broker address answers nothing (no broker at all) serves, reports ready,
+/// and pushes every command's changes — runs, a retry, a cancel — within two seconds of their
+/// commit, read from PostgreSQL, while the api and a worker elsewhere do the work.
 #[tokio::test]
-async fn a_notifier_started_without_a_broker_still_pushes_changes() {
+async fn a_notifier_without_a_broker_pushes_every_change_within_two_seconds() {
     let env = Env::new();
     let app = TestApp::start_with(env.clone(), Role::All, cmdbus::builtin_registry(), |_| {}).await;
     let notifier = Proc::spawn(
@@ -162,19 +165,112 @@ async fn a_notifier_started_without_a_broker_still_pushes_changes() {
         "notifier",
         &[("CMDBUS_AMQP_URL", &unreachable_amqp_url())],
     );
-    notifier.wait_live().await;
+    // Ready without a broker: PostgreSQL is all a notifier needs.
+    common::wait_ready(&reqwest::Client::new(), &notifier.base).await;
+    let readiness: Value = reqwest::get(format!("{}/readyz", notifier.base))
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("readiness body");
+    assert_eq!(readiness["broker"], false, "{readiness}");
     let url = format!("{}/v1/ws", notifier.base.replacen("http", "ws", 1));
     let mut client = Follower::subscribe(&url, None).await;
     client.subscribed().await;
-    let id = app
-        .submit_ok(json!({"type": "demo.echo", "payload": 1}))
+
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        ids.push(
+            app.submit_ok(json!({"type": "demo.echo", "payload": n}))
+                .await,
+        );
+    }
+    let retried = app
+        .submit_ok(json!({"type": "demo.fail", "payload": {"times": 1}}))
         .await;
+    let stepped = app
+        .submit_ok(json!({"type": "demo.sleep", "payload": {"ms": 1_000, "steps": 4}}))
+        .await;
+    let cancelled = app
+        .submit_ok(json!({"type": "demo.sleep", "payload": {"ms": 60_000, "steps": 60}}))
+        .await;
+    app.wait_status(cancelled, "running", T).await;
+    let response = app
+        .http
+        .post(app.url(&format!("/v1/commands/{cancelled}/cancel")))
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    ids.extend([retried, stepped, cancelled]);
+
+    // Every view as it arrives, with the moment it arrived.
+    let arrivals: std::cell::RefCell<Vec<(chrono::DateTime<chrono::Utc>, Value)>> =
+        Default::default();
+    let all_finished = |arrivals: &[(chrono::DateTime<chrono::Utc>, Value)]| {
+        ids.iter().all(|id| {
+            arrivals
+                .iter()
+                .any(|(_, view)| id_of(view) == *id && common::process::finished(view))
+        })
+    };
     client
-        .until(Duration::from_secs(10), |c| {
-            id_of(c) == id && c["status"] == "success"
+        .until(T, |view| {
+            arrivals
+                .borrow_mut()
+                .push((chrono::Utc::now(), view.clone()));
+            all_finished(&arrivals.borrow())
         })
         .await
-        .expect("pushed by a notifier that has no broker");
+        .expect("every outcome pushed by a notifier that has no broker");
+    let arrivals = arrivals.into_inner();
+    let stamp = |view: &Value, field: &str| {
+        view[field]
+            .as_str()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .map(|at| at.with_timezone(&chrono::Utc))
+    };
+    for (arrived, view) in &arrivals {
+        // The moment the pushed state was written (its transaction's start, just before its
+        // commit; the database runs on this machine's clock).
+        let written = match view["status"].as_str() {
+            Some("running") => stamp(view, "started_at"),
+            Some("success" | "fail" | "cancelled") => stamp(view, "finished_at"),
+            _ => None,
+        };
+        if let Some(written) = written {
+            let late = *arrived - written;
+            assert!(
+                late <= chrono::Duration::seconds(2),
+                "pushed {} ms after it was written: {view}",
+                late.num_milliseconds()
+            );
+        }
+    }
+    // The client's last view of each command is PostgreSQL's.
+    for id in &ids {
+        let last = arrivals
+            .iter()
+            .rev()
+            .find(|(_, view)| id_of(view) == *id)
+            .map(|(_, view)| view)
+            .expect("pushed");
+        let stored = app.wait_until(*id, T, |_| true).await.expect("stored view");
+        assert_eq!(
+            last["version"], stored["version"],
+            "{last} against {stored}"
+        );
+        assert_eq!(last["status"], stored["status"]);
+    }
+    let status_of = |id: Uuid| {
+        arrivals
+            .iter()
+            .rev()
+            .find(|(_, view)| id_of(view) == id)
+            .map(|(_, view)| view["status"].clone())
+    };
+    assert_eq!(status_of(retried), Some(json!("success")));
+    assert_eq!(status_of(cancelled), Some(json!("cancelled")));
     client.close().await;
     drop(notifier);
     app.stop().await;

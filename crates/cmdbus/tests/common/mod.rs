@@ -77,7 +77,7 @@ impl Env {
         config.amqp_url = AMQP_URL.to_owned();
         config.namespace = self.namespace.clone();
         config.sweep_interval_ms = 200;
-        config.db_max_connections = 10;
+        config.db_max_connections = Some(10);
         config.shutdown_grace_secs = 5.0;
         // Per-caller limits are tested on their own; elsewhere one key makes every request.
         config.auth.rate_limit = 0;
