@@ -5,7 +5,7 @@ use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use cmdbus_auth::{AuthConfig, Scopes};
 use cmdbus_store::Db;
-use std::{net::SocketAddr, time::Duration};
+use std::{io::Write as _, net::SocketAddr, time::Duration};
 use uuid::Uuid;
 
 /// Who may call, and how much.
@@ -152,12 +152,21 @@ pub(crate) async fn check_access(
         cmdbus_auth::issue_key(&mut *tx, "default", "development", Scopes::all(), true).await?;
     tx.commit().await?;
     // Printed, not logged: logs never carry keys. Shown once; the next start makes another.
-    println!(
+    // In one write, and a closed stdout is no reason to stop serving: `println!` writes the
+    // message in pieces and panics when whoever read the key has already gone.
+    let message = format!(
         "\n  cmdbus development mode: listening on loopback with no API keys configured.\n  \
          Development key (tenant `default`, every scope; replaced at the next start):\n\n    \
          {key}\n\n  Use it as `Authorization: Bearer <key>`, and paste it into the web UI at \
-         http://{address}/\n"
+         http://{address}/\n\n"
     );
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(message.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        tracing::warn!(%error, "cannot print the development key");
+    }
     Ok(())
 }
 

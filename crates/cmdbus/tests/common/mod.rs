@@ -487,15 +487,16 @@ pub async fn wait_live_at(base: &str) {
 
 /// Polls `/readyz` until both dependencies are up (the app's own readiness signal).
 pub async fn wait_ready(http: &reqwest::Client, base: &str) {
+    let mut last = String::from("no answer");
     for _ in 0..300 {
-        if let Ok(response) = http.get(format!("{base}/readyz")).send().await
-            && response.status() == StatusCode::OK
-        {
-            return;
+        match http.get(format!("{base}/readyz")).send().await {
+            Ok(response) if response.status() == StatusCode::OK => return,
+            Ok(response) => last = response.text().await.unwrap_or_default(),
+            Err(error) => last = error.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(50)).await; // polling readiness, not ordering
     }
-    panic!("app at {base} never became ready");
+    panic!("app at {base} never became ready: {last}");
 }
 
 /// Binds `address` again after the app that held it stopped. The port is normally free at once
