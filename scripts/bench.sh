@@ -6,7 +6,7 @@
 #   scripts/bench.sh [e2e] [fanout] [limits]      (default: all three)
 #
 # Settings (environment): CMDBUS_BENCH_PORT (the first free port from 18080), CMDBUS_BENCH_PG (the server, default
-# postgres://postgres@127.0.0.1:5432), CMDBUS_AMQP_URL, CMDBUS_BENCH_RATE (open-loop rate, 100),
+# postgres://postgres@127.0.0.1:5432), CMDBUS_AMQP_URL, CMDBUS_BENCH_RATES (open-loop rates, "100 500 2000"),
 # CMDBUS_BENCH_DURATION (each window, 10s), CMDBUS_BENCH_SOCKETS (fan-out, 10000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,7 @@ else
 fi
 pg=${CMDBUS_BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 amqp=${CMDBUS_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
-rate=${CMDBUS_BENCH_RATE:-100}
+rates=${CMDBUS_BENCH_RATES:-100 500 2000}
 duration=${CMDBUS_BENCH_DURATION:-10s}
 sockets=${CMDBUS_BENCH_SOCKETS:-10000}
 database=cmdbus_bench
@@ -99,8 +99,9 @@ for scenario in "${scenarios[@]}"; do
   case "$scenario" in
     e2e)
       "$bench" e2e "${run[@]}" --concurrency 1
-      "$bench" e2e "${run[@]}" --concurrency 32 --record "$out/e2e.json"
-      "$bench" e2e "${run[@]}" --rate "$rate"
+      "$bench" e2e "${run[@]}" --concurrency 32
+      "$bench" e2e "${run[@]}" --concurrency 128 --record "$out/e2e.json"
+      for offered in $rates; do "$bench" e2e "${run[@]}" --rate "$offered"; done
       "$bench" e2e "${run[@]}" --concurrency 32 --type demo.sleep --sleep-ms 20
       ;;
     fanout)
