@@ -192,8 +192,7 @@ pub struct Config {
     )]
     pub shutdown_grace_secs: f64,
     /// PostgreSQL connections per process; unset, sized by role so that a dozen processes fit
-    /// PostgreSQL's default of 100: api 10, worker half its concurrency (4 to 16), notifier 4,
-    /// all 20.
+    /// PostgreSQL's default of 100: api 10, worker 8, notifier 4, all 20.
     #[arg(long, env = "CMDBUS_DB_MAX_CONNECTIONS", global = true)]
     pub db_max_connections: Option<u32>,
     /// PostgreSQL is reached through PgBouncer in transaction mode without prepared-statement
@@ -228,14 +227,14 @@ pub struct Config {
 /// or a short transaction, so a few serve many requests or handlers; the sizes let 2 apis,
 /// 8 workers and 2 notifiers (92 connections) fit PostgreSQL's default `max_connections` of 100,
 /// 3 of which are reserved for superusers.
-fn default_db_connections(role: Role, worker_concurrency: usize) -> u32 {
+fn default_db_connections(role: Role) -> u32 {
     match role {
         Role::All => 20,
         Role::Api => 10,
-        // Claims, heartbeats and finishes of `concurrency` handlers, each a statement or two.
-        Role::Worker => u32::try_from(worker_concurrency / 2)
-            .unwrap_or(u32::MAX)
-            .clamp(4, 16),
+        // Claims and finishes are group-committed (two statements in flight each) and one
+        // heartbeat renews every run, whatever the concurrency; the rest serve handlers' own
+        // transactions (`hold_claim`).
+        Role::Worker => 8,
         // The change tail, resumes and key lookups.
         Role::Notifier => 4,
         Role::Migrate => 2,
@@ -283,7 +282,7 @@ impl Config {
     /// The PostgreSQL pool size of `role`: the setting, or the role's default.
     pub(crate) fn db_connections(&self, role: Role) -> u32 {
         self.db_max_connections
-            .unwrap_or_else(|| default_db_connections(role, self.worker_concurrency))
+            .unwrap_or_else(|| default_db_connections(role))
             .max(1)
     }
 
@@ -323,7 +322,7 @@ mod tests {
         assert!(dozen <= 100 - 3, "{dozen} connections");
         let mut wide = Config::defaults();
         wide.worker_concurrency = 200;
-        assert_eq!(wide.db_connections(Role::Worker), 16);
+        assert_eq!(wide.db_connections(Role::Worker), 8);
         wide.db_max_connections = Some(3);
         assert_eq!(wide.db_connections(Role::Worker), 3);
     }

@@ -16,31 +16,13 @@ use uuid::Uuid;
 
 const T: Duration = Duration::from_secs(30);
 
-/// The api and the notifier as separate in-process roles, without a worker: submitted
-/// commands stay in `queue` until the test changes them.
-async fn api_and_notifier() -> (TestApp, TestApp) {
-    let env = Env::new();
-    let api = TestApp::start_with(env.clone(), Role::Api, cmdbus::builtin_registry(), |_| {}).await;
-    let notifier =
-        TestApp::start_with(env, Role::Notifier, cmdbus::builtin_registry(), |_| {}).await;
-    (api, notifier)
-}
-
-async fn queued(api: &TestApp) -> Uuid {
-    let id = api
-        .submit_ok(json!({"type": "demo.echo", "payload": 1}))
-        .await;
-    api.wait_status(id, "queue", T).await;
-    id
-}
-
 /// A legal change (`queue` → `cancelled`) made in SQL: no event is ever published for it.
 const CANCEL: &str = "status = 'cancelled', finished_at = now()";
 
 #[tokio::test]
 async fn a_connected_client_receives_a_change_whose_event_was_lost() {
-    let (api, notifier) = api_and_notifier().await;
-    let id = queued(&api).await;
+    let (api, notifier) = TestApp::api_and_notifier().await;
+    let id = api.submit_queued().await;
     let mut client = Follower::subscribe(&notifier.ws_url(), None).await;
     client.subscribed().await;
     let mut conn = api.pool.acquire().await.expect("connection");
@@ -60,9 +42,9 @@ async fn a_connected_client_receives_a_change_whose_event_was_lost() {
 
 #[tokio::test]
 async fn a_resume_after_versions_committed_out_of_order_misses_nothing() {
-    let (api, notifier) = api_and_notifier().await;
-    let a = queued(&api).await;
-    let b = queued(&api).await;
+    let (api, notifier) = TestApp::api_and_notifier().await;
+    let a = api.submit_queued().await;
+    let b = api.submit_queued().await;
     let mut client = Follower::subscribe(&notifier.ws_url(), None).await;
     client.subscribed().await;
     // Stays connected throughout: it shows when the notifier has pushed A live, so that the
@@ -103,8 +85,8 @@ async fn a_resume_after_versions_committed_out_of_order_misses_nothing() {
 
 #[tokio::test]
 async fn a_list_then_a_subscription_from_its_cursor_has_no_gap() {
-    let (api, notifier) = api_and_notifier().await;
-    let id = queued(&api).await;
+    let (api, notifier) = TestApp::api_and_notifier().await;
+    let id = api.submit_queued().await;
     let mut witness = Follower::subscribe(&notifier.ws_url(), None).await;
     witness.subscribed().await;
     let list: Value = api

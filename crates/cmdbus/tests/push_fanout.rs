@@ -5,31 +5,12 @@
 
 mod common;
 
-use cmdbus::Role;
-use common::{Env, TestApp, WsClient, id_of, process::change_behind_the_back};
+use common::{TestApp, WsClient, id_of, process::change_behind_the_back};
 use serde_json::{Value, json};
 use std::{collections::HashSet, time::Duration};
 use uuid::Uuid;
 
 const T: Duration = Duration::from_secs(60);
-
-/// The api and the notifier as separate in-process roles, without a worker: submitted
-/// commands stay in `queue` until the test changes them.
-async fn api_and_notifier() -> (TestApp, TestApp) {
-    let env = Env::new();
-    let api = TestApp::start_with(env.clone(), Role::Api, cmdbus::builtin_registry(), |_| {}).await;
-    let notifier =
-        TestApp::start_with(env, Role::Notifier, cmdbus::builtin_registry(), |_| {}).await;
-    (api, notifier)
-}
-
-async fn queued(api: &TestApp) -> Uuid {
-    let id = api
-        .submit_ok(json!({"type": "demo.echo", "payload": 1}))
-        .await;
-    api.wait_status(id, "queue", T).await;
-    id
-}
 
 /// Inserts `count` finished commands in one transaction, so that the notifier's database
 /// reader publishes them in one pass (no event is published for them); returns their ids.
@@ -182,9 +163,9 @@ const CANCEL: &str = "status = 'cancelled', finished_at = now()";
 
 #[tokio::test]
 async fn a_socket_sent_more_than_its_queue_holds_is_closed_1013_and_nobody_else_is() {
-    let (api, notifier) = api_and_notifier().await;
-    let followed = queued(&api).await;
-    let unrelated = queued(&api).await;
+    let (api, notifier) = TestApp::api_and_notifier().await;
+    let followed = api.submit_queued().await;
+    let unrelated = api.submit_queued().await;
     let mut flooded = WsClient::connect(&notifier.ws_url()).await;
     flooded.subscribe_all(None).await;
     let mut follower = WsClient::connect(&notifier.ws_url()).await;
@@ -237,7 +218,7 @@ async fn read_until_seen(ws: &mut WsClient, owed: &[Uuid], seen: &mut HashSet<Uu
 
 #[tokio::test]
 async fn a_client_that_leaves_at_the_first_cursor_of_a_burst_and_resumes_from_it_misses_nothing() {
-    let (api, notifier) = api_and_notifier().await;
+    let (api, notifier) = TestApp::api_and_notifier().await;
     let mut client = WsClient::connect(&notifier.ws_url()).await;
     client.subscribe_all(None).await;
     let subscribed = client.cursor.clone();
@@ -279,7 +260,7 @@ async fn a_client_that_leaves_at_the_first_cursor_of_a_burst_and_resumes_from_it
 
 #[tokio::test]
 async fn a_subscribe_answered_in_the_middle_of_a_burst_hands_out_a_cursor_that_misses_nothing() {
-    let (api, notifier) = api_and_notifier().await;
+    let (api, notifier) = TestApp::api_and_notifier().await;
     let mut client = WsClient::connect(&notifier.ws_url()).await;
     client.subscribe_all(None).await;
     let mut conn = api.pool.acquire().await.expect("connection");

@@ -242,6 +242,27 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The api and the notifier as separate in-process roles, without a worker: submitted
+    /// commands stay in `queue` until the test changes them.
+    pub async fn api_and_notifier() -> (TestApp, TestApp) {
+        let env = Env::new();
+        let api =
+            TestApp::start_with(env.clone(), Role::Api, cmdbus::builtin_registry(), |_| {}).await;
+        let notifier =
+            TestApp::start_with(env, Role::Notifier, cmdbus::builtin_registry(), |_| {}).await;
+        (api, notifier)
+    }
+
+    /// Submits a `demo.echo` and waits until it is queued.
+    pub async fn submit_queued(&self) -> Uuid {
+        let id = self
+            .submit_ok(serde_json::json!({"type": "demo.echo", "payload": 1}))
+            .await;
+        self.wait_status(id, "queue", std::time::Duration::from_secs(60))
+            .await;
+        id
+    }
+
     /// `cmdbus all` with the built-in handlers.
     pub async fn start() -> Self {
         Self::start_with(Env::new(), Role::All, cmdbus::builtin_registry(), |_| {}).await
