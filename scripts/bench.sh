@@ -7,7 +7,8 @@
 #
 # Settings (environment): CMDBUS_BENCH_PORT (the first free port from 18080), CMDBUS_BENCH_PG (the server, default
 # postgres://postgres@127.0.0.1:5432), CMDBUS_AMQP_URL, CMDBUS_BENCH_RATES (open-loop rates, "100 500 2000"),
-# CMDBUS_BENCH_DURATION (each window, 10s), CMDBUS_BENCH_SOCKETS (fan-out, 10000).
+# CMDBUS_BENCH_DURATION (each window, 10s), CMDBUS_BENCH_SERVER (another cmdbus binary to measure, for
+# an A/B against an older build), CMDBUS_BENCH_SOCKETS (fan-out, 10000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,7 +67,7 @@ CMDBUS_BOOTSTRAP_KEY="$key" \
 CMDBUS_RATE_LIMIT=0 \
 CMDBUS_MAX_SOCKETS_PER_TENANT=$((sockets + 100)) \
 CMDBUS_MAX_CONNECTIONS=$((sockets + 1000)) \
-  target/release/cmdbus all >"$out/cmdbus.log" 2>&1 &
+  "${CMDBUS_BENCH_SERVER:-target/release/cmdbus}" all >"$out/cmdbus.log" 2>&1 &
 server=$!
 ready=
 
