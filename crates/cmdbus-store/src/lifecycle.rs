@@ -12,6 +12,16 @@ use uuid::Uuid;
 
 use crate::{CHANGED, CommandRow, StoreError, without_nul};
 
+/// `items` by command id: every batched statement locks its rows in id order (a nested loop
+/// over the sorted input, or a primary-key scan of `id = any(...)`), so two batches that share
+/// rows — a worker's claims and an api's `queue` update, say — wait for each other instead of
+/// deadlocking (which PostgreSQL resolves only after `deadlock_timeout`, a second).
+fn in_lock_order<T>(items: &[T], id: impl Fn(&T) -> Uuid) -> Vec<&T> {
+    let mut sorted: Vec<&T> = items.iter().collect();
+    sorted.sort_by_key(|item| id(item));
+    sorted
+}
+
 /// A delivery that asks to run a command.
 #[derive(Debug, Clone, Copy)]
 pub struct Claim {
@@ -37,6 +47,7 @@ pub async fn claim<'c>(
     lease: Duration,
     lane: Option<&str>,
 ) -> Result<Vec<CommandRow>, StoreError> {
+    let claims = in_lock_order(claims, |c| c.id);
     let ids: Vec<Uuid> = claims.iter().map(|c| c.id).collect();
     let generations: Vec<i32> = claims.iter().map(|c| c.generation).collect();
     Ok(sqlx::query_as(AssertSqlSafe(format!(
@@ -151,6 +162,7 @@ pub async fn finish<'c>(
     finishes: &[Finish],
     redeliver_after: Duration,
 ) -> Result<Vec<CommandRow>, StoreError> {
+    let finishes = in_lock_order(finishes, |f| f.id);
     let ids: Vec<Uuid> = finishes.iter().map(|f| f.id).collect();
     let claims: Vec<Uuid> = finishes.iter().map(|f| f.claim).collect();
     let statuses: Vec<&str> = finishes
@@ -242,6 +254,7 @@ pub async fn heartbeat<'c>(
     runs: &[Run],
     lease: Duration,
 ) -> Result<Vec<(Uuid, bool)>, StoreError> {
+    let runs = in_lock_order(runs, |r| r.id);
     let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
     let claims: Vec<Uuid> = runs.iter().map(|r| r.claim).collect();
     Ok(sqlx::query_as(
