@@ -123,18 +123,23 @@ pub async fn insert(
 /// `new` → `queue` for commands whose message the broker confirmed; a `queue` row is looked at
 /// again by the redelivery sweep `redeliver_after` from now, should its message be lost. Rows
 /// that moved on in the meantime (a fast worker already claimed one) are left alone and not
-/// returned.
+/// returned. Rows are locked in id order, as every batched statement locks them.
 pub async fn mark_queued<'c>(
     executor: impl PgExecutor<'c>,
     ids: &[Uuid],
     redeliver_after: Duration,
 ) -> Result<Vec<CommandRow>, StoreError> {
     Ok(sqlx::query_as(AssertSqlSafe(format!(
-        "update commands
-            set status = 'queue', queued_at = coalesce(queued_at, now()),
+        "with locked as (
+             select id from commands where id = any($1) and status = 'new'
+              order by id for update
+         )
+         update commands c
+            set status = 'queue', queued_at = coalesce(c.queued_at, now()),
                 redeliver_at = now() + make_interval(secs => $2), {CHANGED}
-          where id = any($1) and status = 'new'
-          returning *"
+           from locked
+          where c.id = locked.id and c.status = 'new'
+          returning c.*"
     )))
     .bind(ids)
     .bind(redeliver_after.as_secs_f64())
