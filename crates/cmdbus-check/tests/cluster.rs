@@ -9,6 +9,9 @@
 //! CMDBUS_CLUSTER_TEST=1 cargo test -p cmdbus-check --test cluster -- --nocapture
 //! ```
 
+mod common;
+
+use common::run_checker;
 use std::process::Command;
 
 /// Fixed, so a failure here can be run again with the same choices.
@@ -42,11 +45,9 @@ fn commands_go_on_within_seconds_of_losing_the_leading_broker_node() {
     let was_running = !script(&["status"]).contains(" down ");
     script(&["start"]);
     let urls = script(&["urls"]);
-    let output = Command::new(env!("CARGO_BIN_EXE_cmdbus-check"))
-        .args([
-            "run",
-            "--seed",
-            SEED,
+    let run = run_checker(
+        SEED,
+        &[
             "--duration",
             "60",
             "--faults",
@@ -67,18 +68,14 @@ fn commands_go_on_within_seconds_of_losing_the_leading_broker_node() {
             "2",
             "--settle-secs",
             "90",
-        ])
-        .output()
-        .expect("cmdbus-check runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    print!("{stdout}");
-    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        ],
+    );
     if !was_running {
         script(&["stop"]);
     }
+    assert!(run.passed, "the cluster run found violations (seed {SEED})");
     assert!(
-        output.status.success(),
-        "the cluster run found violations (seed {SEED})"
+        run.stdout.contains(" node_kills=2 "),
+        "two nodes were killed"
     );
-    assert!(stdout.contains(" node_kills=2 "), "two nodes were killed");
 }

@@ -4,18 +4,18 @@
 //! respawned; then the checker's checks: every accepted command terminal, no effect run twice,
 //! order per key kept, every WebSocket client's final view equal to PostgreSQL's.
 
-use std::process::Command;
+mod common;
+
+use common::run_checker;
 
 /// Fixed, so a failure here can be run again with the same choices.
 const SEED: &str = "20261122";
 
 #[test]
 fn a_process_of_each_role_killed_mid_stream_loses_and_repeats_nothing() {
-    let output = Command::new(env!("CARGO_BIN_EXE_cmdbus-check"))
-        .args([
-            "run",
-            "--seed",
-            SEED,
+    let run = run_checker(
+        SEED,
+        &[
             "--duration",
             "30",
             "--faults",
@@ -28,16 +28,12 @@ fn a_process_of_each_role_killed_mid_stream_loses_and_repeats_nothing() {
             "2",
             "--settle-secs",
             "45",
-        ])
-        .output()
-        .expect("cmdbus-check runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    print!("{stdout}");
-    eprint!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(
-        output.status.success(),
-        "the run found violations (seed {SEED})"
+        ],
     );
+    assert!(run.passed, "the run found violations (seed {SEED})");
     // The kills happened: one of each role.
-    assert!(stdout.contains(" kill=3 "), "three processes were killed");
+    assert!(
+        run.stdout.contains(" kill=3 "),
+        "three processes were killed"
+    );
 }
