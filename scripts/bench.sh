@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark (BENCHMARKS.md): builds release, starts cmdbus (every role, one process) on a
+# The benchmark (docs/benchmarks.md): builds release, starts cmdbus (every role, one process) on a
 # fresh database with a known key, runs the scenarios asked for, stops cmdbus and deletes its
 # broker namespace. Prints figures; never fails on speed.
 #

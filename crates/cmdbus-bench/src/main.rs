@@ -1,5 +1,5 @@
 //! `cmdbus-bench e2e|fanout|limits|cleanup`: the load generator of cmdbus's benchmark (see
-//! BENCHMARKS.md). It drives a running cmdbus over HTTP and WebSocket, as clients would, and
+//! docs/benchmarks.md). It drives a running cmdbus over HTTP and WebSocket, as clients would, and
 //! reads what each process spent from `/proc`. It prints figures; it never fails on speed.
 
 mod args;

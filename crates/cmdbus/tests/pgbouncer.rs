@@ -2,7 +2,7 @@
 //! bookworm, which does not track prepared statements) on a free port in front of the local
 //! PostgreSQL, with four server connections for every client. An api, a worker and a notifier
 //! reach PostgreSQL only through it (`CMDBUS_PGBOUNCER=true`); the schema is migrated directly,
-//! as the README says to.
+//! as docs/operations.md (PgBouncer) says to.
 
 mod common;
 
