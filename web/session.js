@@ -10,6 +10,8 @@ const $ = (sel) => document.querySelector(sel);
  * Signs in with the key this tab holds (or asks for one), then calls `onSignedIn(identity)`;
  * whenever the session ends (Sign out, a 401, the socket closed with 4401) calls
  * `onSignedOut()` and asks for a key again, with the server's reason.
+ * @param {import('./client.js').Client} client
+ * @param {{onSignedIn: (identity: object) => void, onSignedOut: () => void}} callbacks
  */
 export function startSession(client, { onSignedIn, onSignedOut }) {
   const form = $('#signin-form');

@@ -1,4 +1,5 @@
-//! The web UI from `web/`, embedded in the binary so that one file is all there is to deploy.
+//! The web UI from `web/`, embedded in the binary so that one file is all there is to deploy
+//! (every page, script, style and icon under `web/`, listed by `build.rs`).
 //! Its files come with a Content-Security-Policy that allows only this origin's own scripts,
 //! styles, images and connections (the page has no inline script or style: it sets styles from
 //! script, which CSP allows), and may not be framed by another site.
@@ -16,44 +17,14 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; \
     frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/// Every file of `web/`, with its content type.
-const ASSETS: [(&str, &str, &str); 6] = [
-    (
-        "/",
-        "text/html; charset=utf-8",
-        include_str!("../../../web/index.html"),
-    ),
-    (
-        "/app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../../web/app.js"),
-    ),
-    (
-        "/client.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../../web/client.js"),
-    ),
-    (
-        "/session.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../../web/session.js"),
-    ),
-    (
-        "/app.css",
-        "text/css; charset=utf-8",
-        include_str!("../../../web/app.css"),
-    ),
-    (
-        "/favicon.svg",
-        "image/svg+xml",
-        include_str!("../../../web/favicon.svg"),
-    ),
-];
+/// Every file of `web/` as (route, content type, body): `index.html` at `/`, the others at
+/// their path under `web/`. `build.rs` lists the directory, so a new module needs no edit here.
+const ASSETS: &[(&str, &str, &str)] = &include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
 
 pub(crate) fn router() -> Router {
     ASSETS
-        .into_iter()
-        .fold(Router::new(), |router, (path, content_type, body)| {
+        .iter()
+        .fold(Router::new(), |router, &(path, content_type, body)| {
             router.route(
                 path,
                 get(move || async move {

@@ -224,15 +224,16 @@ async fn a_client_that_stops_reading_responses_is_dropped_after_the_write_timeou
     .await;
     let script = reqwest::get(app.url("/app.js")).await.expect("app.js");
     let script_len = script.bytes().await.expect("body").len();
-    // 300 pipelined requests for the script (about 15 MB of answers, more than the kernel's
-    // buffers hold), on a socket with a small receive buffer that then does not read.
+    // Enough pipelined requests for the script for about 15 MB of answers, more than the
+    // kernel's buffers hold, on a socket with a small receive buffer that then does not read.
+    let count = 15_000_000_usize.div_ceil(script_len);
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("receive buffer");
     let mut stream = socket
         .connect(address_of(&app.base).parse().expect("address"))
         .await
         .expect("connect");
-    let requests = "GET /app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(300);
+    let requests = "GET /app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(count);
     stream
         .write_all(requests.as_bytes())
         .await
@@ -241,7 +242,7 @@ async fn a_client_that_stops_reading_responses_is_dropped_after_the_write_timeou
     tokio::time::sleep(Duration::from_secs(4)).await;
     let mut received = 0;
     let mut buffer = vec![0u8; 64 * 1024];
-    let all = 300 * script_len;
+    let all = count * script_len;
     let deadline = Instant::now() + Duration::from_secs(30);
     while received < all {
         match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
