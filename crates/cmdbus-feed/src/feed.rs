@@ -188,64 +188,6 @@ fn decode_events(data: &[u8]) -> Result<Vec<Event>, serde_json::Error> {
     }
 }
 
-/// What following a fanout exchange reports.
-#[derive(Debug)]
-pub enum FanoutEvent<'a> {
-    /// A fresh queue was bound (first, or again after the broker was away: what was published
-    /// in between was missed).
-    Bound,
-    /// A message's body.
-    Message(&'a [u8]),
-}
-
-impl Broker {
-    /// Follows a fanout exchange until `stop`, through every session: binds a fresh exclusive
-    /// queue on each, and hands every message to `on_event`.
-    pub async fn follow_fanout(
-        &self,
-        exchange: &str,
-        stop: &CancellationToken,
-        mut on_event: impl FnMut(FanoutEvent<'_>),
-    ) {
-        let mut sessions = self.watch_sessions();
-        while !stop.is_cancelled() {
-            let session = tokio::select! {
-                _ = stop.cancelled() => return,
-                session = sessions.wait_for(Option::is_some) => match session {
-                    Ok(session) => session.clone(),
-                    Err(_) => return,
-                },
-            };
-            let Some(session) = session else { continue };
-            match session.subscribe_fanout(exchange).await {
-                Ok(mut consumer) => {
-                    on_event(FanoutEvent::Bound);
-                    loop {
-                        let delivery = tokio::select! {
-                            _ = stop.cancelled() => return,
-                            _ = session.closed() => break,
-                            delivery = consumer.next() => delivery,
-                        };
-                        match delivery {
-                            Some(Ok(delivery)) => on_event(FanoutEvent::Message(&delivery.data)),
-                            Some(Err(error)) => {
-                                tracing::warn!(%error, exchange, "fanout consumer failed");
-                                break;
-                            }
-                            None => break,
-                        }
-                    }
-                }
-                Err(error) => tracing::warn!(%error, exchange, "cannot bind to a fanout exchange"),
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
-            }
-        }
-    }
-}
-
 /// A change of `id` in `tenant` at `version`, for the tests of the feed's modules.
 #[cfg(test)]
 fn test_event(tenant: &str, id: uuid::Uuid, version: i64) -> Event {
