@@ -1,63 +1,19 @@
-//! The change feed: this process's in-process fan-out of command changes, to WebSocket clients
-//! and long-polling requests alike. Two sources feed it: the `events` fanout (the fast path: its
-//! own exclusive, auto-delete queue, so nothing piles up while no process listens) and a reader of
-//! PostgreSQL (the source of truth, which also advances the horizon: a resume point behind which
-//! every change has been published). A change that arrives twice is published once.
-//!
-//! A change goes only to the subscribers that follow it (`hub`): an index from command id to
-//! subscribers, plus per tenant those that follow `all`. Each subscriber has a bounded inbox of
-//! its own (`inbox`); a subscriber that lets it fill is told it lagged, and nobody else is
-//! slowed or dropped by it. The JSON text of a change is built once, by the first subscriber
-//! that sends it, and shared by the others.
-//!
-//! The invariant that makes cursors safe: every change gets a sequence number and is queued
-//! into its subscribers' inboxes under one lock; `advance` records a horizon under the same
-//! lock, with the sequence number reached, after every change it covers was published. A
-//! subscriber may hand out a horizon once its inbox holds nothing numbered up to it
-//! (`subscriber`). Recording a horizon touches no subscriber, so idle ones cost nothing.
+//! `ChangeFeed`: this process's in-process fan-out of command changes, the handle every source
+//! publishes into (`events`, `tail`) and every reader subscribes to (`Subscriber`). It numbers
+//! each change and records each horizon under the hub's one lock (see the crate doc).
 
-mod hub;
-mod inbox;
-mod subscriber;
-
+use cmdbus_bus::Broker;
 use cmdbus_domain::Event;
-use futures_util::StreamExt;
-use std::sync::{
-    Arc, Mutex, MutexGuard, PoisonError,
-    atomic::{AtomicU64, Ordering},
-};
-use tokio::sync::watch;
+use std::sync::{Arc, MutexGuard, atomic::Ordering};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
-use crate::Broker;
-use hub::Hub;
-
-pub use inbox::{Change, Lagged, Routed};
-pub use subscriber::{Delivery, Subscriber};
-
-/// A resume point: every change committed in this PostgreSQL snapshot has been published into
-/// the feed.
-#[derive(Debug, Clone)]
-pub struct Horizon {
-    cursor: Arc<str>,
-    /// The sequence number of the last change published when it was recorded.
-    seq: u64,
-    /// 1 for the feed's first horizon, then one more each time it advances.
-    number: u64,
-}
-
-impl Horizon {
-    /// The cursor a client resumes from.
-    pub fn cursor(&self) -> &Arc<str> {
-        &self.cursor
-    }
-
-    /// How many times the feed's horizon has advanced up to this one.
-    pub fn number(&self) -> u64 {
-        self.number
-    }
-}
+use crate::{
+    events,
+    hub::Hub,
+    shared::{Horizon, Shared},
+    subscriber::Subscriber,
+};
 
 /// In-process fan-out of every command change; cheap to clone.
 #[derive(Debug, Clone)]
@@ -65,27 +21,12 @@ pub struct ChangeFeed {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug)]
-struct Shared {
-    hub: Mutex<Hub>,
-    horizon: watch::Sender<Option<Horizon>>,
-    /// Items one subscriber may have queued before it is told it lagged.
-    capacity: usize,
-    next_key: AtomicU64,
-}
-
 impl ChangeFeed {
     /// A feed with no source yet; `capacity` bounds how many items one subscriber may have
     /// queued before it is told it lagged.
     pub fn new(capacity: usize) -> Self {
-        let (horizon, _) = watch::channel(None);
         Self {
-            shared: Arc::new(Shared {
-                hub: Mutex::default(),
-                horizon,
-                capacity,
-                next_key: AtomicU64::new(0),
-            }),
+            shared: Arc::new(Shared::new(capacity)),
         }
     }
 
@@ -97,21 +38,21 @@ impl ChangeFeed {
         tracker: &TaskTracker,
     ) -> Self {
         let feed = Self::new(capacity);
-        tracker.spawn(listen(feed.clone(), broker, shutdown));
+        let publisher = feed.clone();
+        tracker.spawn(events::listen(broker, shutdown, move |event| {
+            publisher.publish(event);
+        }));
         feed
     }
 
-    fn hub(&self) -> MutexGuard<'_, Hub> {
-        self.shared
-            .hub
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn hub(&self) -> MutexGuard<'_, Hub> {
+        self.shared.hub()
     }
 
     /// A subscriber that follows nothing yet.
     pub fn subscriber(&self) -> Subscriber {
         let key = self.shared.next_key.fetch_add(1, Ordering::Relaxed);
-        Subscriber::new(self.clone(), key, self.shared.capacity)
+        Subscriber::new(Arc::clone(&self.shared), key)
     }
 
     /// Queues a change for its subscribers unless it (or a later change of the same command)
@@ -150,7 +91,7 @@ impl ChangeFeed {
 
     /// The latest horizon, if the feed has one yet.
     pub fn horizon(&self) -> Option<Horizon> {
-        self.shared.horizon.borrow().clone()
+        self.shared.horizon()
     }
 
     /// Resolves once the feed has a horizon (its database reader is running).
@@ -160,37 +101,9 @@ impl ChangeFeed {
     }
 }
 
-async fn listen(feed: ChangeFeed, broker: Broker, shutdown: CancellationToken) {
-    let exchange = broker.names().events_exchange();
-    broker
-        .follow_fanout(&exchange, &shutdown, |event| {
-            if let FanoutEvent::Message(data) = event {
-                match decode_events(data) {
-                    Ok(events) => {
-                        for event in events {
-                            feed.publish(event);
-                        }
-                    }
-                    // PostgreSQL still has the change: the database reader delivers it.
-                    Err(error) => tracing::warn!(%error, "undecodable event"),
-                }
-            }
-        })
-        .await;
-}
-
-/// The changes one events message carries: an `Event` object, or an array of them.
-fn decode_events(data: &[u8]) -> Result<Vec<Event>, serde_json::Error> {
-    if data.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
-        serde_json::from_slice(data)
-    } else {
-        serde_json::from_slice(data).map(|event| vec![event])
-    }
-}
-
 /// A change of `id` in `tenant` at `version`, for the tests of the feed's modules.
 #[cfg(test)]
-fn test_event(tenant: &str, id: uuid::Uuid, version: i64) -> Event {
+pub(crate) fn test_event(tenant: &str, id: uuid::Uuid, version: i64) -> Event {
     let command = serde_json::json!({
         "id": id, "type": "test.kind", "status": "queue", "priority": 0,
         "attempt": 0, "max_attempts": 1, "version": version,
@@ -202,24 +115,3 @@ fn test_event(tenant: &str, id: uuid::Uuid, version: i64) -> Event {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use uuid::Uuid;
-
-    #[test]
-    fn an_events_message_carries_one_change_or_several() {
-        let event = |version: i64| {
-            serde_json::json!({"tenant": "t", "command": {
-                "id": Uuid::now_v7(), "type": "demo.noop", "status": "queue", "version": version,
-                "attempt": 0, "max_attempts": 1, "priority": 0, "generation": 0,
-                "created_at": "2026-11-22T00:00:00Z"}})
-        };
-        let one = serde_json::to_vec(&event(1)).unwrap_or_default();
-        let many = serde_json::to_vec(&[event(1), event(2)]).unwrap_or_default();
-        let decoded = |data: &[u8]| decode_events(data).map(|events| events.len());
-        assert_eq!(decoded(&one).ok(), Some(1), "{:?}", decoded(&one));
-        assert_eq!(decoded(&many).ok(), Some(2));
-        assert!(decode_events(b"[{}]").is_err());
-    }
-}
