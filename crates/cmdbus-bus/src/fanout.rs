@@ -131,7 +131,6 @@ impl Broker {
     }
 }
 
-
 impl Session {
     /// Binds a fresh exclusive, auto-delete queue to a fanout exchange and consumes it without
     /// acks: for notifications, whose facts PostgreSQL holds. The queue is bounded on the broker
@@ -172,5 +171,4 @@ impl Session {
             )
             .await?)
     }
-
 }

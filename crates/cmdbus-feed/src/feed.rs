@@ -114,4 +114,3 @@ pub(crate) fn test_event(tenant: &str, id: uuid::Uuid, version: i64) -> Event {
         command: serde_json::from_value(command).expect("a command view"),
     }
 }
-

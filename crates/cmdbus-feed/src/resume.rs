@@ -70,7 +70,11 @@ pub struct Replay {
 impl Replay {
     /// The commands of `scope` changed since `since`; `None` when there are more than a resume
     /// replays: the client must reload (`reset`) instead.
-    pub async fn owed(pool: &Db, since: &Cursor, scope: Scope<'_>) -> Result<Option<Self>, StoreError> {
+    pub async fn owed(
+        pool: &Db,
+        since: &Cursor,
+        scope: Scope<'_>,
+    ) -> Result<Option<Self>, StoreError> {
         let changed = cmdbus_store::changed_ids_after(pool, since, scope, REPLAY_LIMIT).await?;
         Ok((!changed.truncated).then_some(Self {
             ids: changed.ids,
