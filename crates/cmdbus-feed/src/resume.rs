@@ -200,3 +200,75 @@ impl Position {
         cursor
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::test_event;
+
+    #[test]
+    fn since_is_a_cursor_string_or_nothing() {
+        let parse = |value: serde_json::Value| parse_since(Some(&value));
+        assert!(matches!(parse_since(None), Ok(None)));
+        assert!(matches!(parse(serde_json::Value::Null), Ok(None)));
+        assert!(matches!(parse(serde_json::json!("812:815:")), Ok(Some(_))));
+        assert!(matches!(
+            parse(serde_json::json!("7")),
+            Err(BadSince::Invalid(_))
+        ));
+        let not_a_string = parse(serde_json::json!(7)).map(|_| ());
+        assert_eq!(
+            not_a_string.map_err(|error| error.to_string()),
+            Err("`since` takes a cursor string this server sent".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_cursor_goes_out_once_each_time_it_moves() {
+        let feed = ChangeFeed::new(16);
+        let mut position = Position::default();
+        assert_eq!(&*position.reset_cursor(&feed), "", "no horizon yet");
+        feed.advance("1:1:");
+        assert_eq!(
+            &*position.reset_cursor(&feed),
+            "1:1:",
+            "the feed's, before subscribed"
+        );
+        let first = feed.horizon().expect("a horizon");
+        assert_eq!(&*position.confirm(&first), "1:1:");
+        assert_eq!(position.cursor_to_send(true), None, "subscribed carried it");
+
+        feed.advance("2:2:");
+        position.advance(&feed.horizon().expect("a horizon"));
+        assert_eq!(
+            position.cursor_to_send(false),
+            None,
+            "replayed changes carry none"
+        );
+        let moved = position.cursor_to_send(true).expect("it moved");
+        assert_eq!(&*moved, "2:2:");
+        position.sent(moved);
+        assert_eq!(position.cursor_to_send(true), None);
+        assert_eq!(&*position.reset_cursor(&feed), "2:2:");
+    }
+
+    #[test]
+    fn a_replayed_change_is_dropped_live_until_two_horizons_later() {
+        let feed = ChangeFeed::new(16);
+        let mut position = Position::default();
+        feed.advance("1:1:");
+        let command = test_event("a", Uuid::now_v7(), 5).command;
+        position.replaying(&command);
+        position.replay_ended(&feed);
+        assert!(position.replayed(command.id, 5));
+        assert!(position.replayed(command.id, 4));
+        assert!(!position.replayed(command.id, 6), "a later change is new");
+        position.expire(2);
+        assert!(position.replayed(command.id, 5), "one horizon later");
+        position.expire(3);
+        assert!(
+            !position.replayed(command.id, 5),
+            "forgotten two horizons later"
+        );
+    }
+}
