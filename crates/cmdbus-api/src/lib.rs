@@ -21,7 +21,8 @@ mod types;
 
 use axum::{Router, extract::DefaultBodyLimit};
 use cmdbus_auth::Authenticator;
-use cmdbus_bus::{Broker, ChangeFeed};
+use cmdbus_bus::Broker;
+use cmdbus_feed::ChangeFeed;
 use cmdbus_store::Db;
 use std::{sync::Arc, time::Duration};
 

@@ -6,8 +6,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use cmdbus_auth::{Reach, Scope};
-use cmdbus_bus::Routed;
 use cmdbus_domain::{CommandView, Status};
+use cmdbus_feed::Routed;
 use cmdbus_store::{CommandRow, ListFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

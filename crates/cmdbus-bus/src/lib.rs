@@ -1,8 +1,22 @@
 //! The RabbitMQ bus: one long-lived connection per process, rebuilt from scratch by a supervisor
 //! whenever it fails, a publisher that counts a message only on a confirm ack with nothing
-//! returned, and the topology every role relies on.
+//! returned, the fanout exchanges every process hears, and the topology every role relies on.
+//!
+//! # Layout
+//!
+//! - `lib.rs` (here): the errors, the settings, `Broker` (the process's handle: sessions, types
+//!   to declare, queue depth, teardown) and `Session` (one live connection and its channels).
+//! - `supervisor.rs`: the task `Broker::start` spawns; connects through `Broker::establish`,
+//!   probes the session every second and rebuilds it when it ends.
+//! - `topology.rs`: every exchange and queue, declared by `establish` and `ensure_types`.
+//! - `publish.rs`: command messages on the confirm channel (`publish_commands`, `park`, ...).
+//! - `fanout.rs`: the `events` and `control` fanouts: `publish_events`, `publish_control`, and
+//!   `follow_fanout`, which the change feed (`cmdbus-feed`) and the worker's lease consume.
+//!
+//! The api and the worker publish; the feed and the worker follow the fanouts. Nothing here
+//! knows about subscribers or cursors: that is `cmdbus-feed`.
 
-mod feed;
+mod fanout;
 mod publish;
 mod supervisor;
 mod topology;
@@ -10,8 +24,8 @@ mod topology;
 use cmdbus_domain::Names;
 use lapin::{
     Channel, Connection, ConnectionProperties,
-    options::{BasicConsumeOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions},
-    types::{AMQPValue, FieldTable},
+    options::{ConfirmSelectOptions, QueueDeclareOptions},
+    types::FieldTable,
     uri::AMQPUri,
 };
 use std::{
@@ -23,7 +37,7 @@ use std::{
 use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-pub use feed::{Change, ChangeFeed, Delivery, FanoutEvent, Horizon, Lagged, Routed, Subscriber};
+pub use fanout::FanoutEvent;
 pub use publish::Outgoing;
 pub use topology::{DELAY_HEADER, QUORUM_DELIVERY_LIMIT, partition_key, routing_key};
 
@@ -102,46 +116,6 @@ impl Session {
             .create_channel()
             .await
             .map_err(|error| self.fail(error))
-    }
-
-    /// Binds a fresh exclusive, auto-delete queue to a fanout exchange and consumes it without
-    /// acks: for notifications, whose facts PostgreSQL holds. The queue is bounded on the broker
-    /// too, so a stalled process drops old notifications instead of growing without end.
-    pub async fn subscribe_fanout(&self, exchange: &str) -> Result<lapin::Consumer, BusError> {
-        let channel = self.open_channel().await?;
-        let mut arguments = FieldTable::default();
-        arguments.insert("x-max-length".into(), AMQPValue::LongUInt(100_000));
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                arguments,
-            )
-            .await?;
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                exchange.into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        Ok(channel
-            .basic_consume(
-                queue.name().clone(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?)
     }
 
     /// Tells the supervisor this session is no longer usable.

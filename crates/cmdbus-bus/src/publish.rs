@@ -1,8 +1,9 @@
 //! Publishing. Command messages go out persistent and `mandatory` on the confirm channel and
 //! count only on an ack with nothing returned; many publishes share the channel, so their confirms
-//! are pipelined instead of costing a round trip each. Events go out on a plain channel.
+//! are pipelined instead of costing a round trip each. Events and control messages go out on a
+//! plain channel (`fanout`).
 
-use cmdbus_domain::{CommandMessage, Control, Event, Lane};
+use cmdbus_domain::{CommandMessage, Lane};
 use lapin::{
     BasicProperties, Confirmation,
     options::BasicPublishOptions,
@@ -114,64 +115,6 @@ impl Broker {
         };
         let mut results = self.publish_confirmed(vec![(outgoing, route)]).await;
         results.pop().unwrap_or(Err(BusError::Unavailable))
-    }
-
-    /// Tells every worker something (cancel a running command). Not confirmed: the heartbeat
-    /// carries the same request a little later should this be lost.
-    pub async fn publish_control(&self, control: &Control) -> Result<(), BusError> {
-        let properties = BasicProperties::default().with_content_type("application/json".into());
-        self.notify(
-            self.names().control_exchange(),
-            &serde_json::to_vec(control)?,
-            properties,
-        )
-        .await
-    }
-
-    /// Publishes a notification to a fanout exchange on the plain (unconfirmed) channel.
-    async fn notify(
-        &self,
-        exchange: String,
-        body: &[u8],
-        properties: BasicProperties,
-    ) -> Result<(), BusError> {
-        let session = self.session().ok_or(BusError::Unavailable)?;
-        session
-            .events
-            .basic_publish(
-                exchange.into(),
-                "".into(),
-                BasicPublishOptions::default(),
-                body,
-                properties,
-            )
-            .await
-            .map_err(|error| session.fail(error))?;
-        Ok(())
-    }
-
-    /// Publishes state changes to the events fanout, all in one message: one change as an
-    /// `Event` object, several as an array of them. Not confirmed, and best effort (logged,
-    /// never failing the caller): a lost event is healed from PostgreSQL, which holds every
-    /// fact and which the notifier reads too.
-    pub async fn publish_events(&self, events: &[Event]) {
-        let body = match events {
-            [] => return,
-            [event] => serde_json::to_vec(event),
-            events => serde_json::to_vec(events),
-        };
-        let published = match body {
-            Ok(body) => {
-                let properties =
-                    BasicProperties::default().with_content_type("application/json".into());
-                self.notify(self.names().events_exchange(), &body, properties)
-                    .await
-            }
-            Err(error) => Err(error.into()),
-        };
-        if let Err(error) = published {
-            tracing::debug!(%error, events = events.len(), "events not published");
-        }
     }
 
     async fn publish_confirmed(&self, batch: Vec<(&Outgoing, Route)>) -> Vec<Result<(), BusError>> {

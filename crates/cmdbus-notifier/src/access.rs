@@ -8,49 +8,13 @@ use cmdbus_auth::{AuthError, Principal, Scope, Slot};
 use std::time::Duration;
 use tokio::time::Instant;
 
-use crate::keys::{KeyEnd, KeyWatch};
-
-/// Close code: no valid credential (never sent, expired, revoked).
-pub(crate) const CLOSE_UNAUTHORIZED: u16 = 4401;
-/// Close code: the credential lacks the `read` scope.
-pub(crate) const CLOSE_FORBIDDEN: u16 = 4403;
-/// Close code: a limit (sockets per tenant) is reached.
-pub(crate) const CLOSE_LIMITED: u16 = 4429;
+use crate::{
+    close::{CLOSE_FORBIDDEN, Refused},
+    keys::{KeyEnd, KeyWatch},
+};
 
 /// How long a new socket may stay unauthenticated.
 pub(crate) const AUTH_WITHIN: Duration = Duration::from_secs(10);
-/// How often the keys that live sockets rest on are checked for revocation.
-pub(crate) const RECHECK_EVERY: Duration = Duration::from_secs(1);
-
-/// A refusal that ends the socket.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Refused {
-    pub(crate) code: u16,
-    pub(crate) reason: &'static str,
-}
-
-impl From<AuthError> for Refused {
-    fn from(error: AuthError) -> Self {
-        match error {
-            AuthError::Unauthorized(reason) => Refused {
-                code: CLOSE_UNAUTHORIZED,
-                reason,
-            },
-            AuthError::Forbidden(_) => Refused {
-                code: CLOSE_FORBIDDEN,
-                reason: "this credential lacks the read scope",
-            },
-            AuthError::Limited { reason, .. } => Refused {
-                code: CLOSE_LIMITED,
-                reason,
-            },
-            AuthError::Unavailable => Refused {
-                code: 1011,
-                reason: "cannot check credentials now; reconnect",
-            },
-        }
-    }
-}
 
 /// The connection's credential, once it has one.
 #[derive(Debug, Default)]

@@ -6,17 +6,19 @@
 
 use cmdbus_auth::{AuthError, Authenticator};
 use futures_util::{StreamExt, stream};
+use std::time::Duration;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{
-    NotifierState,
-    access::{RECHECK_EVERY, Refused},
-};
+use crate::close::Refused;
+
+/// How often the keys that live sockets rest on are checked for revocation.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Keys checked at once (the authenticator bounds its database lookups too).
 const CHECKS_AT_ONCE: usize = 4;
@@ -67,21 +69,21 @@ impl KeyWatch {
             .await;
     }
 
+    /// Checks the keys of this process's sockets every `RECHECK_EVERY` until `shutdown`.
+    pub(crate) async fn run(self, auth: Authenticator, shutdown: CancellationToken) {
+        let mut every = tokio::time::interval(RECHECK_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = every.tick() => self.check(&auth).await,
+            }
+        }
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.lock().len()
-    }
-}
-
-/// Checks the keys of this process's sockets every `RECHECK_EVERY` until shutdown.
-pub async fn watch_keys(state: NotifierState) {
-    let mut every = tokio::time::interval(RECHECK_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = state.shutdown.cancelled() => return,
-            _ = every.tick() => state.keys.check(&state.auth).await,
-        }
     }
 }
 

@@ -1,25 +1,39 @@
-//! The notifier role: the WebSocket hub at `/v1/ws`. It relays every state change from the
-//! change feed to the clients subscribed to it. PostgreSQL is the source of every push: the
-//! notifier reads every change from it (the events fanout is only the fast path), and resumes a
-//! client that was away from a cursor — a snapshot — that cannot skip a change.
+//! The notifier role: the WebSocket hub at `/v1/ws`, the WebSocket transport of the change feed
+//! (`cmdbus-feed`). It relays every state change from the feed to the clients subscribed to it,
+//! and resumes a client that was away from its cursor by the feed's resume rule.
+//!
+//! # Layout
+//!
+//! - `lib.rs` (here): the settings, `NotifierState` (what every connection shares), the route,
+//!   and `watch_keys`, the process's revocation task.
+//! - `openapi.rs`: the `/v1/ws` upgrade handler with its OpenAPI description; hands each
+//!   upgraded socket to `serve` (here), which boxes `session::serve`.
+//! - `session.rs`: one connection's loop: messages, deliveries from its `Subscriber`, pings,
+//!   renewals; `session/subscribe.rs`: its `subscribe`, which calls the feed's resume rule
+//!   (`cmdbus_feed::{parse_since, Replay, Position}`) and only sends what it says.
+//! - `protocol.rs`: the wire messages.
+//! - `access.rs`: a connection's credential; `keys.rs`: the key watch that ends the sockets of
+//!   a revoked key; `close.rs`: close codes and `Refused`, which both of them and the session
+//!   speak.
+//!
+//! Calls go down: `openapi` → `session` → `access` → `keys` → `close`; the feed and the
+//! authenticator come in through `NotifierState`.
 
 mod access;
+mod close;
 mod keys;
 mod openapi;
 mod protocol;
 mod session;
-mod tail;
 
 use axum::{Router, extract::ws::WebSocket};
 use cmdbus_auth::{Authenticator, Principal};
-use cmdbus_bus::ChangeFeed;
+use cmdbus_feed::ChangeFeed;
 use cmdbus_store::Db;
 use std::{future::Future, pin::Pin, time::Duration};
 use tokio_util::sync::CancellationToken;
 
-pub use keys::watch_keys;
 pub use openapi::openapi;
-pub use tail::follow_database;
 
 /// Notifier settings.
 #[derive(Debug, Clone)]
@@ -70,6 +84,12 @@ impl NotifierState {
             keys: keys::KeyWatch::default(),
         }
     }
+}
+
+/// Checks the keys of this process's sockets for revocation until shutdown, and ends the
+/// sockets of each that no longer holds.
+pub async fn watch_keys(state: NotifierState) {
+    state.keys.run(state.auth, state.shutdown).await;
 }
 
 /// The `/v1/ws` route.

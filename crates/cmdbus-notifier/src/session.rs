@@ -1,47 +1,31 @@
-//! One WebSocket connection: its subscriptions, its resume, its cursor, its pings, and the bounds
-//! that keep a slow client from growing memory.
-//!
-//! The cursor a client holds always means "every change committed in this snapshot that matches
-//! my subscriptions has been sent to me". The connection follows its commands in the change
-//! feed before it replays or answers anything, and pops its changes in publication order; the
-//! feed's horizon moves only after every change it covers was queued. So a horizon is a cursor
-//! this connection may hand out once its inbox holds nothing the horizon covers (the feed says
-//! so with each item it pops), and it goes along with the next message that leaves. `subscribed`
-//! first sends whatever is queued up to the latest horizon, then carries that horizon.
+//! One WebSocket connection: its subscriptions, its pings, its credential, and the bounds that
+//! keep a slow client from growing memory. It follows its commands through a `Subscriber` of
+//! the change feed and hands out cursors by the feed's resume rule (`cmdbus_feed::Position`):
+//! each popped item may carry a horizon, which goes along with the next message that leaves.
 //!
 //! An idle connection costs its task, its socket and a few small allocations: the feed routes
 //! changes only to the connections that follow them, and a horizon that moves wakes nobody.
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use cmdbus_auth::{Budget, Principal};
-use cmdbus_bus::{Change, Delivery, Lagged, Routed};
+use cmdbus_feed::{Change, Delivery, Lagged, Position, Routed};
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
-use std::{collections::HashMap, num::NonZeroU32, sync::Arc, time::Duration};
+use std::num::NonZeroU32;
 use tokio::time::Instant;
-use uuid::Uuid;
 
 mod subscribe;
 
 use crate::{
     NotifierState,
-    access::{AUTH_WITHIN, Access, CLOSE_UNAUTHORIZED, Refused},
+    access::{AUTH_WITHIN, Access},
+    close::{CLOSE_UNAUTHORIZED, Refused},
     protocol::{ClientMessage, ServerMessage, command_frame},
 };
-
-/// Most changes one resume replays; past it the client is told to reload (`reset`).
-const REPLAY_LIMIT: i64 = 5_000;
-
-/// Commands a replay reads at once: a page of whole rows (payloads and results of up to a few
-/// hundred KiB each) is what a resume holds, not every row it owes.
-const REPLAY_PAGE: usize = 64;
 
 /// Pings a client may send at once, and per second after that. Each ping queues a pong, and a
 /// client that pings without reading would pile them up; no keep-alive needs more.
 const PING_BURST: NonZeroU32 = NonZeroU32::new(10).expect("not zero");
 const PINGS_PER_SECOND: NonZeroU32 = NonZeroU32::MIN;
-
-/// How long a subscribe waits for the feed's first horizon (the notifier just started).
-const HORIZON_WAIT: Duration = Duration::from_secs(5);
 
 /// Why a connection ends early.
 #[derive(Debug)]
@@ -58,25 +42,6 @@ impl From<Refused> for Closed {
     }
 }
 
-/// What the last replay sent, to drop the live duplicates queued while it ran.
-#[derive(Debug, Default)]
-struct Replayed {
-    /// The version sent per command.
-    versions: HashMap<Uuid, i64>,
-    /// The feed's horizon number when the replay ended. Two horizons later, the database reader
-    /// has published every change the replay's snapshot held: no duplicate is left to drop.
-    at: u64,
-}
-
-impl Replayed {
-    /// Forgets the replay once `horizon_number` is two past its end.
-    fn expire(&mut self, horizon_number: u64) {
-        if !self.versions.is_empty() && horizon_number >= self.at + 2 {
-            self.versions = HashMap::new();
-        }
-    }
-}
-
 /// Close code and reason of a client that could not keep up.
 const TOO_SLOW: Closed = Closed::Close(1013, "too slow; resume with since");
 
@@ -85,14 +50,10 @@ struct Connection {
     pings: Budget,
     sink: SplitSink<WebSocket, Message>,
     /// What this connection follows in the change feed, and its queue of changes.
-    subscriber: cmdbus_bus::Subscriber,
-    replayed: Replayed,
+    subscriber: cmdbus_feed::Subscriber,
+    /// Which cursor this connection may hand out, and what its last replay sent.
+    position: Position,
     access: Access,
-    /// The latest horizon this connection may hand out: every change it covers that this
-    /// connection follows has been sent.
-    cursor: Option<Arc<str>>,
-    /// The cursor last sent to the client.
-    sent_cursor: Option<Arc<str>>,
 }
 
 pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Option<Principal>) {
@@ -106,10 +67,8 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Op
         pings: Budget::new(PINGS_PER_SECOND, PING_BURST),
         sink,
         subscriber,
-        replayed: Replayed::default(),
+        position: Position::default(),
         access: Access::default(),
-        cursor: None,
-        sent_cursor: None,
     };
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
     let auth_deadline = Instant::now() + AUTH_WITHIN;
@@ -156,7 +115,7 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Op
             },
             _ = ping.tick() => {
                 if let Some(horizon) = connection.state.feed.horizon() {
-                    connection.replayed.expire(horizon.number());
+                    connection.position.expire(horizon.number());
                 }
                 if last_heard.elapsed() > ping_interval * 2 {
                     Err(Closed::Peer)
@@ -234,14 +193,10 @@ impl Connection {
     /// Tells the client to reload, then go on from the latest cursor it may have (or, before
     /// its first `subscribed`, the feed's: that answer follows and carries its own).
     async fn send_reset(&mut self) -> Result<(), Closed> {
-        let cursor = self
-            .cursor
-            .clone()
-            .or_else(|| self.state.feed.horizon().map(|h| Arc::clone(h.cursor())))
-            .unwrap_or_else(|| Arc::from(""));
+        let cursor = self.position.reset_cursor(&self.state.feed);
         self.send_json(&ServerMessage::Reset { cursor: &cursor })
             .await?;
-        self.sent_cursor = Some(cursor);
+        self.position.sent(cursor);
         Ok(())
     }
 
@@ -251,14 +206,11 @@ impl Connection {
         let Some(view) = change.view_json() else {
             return Ok(()); // logged by the feed
         };
-        let cursor = self
-            .cursor
-            .clone()
-            .filter(|cursor| with_cursor && self.sent_cursor.as_ref() != Some(cursor));
+        let cursor = self.position.cursor_to_send(with_cursor);
         let frame = command_frame(view, cursor.as_deref());
         self.send(Message::Text(frame.into())).await?;
-        if cursor.is_some() {
-            self.sent_cursor = cursor;
+        if let Some(cursor) = cursor {
+            self.position.sent(cursor);
         }
         Ok(())
     }
@@ -267,8 +219,7 @@ impl Connection {
     /// out.
     async fn on_delivery(&mut self, delivery: Delivery) -> Result<(), Closed> {
         if let Some(horizon) = delivery.horizon {
-            self.replayed.expire(horizon.number());
-            self.cursor = Some(Arc::clone(horizon.cursor()));
+            self.position.advance(&horizon);
         }
         self.deliver(delivery.item, true).await
     }
@@ -292,9 +243,7 @@ impl Connection {
         {
             return Ok(());
         }
-        if let Some(&replayed) = self.replayed.versions.get(&command.id)
-            && replayed >= command.version
-        {
+        if self.position.replayed(command.id, command.version) {
             return Ok(()); // already sent by the replay
         }
         self.send_change(change, with_cursor).await

@@ -15,8 +15,9 @@ mod web;
 
 use anyhow::Context as _;
 use axum::{Router, http::StatusCode};
-use cmdbus_bus::{Broker, BusConfig, ChangeFeed};
+use cmdbus_bus::{Broker, BusConfig};
 use cmdbus_domain::{Lane, Names};
+use cmdbus_feed::ChangeFeed;
 use cmdbus_store::PoolConfig;
 use cmdbus_worker::{Registry, WorkerConfig};
 use std::time::Duration;
@@ -160,7 +161,7 @@ pub async fn run(
         );
         tracker.spawn(cmdbus_notifier::watch_keys(state.clone()));
         app = app.merge(cmdbus_notifier::router(state));
-        tracker.spawn(cmdbus_notifier::follow_database(
+        tracker.spawn(cmdbus_feed::follow_database(
             pool.clone(),
             feed.clone(),
             Duration::from_millis(config.tail_interval_ms.max(10)),

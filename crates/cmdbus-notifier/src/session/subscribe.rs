@@ -1,13 +1,13 @@
-//! A connection's `subscribe`: follow the commands in the change feed first, then replay what
-//! the client missed since its cursor, then answer `subscribed` with a cursor that is sound for
-//! everything it now follows.
+//! A connection's `subscribe`: the feed's resume rule, step by step (`cmdbus_feed::resume`),
+//! with this connection's sends in between: follow first, replay what the client missed since
+//! its cursor, then answer `subscribed` with a cursor sound for everything it now follows.
 
 use cmdbus_auth::{Principal, Reach};
+use cmdbus_feed::{Replay, parse_since};
 use cmdbus_store::{Cursor, Scope};
-use std::sync::Arc;
 use uuid::Uuid;
 
-use super::{Closed, Connection, HORIZON_WAIT, REPLAY_LIMIT, REPLAY_PAGE, TOO_SLOW};
+use super::{Closed, Connection, TOO_SLOW};
 use crate::protocol::{MAX_IDS_PER_CONNECTION, MAX_IDS_PER_MESSAGE, Selector, ServerMessage};
 
 impl Connection {
@@ -24,29 +24,15 @@ impl Connection {
                 .send_error("too_many_ids", format!("at most {MAX_IDS_PER_MESSAGE} ids per message and {MAX_IDS_PER_CONNECTION} per connection"))
                 .await;
         }
-        let since = match &selector.since {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(text)) => match Cursor::parse(text) {
-                Ok(cursor) => Some(cursor),
-                Err(error) => return self.send_error("bad_cursor", error.to_string()).await,
-            },
-            Some(_) => {
-                return self
-                    .send_error(
-                        "bad_cursor",
-                        "`since` takes a cursor string this server sent".to_owned(),
-                    )
-                    .await;
-            }
+        let since = match parse_since(selector.since.as_ref()) {
+            Ok(since) => since,
+            Err(error) => return self.send_error("bad_cursor", error.to_string()).await,
         };
-        if self.state.feed.horizon().is_none() {
-            let feed = self.state.feed.clone();
-            let _ = tokio::time::timeout(HORIZON_WAIT, feed.wait_horizon()).await;
-        }
+        let ready = self.state.feed.ready().await;
         let Some(principal) = self.access.principal().cloned() else {
             return Ok(()); // only an authenticated connection gets here
         };
-        if self.state.feed.horizon().is_none() {
+        if !ready {
             return self
                 .send_error(
                     "unavailable",
@@ -92,16 +78,13 @@ impl Connection {
         {
             self.deliver(item, false).await?;
         }
-        let cursor = Arc::clone(horizon.cursor());
-        self.cursor = Some(Arc::clone(&cursor));
-        self.sent_cursor = Some(Arc::clone(&cursor));
+        let cursor = self.position.confirm(&horizon);
         self.send_json(&ServerMessage::Subscribed { cursor: &cursor })
             .await
     }
 
     /// Sends the latest state of every matching command changed since `since`, a page at a
-    /// time. A page read after the snapshot may hold a later state of a command: sending it
-    /// early is harmless, the client keeps the higher version and the live duplicate is dropped.
+    /// time (`Replay`), or a reset when it owes more than a resume replays.
     async fn replay(
         &mut self,
         since: &Cursor,
@@ -113,41 +96,29 @@ impl Connection {
             tracing::warn!(%error, "cannot replay");
             Closed::Close(1011, "cannot replay; resume with since")
         };
-        let changed = cmdbus_store::changed_ids_after(&self.state.pool, since, scope, REPLAY_LIMIT)
+        let Some(mut replay) = Replay::owed(&self.state.pool, since, scope)
             .await
-            .map_err(failed)?;
-        if changed.truncated {
+            .map_err(failed)?
+        else {
             return self.send_reset().await;
-        }
-        for page in changed.ids.chunks(REPLAY_PAGE) {
-            let rows = cmdbus_store::get_many(&self.state.pool, &principal.tenant, page)
-                .await
-                .map_err(failed)?;
-            for row in &rows {
-                if !principal.reaches(row.id, row.subject.as_deref()) {
-                    continue;
-                }
-                let view = match row.view() {
-                    Ok(view) => view,
-                    Err(error) => {
-                        tracing::error!(%error, "cannot build view; skipped");
-                        continue;
-                    }
-                };
-                self.replayed.versions.insert(view.id, view.version);
+        };
+        let reaches = |id, subject: Option<&str>| principal.reaches(id, subject);
+        while let Some(views) = replay
+            .next_page(&self.state.pool, &principal.tenant, reaches)
+            .await
+            .map_err(failed)?
+        {
+            for view in &views {
+                self.position.replaying(view);
                 // Replayed changes carry no cursor: the client's own stays valid until the end.
                 self.send_json(&ServerMessage::Command {
-                    command: &view,
+                    command: view,
                     cursor: None,
                 })
                 .await?;
             }
         }
-        self.replayed.at = self
-            .state
-            .feed
-            .horizon()
-            .map_or(0, |horizon| horizon.number());
+        self.position.replay_ended(&self.state.feed);
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ use cmdbus_domain::Event;
 use std::{collections::HashMap, sync::Arc};
 use uuid::Uuid;
 
-use super::inbox::{Change, Inbox, Routed};
+use crate::inbox::{Change, Inbox, Routed};
 
 /// Changes remembered for de-duplication, per generation of the map.
 const RECENT: usize = 65_536;
@@ -60,9 +60,9 @@ impl Recent {
 
 /// One subscriber as the index lists it.
 #[derive(Debug, Clone)]
-pub(super) struct Member {
-    pub(super) key: u64,
-    pub(super) inbox: Arc<Inbox>,
+pub(crate) struct Member {
+    pub(crate) key: u64,
+    pub(crate) inbox: Arc<Inbox>,
 }
 
 /// The members of one list, in no particular order (a change is queued for all of them under
@@ -71,7 +71,7 @@ type Members = Vec<Member>;
 
 /// The routing index and the sequence numbers of the change feed.
 #[derive(Debug, Default)]
-pub(super) struct Hub {
+pub(crate) struct Hub {
     recent: Recent,
     /// The number of the latest change (or reset) queued.
     seq: u64,
@@ -83,18 +83,18 @@ pub(super) struct Hub {
 
 impl Hub {
     /// The number of the latest change queued: a horizon recorded now covers up to it.
-    pub(super) fn seq(&self) -> u64 {
+    pub(crate) fn seq(&self) -> u64 {
         self.seq
     }
 
     /// Whether `version` of `id` (or a later one) was published already.
-    pub(super) fn published(&self, id: Uuid, version: i64) -> bool {
+    pub(crate) fn published(&self, id: Uuid, version: i64) -> bool {
         self.recent.has(id, version)
     }
 
     /// Queues `event` for every subscriber that follows it, unless it (or a later change of
     /// the same command) was published already. Returns whether it was new.
-    pub(super) fn publish(&mut self, event: Event) -> bool {
+    pub(crate) fn publish(&mut self, event: Event) -> bool {
         if !self.recent.record(event.command.id, event.command.version) {
             return false;
         }
@@ -114,7 +114,7 @@ impl Hub {
     }
 
     /// Queues a reset for every subscriber that follows something.
-    pub(super) fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.seq += 1;
         for inbox in self.following.values() {
             inbox.push(self.seq, Routed::Reset);
@@ -122,13 +122,13 @@ impl Hub {
     }
 
     /// Routes the changes of `id` to `member` too.
-    pub(super) fn follow_id(&mut self, member: &Member, id: Uuid) {
+    pub(crate) fn follow_id(&mut self, member: &Member, id: Uuid) {
         self.by_id.entry(id).or_default().push(member.clone());
         self.following.insert(member.key, Arc::clone(&member.inbox));
     }
 
     /// Routes every change of `tenant` to `member` too.
-    pub(super) fn follow_all(&mut self, member: &Member, tenant: &Arc<str>) {
+    pub(crate) fn follow_all(&mut self, member: &Member, tenant: &Arc<str>) {
         self.all
             .entry(Arc::clone(tenant))
             .or_default()
@@ -137,7 +137,7 @@ impl Hub {
     }
 
     /// Stops routing the changes of `id` to the member `key`.
-    pub(super) fn unfollow_id(&mut self, key: u64, id: Uuid) {
+    pub(crate) fn unfollow_id(&mut self, key: u64, id: Uuid) {
         if let Some(members) = self.by_id.get_mut(&id) {
             members.retain(|member| member.key != key);
             if members.is_empty() {
@@ -147,7 +147,7 @@ impl Hub {
     }
 
     /// Stops routing every change of `tenant` to the member `key`.
-    pub(super) fn unfollow_all(&mut self, key: u64, tenant: &str) {
+    pub(crate) fn unfollow_all(&mut self, key: u64, tenant: &str) {
         if let Some(members) = self.all.get_mut(tenant) {
             members.retain(|member| member.key != key);
             if members.is_empty() {
@@ -157,7 +157,7 @@ impl Hub {
     }
 
     /// The member `key` follows nothing any more: no reset goes to it.
-    pub(super) fn unlist(&mut self, key: u64) {
+    pub(crate) fn unlist(&mut self, key: u64) {
         self.following.remove(&key);
     }
 }
@@ -172,8 +172,8 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
-    use super::{super::test_event, *};
-    use crate::{ChangeFeed, Routed, Subscriber};
+    use super::*;
+    use crate::{ChangeFeed, Routed, Subscriber, feed::test_event};
 
     fn ids(subscriber: &Subscriber) -> Vec<Uuid> {
         std::iter::from_fn(|| subscriber.try_next().expect("no lag"))

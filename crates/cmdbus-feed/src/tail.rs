@@ -2,22 +2,23 @@
 //! last snapshot it read, publishes into the change feed every change the feed has not seen (the
 //! events fanout, the low-latency path, normally delivered it already), then advances the feed's
 //! horizon to that snapshot. A change whose event was lost — a process lost its broker connection
-//! at the wrong moment, the broker was away, this notifier started after it — still reaches every
+//! at the wrong moment, the broker was away, this process started after it — still reaches every
 //! connected client within one interval.
 //!
 //! A pass reads ids and versions only; whole rows are read (a page at a time) just for the
 //! changes the fast path missed. A row read after the snapshot may hold a later state of its
 //! command: publishing that is sound, since clients keep the highest version they are sent.
 
-use cmdbus_bus::ChangeFeed;
 use cmdbus_store::Db;
 use cmdbus_store::{Cursor, Scope};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::feed::ChangeFeed;
+
 /// Most changes read in one pass. Past it, clients are told to reload (`reset`) rather than
-/// the notifier buffering without bound.
+/// the feed buffering without bound.
 const TAIL_LIMIT: i64 = 20_000;
 
 /// Whole rows read at once for the changes the fast path missed.

@@ -12,10 +12,10 @@
 use std::{collections::HashSet, sync::Arc};
 use uuid::Uuid;
 
-use super::{
-    ChangeFeed, Horizon,
+use crate::{
     hub::Member,
     inbox::{Inbox, Lagged, Routed},
+    shared::{Horizon, Shared},
 };
 
 /// One item popped from the inbox.
@@ -31,7 +31,7 @@ pub struct Delivery {
 /// A subscription to the change feed; dropping it unsubscribes.
 #[derive(Debug)]
 pub struct Subscriber {
-    feed: ChangeFeed,
+    shared: Arc<Shared>,
     member: Member,
     ids: HashSet<Uuid>,
     /// The tenant whose every change it follows.
@@ -39,9 +39,10 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    pub(super) fn new(feed: ChangeFeed, key: u64, capacity: usize) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, key: u64) -> Self {
+        let capacity = shared.capacity;
         Self {
-            feed,
+            shared,
             member: Member {
                 key,
                 inbox: Arc::new(Inbox::new(capacity)),
@@ -53,7 +54,7 @@ impl Subscriber {
 
     /// Follows these commands too: from now on their changes are queued for this subscriber.
     pub fn follow_ids(&mut self, ids: &[Uuid]) {
-        let mut hub = self.feed.hub();
+        let mut hub = self.shared.hub();
         for &id in ids {
             if self.ids.insert(id) {
                 hub.follow_id(&self.member, id);
@@ -68,7 +69,7 @@ impl Subscriber {
             return;
         }
         let tenant: Arc<str> = Arc::from(tenant);
-        let mut hub = self.feed.hub();
+        let mut hub = self.shared.hub();
         if let Some(previous) = self.all.take() {
             hub.unfollow_all(self.member.key, &previous);
         }
@@ -78,7 +79,7 @@ impl Subscriber {
 
     /// Stops following these commands (changes already queued stay queued: check `wants`).
     pub fn unfollow_ids(&mut self, ids: &[Uuid]) {
-        let mut hub = self.feed.hub();
+        let mut hub = self.shared.hub();
         for id in ids {
             if self.ids.remove(id) {
                 hub.unfollow_id(self.member.key, *id);
@@ -94,7 +95,7 @@ impl Subscriber {
         let Some(tenant) = self.all.take() else {
             return;
         };
-        let mut hub = self.feed.hub();
+        let mut hub = self.shared.hub();
         hub.unfollow_all(self.member.key, &tenant);
         if !self.follows_anything() {
             hub.unlist(self.member.key);
@@ -130,7 +131,7 @@ impl Subscriber {
     /// The next item, if one is queued.
     pub fn try_next(&self) -> Result<Option<Delivery>, Lagged> {
         // The horizon first, then the inbox: see the module comment.
-        let horizon = self.feed.horizon();
+        let horizon = self.shared.horizon();
         let settles = horizon.as_ref().map_or(0, |horizon| horizon.seq);
         Ok(self
             .member
@@ -158,7 +159,7 @@ impl Drop for Subscriber {
         if !self.follows_anything() {
             return;
         }
-        let mut hub = self.feed.hub();
+        let mut hub = self.shared.hub();
         for id in &self.ids {
             hub.unfollow_id(self.member.key, *id);
         }
@@ -171,7 +172,8 @@ impl Drop for Subscriber {
 
 #[cfg(test)]
 mod tests {
-    use super::{super::test_event, *};
+    use super::*;
+    use crate::{ChangeFeed, feed::test_event};
     use std::time::Duration;
 
     fn version_of(routed: &Routed) -> i64 {

@@ -20,7 +20,7 @@ pub struct Change {
 }
 
 impl Change {
-    pub(super) fn new(event: Event) -> Self {
+    pub(crate) fn new(event: Event) -> Self {
         Self {
             event,
             view_json: OnceLock::new(),
@@ -57,7 +57,7 @@ pub struct Lagged;
 
 /// A bounded queue of routed items, in sequence order.
 #[derive(Debug)]
-pub(super) struct Inbox {
+pub(crate) struct Inbox {
     queue: Mutex<Queue>,
     ready: Notify,
 }
@@ -76,7 +76,7 @@ struct Queue {
 const KEPT_CAPACITY: usize = 16;
 
 impl Inbox {
-    pub(super) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
@@ -94,7 +94,7 @@ impl Inbox {
 
     /// Queues `item`, published at `seq`, and wakes the subscriber. A full inbox is emptied and
     /// marked lagged instead.
-    pub(super) fn push(&self, seq: u64, item: Routed) {
+    pub(crate) fn push(&self, seq: u64, item: Routed) {
         let mut queue = self.lock();
         if queue.last == seq {
             return;
@@ -113,7 +113,7 @@ impl Inbox {
     /// Pops the next item if it was published at or before `through`. Also says whether, once
     /// it is popped, the queue holds nothing published at or before `settles` (so a horizon
     /// recorded at `settles` covers nothing still queued).
-    pub(super) fn pop(&self, through: u64, settles: u64) -> Result<Option<(Routed, bool)>, Lagged> {
+    pub(crate) fn pop(&self, through: u64, settles: u64) -> Result<Option<(Routed, bool)>, Lagged> {
         let mut queue = self.lock();
         if queue.lagged {
             queue.lagged = false;
@@ -133,12 +133,12 @@ impl Inbox {
     }
 
     /// Resolves after the next `push` (or at once if one came since the last wait).
-    pub(super) async fn pushed(&self) {
+    pub(crate) async fn pushed(&self) {
         self.ready.notified().await;
     }
 
     #[cfg(test)]
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().items.len()
     }
 }
