@@ -1,6 +1,6 @@
 //! The settings of `cmdbus-check run`, and which faults it injects.
 
-use crate::run::{AMQP_URL, DATABASE_SERVER};
+use crate::shared::{AMQP_URL, DATABASE_SERVER};
 
 /// Settings of a fault run.
 #[derive(Debug, Clone, clap::Args)]

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::{
     procs::NodeRole,
-    run::{Shared, pick},
+    shared::{Shared, pick},
 };
 
 /// The last view of a command a client holds: what the checks compare with PostgreSQL.

@@ -12,16 +12,11 @@ use std::{path::Path, process::Stdio, time::Duration};
 use tokio::{process::Command, time::Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::{args::NodeFault, handler::WORK, run::Shared};
-
-/// One broker node killed during the run.
-#[derive(Debug, Clone)]
-pub(crate) struct NodeKill {
-    /// The node, as the script names it (1, 2 or 3).
-    pub(crate) node: String,
-    /// When the SIGKILL was sent.
-    pub(crate) at: DateTime<Utc>,
-}
+use crate::{
+    args::NodeFault,
+    handler::WORK,
+    shared::{NodeKill, Shared},
+};
 
 /// How long after a kill commands succeeded again.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     procs::{Member, NodeRole, signal},
-    run::{Shared, pick},
+    shared::{Shared, pick},
 };
 
 /// Injects faults until `stop`; faults that take time (a stopped worker, a respawn) run on
@@ -134,7 +134,7 @@ async fn terminate_backends(
          order by pid",
     )
     .bind(&shared.database)
-    .bind(crate::run::APPLICATION_NAME)
+    .bind(crate::shared::APPLICATION_NAME)
     .fetch_all(&shared.pool)
     .await?;
     let chosen: Vec<i32> = backends

@@ -54,6 +54,7 @@ mod procs;
 mod queues;
 mod run;
 mod settle;
+mod shared;
 
 use clap::{Parser, Subcommand};
 
@@ -84,10 +85,10 @@ enum CheckCommand {
         /// The run's tag, as in `cmdbus_check_<tag>`.
         tag: String,
         /// PostgreSQL server.
-        #[arg(long, default_value = run::DATABASE_SERVER)]
+        #[arg(long, default_value = shared::DATABASE_SERVER)]
         database_server: String,
         /// RabbitMQ URL (or a cluster's, comma-separated).
-        #[arg(long, default_value = run::AMQP_URL)]
+        #[arg(long, default_value = shared::AMQP_URL)]
         amqp_url: String,
         /// Kind of the run's command queues.
         #[arg(long, value_enum, default_value = "classic")]

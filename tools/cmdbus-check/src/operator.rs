@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::{
     handler::WORK,
     procs::NodeRole,
-    run::{Shared, pick},
+    shared::{Shared, pick},
 };
 
 /// Ordering keys in use; few enough that each sees many commands.

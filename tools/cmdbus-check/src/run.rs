@@ -8,95 +8,16 @@ use sqlx::{
     PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
-use std::{
-    str::FromStr,
-    sync::{Arc, Mutex, atomic::AtomicU64},
-    time::Duration,
-};
+use std::{str::FromStr, sync::Arc, time::Duration};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
 pub(crate) use crate::args::{FaultPlan, RunArgs};
-use crate::{clients::ClientLog, procs::Cluster};
-
-/// How the checker's own database sessions are named, so the fault injector spares them.
-pub(crate) const APPLICATION_NAME: &str = "cmdbus-check";
-
-/// The local PostgreSQL server (without a database).
-pub(crate) const DATABASE_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-
-/// The local RabbitMQ.
-pub(crate) const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
-/// Lease losses a command may suffer before it fails (`CMDBUS_MAX_LEASE_LOSSES`).
-pub(crate) const MAX_LEASE_LOSSES: i32 = 2;
-
-/// Ordered partitions per type, passed to every process.
-pub(crate) const PARTITIONS: u16 = 4;
-
-/// What the run's tasks count.
-#[derive(Debug, Default)]
-pub(crate) struct Counts {
-    pub(crate) replays: AtomicU64,
-    pub(crate) cancels: AtomicU64,
-    pub(crate) stops: AtomicU64,
-    pub(crate) kills: AtomicU64,
-    pub(crate) closes: AtomicU64,
-    pub(crate) terminations: AtomicU64,
-    pub(crate) reconnects: AtomicU64,
-    pub(crate) resets: AtomicU64,
-    /// Broker nodes killed, with when (`--faults node-kills`).
-    pub(crate) node_kills: Mutex<Vec<crate::cluster::NodeKill>>,
-}
-
-/// What every task of a run shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) seed: u64,
-    /// The run database's name.
-    pub(crate) database: String,
-    /// The run's broker namespace.
-    pub(crate) namespace: String,
-    pub(crate) pool: PgPool,
-    pub(crate) http: reqwest::Client,
-    /// The run's API key (tenant `default`, every scope), for HTTP and WebSocket clients.
-    pub(crate) key: String,
-    pub(crate) cluster: Cluster,
-    pub(crate) counts: Counts,
-    accepted: Mutex<Vec<Uuid>>,
-    violations: Mutex<Vec<String>>,
-}
-
-impl Shared {
-    /// The commands an api accepted (202 or 200), in submission order.
-    pub(crate) fn lock_accepted(&self) -> std::sync::MutexGuard<'_, Vec<Uuid>> {
-        self.accepted
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Records a violation seen during the run.
-    pub(crate) fn violation(&self, violation: String) {
-        self.violations
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(violation);
-    }
-
-    fn take_violations(&self) -> Vec<String> {
-        std::mem::take(
-            &mut *self
-                .violations
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-    }
-}
-
-/// A random element of `items`.
-pub(crate) fn pick<T: Copy>(rng: &mut fastrand::Rng, items: &[T]) -> Option<T> {
-    (!items.is_empty()).then(|| items[rng.usize(0..items.len())])
-}
+use crate::{
+    clients::ClientLog,
+    procs::Cluster,
+    shared::{APPLICATION_NAME, MAX_LEASE_LOSSES, PARTITIONS, Shared},
+};
 
 /// Runs the whole fault run; true when no check found a violation.
 pub(crate) async fn main(args: RunArgs) -> anyhow::Result<bool> {
@@ -125,21 +46,18 @@ pub(crate) async fn main(args: RunArgs) -> anyhow::Result<bool> {
     );
     let vars = node_vars(&args, &database_url, &namespace);
     let exe = std::env::current_exe().context("cannot find this binary")?;
-    let shared = Arc::new(Shared {
-        seed: args.seed,
-        database: database.clone(),
-        namespace: namespace.clone(),
+    let shared = Arc::new(Shared::new(
+        args.seed,
+        database.clone(),
+        namespace.clone(),
         pool,
-        http: reqwest::Client::builder()
+        reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .default_headers(headers)
             .build()?,
         key,
-        cluster: Cluster::new(exe, vars, log_dir.clone()),
-        counts: Counts::default(),
-        accepted: Mutex::new(Vec::new()),
-        violations: Mutex::new(Vec::new()),
-    });
+        Cluster::new(exe, vars, log_dir.clone()),
+    ));
     let outcome = drive_and_check(&args, &shared).await;
     shared.cluster.stop_all(Duration::from_secs(20)).await;
     if args.keep {

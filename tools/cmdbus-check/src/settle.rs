@@ -7,11 +7,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    args::RunArgs,
     checks,
     clients::ClientLog,
     handler::WORK,
     queues::CheckBroker,
-    run::{MAX_LEASE_LOSSES, PARTITIONS, RunArgs, Shared},
+    shared::{MAX_LEASE_LOSSES, PARTITIONS, Shared},
 };
 
 /// How often the settle phase looks at PostgreSQL, the clients and the broker again.
