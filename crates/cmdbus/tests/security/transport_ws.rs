@@ -1,9 +1,7 @@
 //! WebSocket bounds, measured on the real binary's resident memory: a client that floods pings
 //! and never reads, clients that send 16 MiB frames, and resumes that owe a large table.
 
-mod common;
-
-use common::{Env, WsClient, process::Proc};
+use crate::common::{Env, WsClient, process::Proc};
 use futures_util::future::join_all;
 use serde_json::json;
 use std::{
@@ -80,7 +78,7 @@ impl Drop for Rss {
 /// The real binary, ready, with its WebSocket URL.
 async fn server(env: &Env) -> (Proc, String) {
     let server = Proc::spawn(env, "all", &[]);
-    common::wait_ready(&reqwest::Client::new(), &server.base).await;
+    crate::common::wait_ready(&reqwest::Client::new(), &server.base).await;
     env.authorize().await;
     let ws = format!("{}/v1/ws", server.base.replacen("http", "ws", 1));
     (server, ws)

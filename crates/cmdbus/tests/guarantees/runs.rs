@@ -4,17 +4,15 @@
 //! (Order by key: `guarantees_order.rs`; pushes: `guarantees_push.rs`; operations and data:
 //! `guarantees_ops.rs`.)
 
-mod common;
-
-use cmdbus::Role;
-use cmdbus_domain::Lane;
-use cmdbus_worker::{Context, HandlerError, Registry};
-use common::{
+use crate::common::{
     Env, TestApp, TestBroker,
     process::{
         PgLink, Proc, api_with_short_lease, attempts, change_behind_the_back, finished, purge_queue,
     },
 };
+use cmdbus::Role;
+use cmdbus_domain::Lane;
+use cmdbus_worker::{Context, HandlerError, Registry};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::{sync::Arc, time::Duration};
@@ -107,7 +105,7 @@ async fn a_worker_paused_past_its_lease_is_fenced_out_and_the_command_ends_once(
 fn blocking_registry(cancelled: Arc<Notify>) -> Registry {
     let mut registry = Registry::new();
     registry.register(
-        common::test_type("test.block", 1),
+        crate::common::test_type("test.block", 1),
         move |ctx: Context, _: Value| {
             let cancelled = Arc::clone(&cancelled);
             async move {
@@ -161,7 +159,7 @@ async fn a_worker_cut_off_from_postgresql_past_its_lease_cancels_its_handler() {
 fn nul_registry() -> Registry {
     let mut registry = Registry::new();
     registry.register(
-        common::test_type("test.nul", 3),
+        crate::common::test_type("test.nul", 3),
         |ctx: Context, payload: Value| async move {
             match payload["in"].as_str() {
                 Some("result") => Ok(json!({"text": "a\u{0}b"})),
@@ -284,7 +282,7 @@ async fn a_replay_is_never_finished_by_the_run_of_an_older_generation() {
 fn gated_registry(gate: Arc<Semaphore>) -> Registry {
     let mut registry = Registry::new();
     registry.register(
-        common::test_type("test.gate", 3),
+        crate::common::test_type("test.gate", 3),
         move |_: Context, _: Value| {
             let gate = Arc::clone(&gate);
             async move {

@@ -2,14 +2,12 @@
 //! whose run was reaped after its worker paused, are never overtaken by later commands of their
 //! key; and ordered commands waiting out a backoff do not hold handler slots others need.
 
-mod common;
-
-use cmdbus::Role;
-use cmdbus_worker::{Context, HandlerError, Registry};
-use common::{
+use crate::common::{
     Env, TestApp,
     process::{Proc, api_with_short_lease, attempts, finished, unreachable_amqp_url},
 };
+use cmdbus::Role;
+use cmdbus_worker::{Context, HandlerError, Registry};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -22,7 +20,7 @@ async fn recording_app(env: &Env, tweak: impl FnOnce(&mut cmdbus::Config)) -> Te
     let pool = sqlx::PgPool::connect_lazy(&env.database_url).expect("lazy pool");
     let mut registry = Registry::new();
     registry.register(
-        common::test_type("test.record", 1),
+        crate::common::test_type("test.record", 1),
         move |ctx: Context, _: Value| {
             let pool = pool.clone();
             async move {
@@ -61,7 +59,7 @@ async fn an_ordered_command_whose_publish_failed_runs_before_later_ones_of_its_k
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let a: Value = response.json().await.expect("view");
     assert_eq!(a["status"], "new", "{a}");
-    let a = common::id_of(&a);
+    let a = crate::common::id_of(&a);
     drop(cut_off);
     let b = app
         .submit_ok(json!({"type": "test.record", "ordering_key": "k"}))

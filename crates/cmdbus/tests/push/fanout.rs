@@ -3,9 +3,7 @@
 //! (`1013`) and nobody else is; and the cursors handed out in the middle of a burst, or by a
 //! `subscribed` answered while changes were still queued, miss nothing on resume.
 
-mod common;
-
-use common::{TestApp, WsClient, id_of, process::change_behind_the_back};
+use crate::common::{TestApp, WsClient, id_of, process::change_behind_the_back};
 use serde_json::{Value, json};
 use std::{collections::HashSet, time::Duration};
 use uuid::Uuid;

@@ -1,9 +1,7 @@
 //! The WebSocket protocol against the real app: live changes in version order, gap-free resume
 //! from a cursor with `since`, and errors that keep the socket open.
 
-mod common;
-
-use common::{TestApp, WsClient, id_of};
+use crate::common::{TestApp, WsClient, id_of};
 use serde_json::{Value, json};
 use std::time::Duration;
 

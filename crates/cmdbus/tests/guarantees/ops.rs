@@ -2,16 +2,14 @@
 //! worker shuts down, payloads PostgreSQL cannot give back, idempotency keys reused with other
 //! fields, a message that arrives before its row, a killed worker's attempt, and retention.
 
-mod common;
-
+use crate::common::{
+    Env, TestApp, TestBroker, id_of,
+    process::{Follower, Proc},
+};
 use cmdbus::{LaneArg, Role};
 use cmdbus_bus::Outgoing;
 use cmdbus_domain::{CommandMessage, Lane};
 use cmdbus_worker::{Context, HandlerError, Registry};
-use common::{
-    Env, TestApp, TestBroker, id_of,
-    process::{Follower, Proc},
-};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::{
@@ -45,7 +43,7 @@ async fn wait_for_count(app: &TestApp, sql: &str, want: i64, timeout: Duration) 
 fn late_registry(fixed: Arc<AtomicBool>) -> Registry {
     let mut registry = Registry::new();
     registry.register(
-        common::test_type("test.late", 1),
+        crate::common::test_type("test.late", 1),
         move |_: Context, _: Value| {
             let fixed = Arc::clone(&fixed);
             async move {

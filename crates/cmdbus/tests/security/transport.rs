@@ -3,9 +3,7 @@
 //! process's descriptors allow. WebSocket bounds are in `transport_ws.rs`, what browsers may do
 //! in `transport_policy.rs`.
 
-mod common;
-
-use common::{Env, TestApp, process::Proc};
+use crate::common::{Env, TestApp, process::Proc};
 use futures_util::{StreamExt as _, future::join_all};
 use serde_json::Value;
 use std::time::Duration;
@@ -188,7 +186,7 @@ async fn at_the_connection_cap_new_clients_wait_in_the_backlog_until_a_slot_free
 async fn under_a_low_descriptor_limit_idle_sockets_time_out_and_the_server_serves_again() {
     let env = Env::new();
     let server = Proc::spawn_limited(&env, "all", &[("CMDBUS_HEADER_TIMEOUT_SECS", "2")], 256);
-    common::wait_ready(&reqwest::Client::new(), &server.base).await;
+    crate::common::wait_ready(&reqwest::Client::new(), &server.base).await;
     let address = address_of(&server.base);
     let mut idle = Vec::new();
     for _ in 0..300 {

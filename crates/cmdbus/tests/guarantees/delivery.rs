@@ -1,13 +1,11 @@
 //! Delivery guarantees of the worker against the real broker: a duplicate or stale message claims
 //! nothing and runs nothing.
 
-mod common;
-
+use crate::common::{Env, TestApp, TestBroker};
 use cmdbus::Role;
 use cmdbus_bus::Outgoing;
 use cmdbus_domain::{CommandMessage, Lane};
 use cmdbus_worker::{Context, Registry};
-use common::{Env, TestApp, TestBroker};
 use serde_json::{Value, json};
 use std::{
     sync::{
@@ -22,7 +20,7 @@ const T: Duration = Duration::from_secs(30);
 fn counting_registry(runs: Arc<AtomicUsize>) -> Registry {
     let mut registry = Registry::new();
     registry.register(
-        common::test_type("test.count", 1),
+        crate::common::test_type("test.count", 1),
         move |_ctx: Context, payload: Value| {
             let runs = Arc::clone(&runs);
             async move {

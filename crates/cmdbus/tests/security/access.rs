@@ -2,11 +2,9 @@
 //! while another key is served; long-polls, sockets and unfinished commands are capped; a start
 //! without keys prints a development key on loopback and refuses anywhere else.
 
-mod common;
-
+use crate::common::{Env, TestApp, WsClient, http_client_with, process::free_port};
 use cmdbus::Role;
 use cmdbus_auth::Scopes;
-use common::{Env, TestApp, WsClient, http_client_with, process::free_port};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::{
@@ -81,7 +79,7 @@ async fn long_polls_sockets_and_unfinished_commands_are_capped() {
     })
     .await;
     // No worker handles this type: what is submitted stays unfinished.
-    cmdbus_store::register_types(&app.pool, &[common::test_type("test.idle", 1)])
+    cmdbus_store::register_types(&app.pool, &[crate::common::test_type("test.idle", 1)])
         .await
         .expect("type registered");
     let key_a = key(&app, "alpha").await;
@@ -239,7 +237,7 @@ async fn a_loopback_start_without_keys_prints_a_development_key_and_replaces_it_
     let vars = [("CMDBUS_LISTEN", listen.as_str())];
     let mut first = cmdbus(&env, &[], &vars);
     let first_key = printed_key(&mut first);
-    common::wait_ready(&reqwest::Client::new(), &base).await;
+    crate::common::wait_ready(&reqwest::Client::new(), &base).await;
     let (status, me) = whoami(&base, Some(&first_key)).await;
     assert_eq!(
         (status, &me["kind"]),
@@ -260,7 +258,7 @@ async fn a_loopback_start_without_keys_prints_a_development_key_and_replaces_it_
 
     let mut second = cmdbus(&env, &[], &vars);
     let second_key = printed_key(&mut second);
-    common::wait_ready(&reqwest::Client::new(), &base).await;
+    crate::common::wait_ready(&reqwest::Client::new(), &base).await;
     assert_ne!(first_key, second_key);
     assert_eq!(
         whoami(&base, Some(&first_key)).await.0,
@@ -329,7 +327,7 @@ async fn a_public_address_needs_a_key_or_an_explicit_open_flag_and_gets_no_demo_
     assert!(!listing.contains(&key), "a listing shows a secret");
 
     let mut server = cmdbus(&env, &[], &vars);
-    common::wait_ready(&reqwest::Client::new(), &base).await;
+    crate::common::wait_ready(&reqwest::Client::new(), &base).await;
     let (status, me) = whoami(&base, Some(&key)).await;
     assert_eq!((status, &me["tenant"]), (StatusCode::OK, &json!("acme")));
     assert!(
@@ -364,7 +362,7 @@ async fn a_public_address_needs_a_key_or_an_explicit_open_flag_and_gets_no_demo_
                 ("CMDBUS_BOOTSTRAP_KEY", bootstrap.as_str()),
             ],
         );
-        common::wait_ready(&reqwest::Client::new(), &base).await;
+        crate::common::wait_ready(&reqwest::Client::new(), &base).await;
         let (status, me) = whoami(&base, Some(&bootstrap)).await;
         assert_eq!(
             (status, &me["scopes"][3]),
@@ -394,7 +392,7 @@ async fn a_public_address_needs_a_key_or_an_explicit_open_flag_and_gets_no_demo_
         &[],
         &[("CMDBUS_LISTEN", listen.as_str()), ("CMDBUS_OPEN", "true")],
     );
-    common::wait_ready(&reqwest::Client::new(), &base).await;
+    crate::common::wait_ready(&reqwest::Client::new(), &base).await;
     let (status, me) = whoami(&base, None).await;
     assert_eq!((status, &me["kind"]), (StatusCode::OK, &json!("open")));
     open.kill().expect("kill");

@@ -3,9 +3,7 @@
 //! marked against sniffing and the web UI against framing; and every request has an id, quoted
 //! in 5xx bodies that say nothing else about the server's insides.
 
-mod common;
-
-use common::{Env, TestApp, WsClient, process::PgLink};
+use crate::common::{Env, TestApp, WsClient, process::PgLink};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite;
@@ -77,7 +75,7 @@ async fn websockets_open_from_the_own_and_listed_origins_only() {
     let app = app().await;
     let own = app.base.clone();
     for origin in [own.as_str(), ALLOWED] {
-        let bearer = format!("Bearer {}", common::test_key().key);
+        let bearer = format!("Bearer {}", crate::common::test_key().key);
         let headers = [("origin", origin), ("authorization", bearer.as_str())];
         let mut client = WsClient::connect_with_headers(&app.ws_url(), &headers)
             .await

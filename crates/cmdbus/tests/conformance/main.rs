@@ -2,11 +2,13 @@
 //! describes every route the server answers, and Schemathesis, generating requests from that
 //! description, finds nothing wrong with the answers — once without credentials and once with a
 //! valid key. The tools live in `.venv` (`scripts/test.sh` installs them). The focused tests of
-//! what Schemathesis once found are in `conformance/edges.rs`.
+//! what Schemathesis once found are in `edges.rs`; `pgbouncer.rs`: cmdbus through PgBouncer in
+//! transaction mode.
 
+#[path = "../common/mod.rs"]
 mod common;
-#[path = "conformance/edges.rs"]
 mod edges;
+mod pgbouncer;
 
 use common::{TestApp, test_key};
 use reqwest::{Method, StatusCode};

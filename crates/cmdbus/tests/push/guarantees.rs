@@ -2,13 +2,11 @@
 //! that commit out of order under a resuming client, a notifier that has no broker at all,
 //! and a result nested deeper than a JSON parser's default limit.
 
-mod common;
-
-use cmdbus::Role;
-use common::{
+use crate::common::{
     Env, TestApp, WsClient, id_of,
     process::{Follower, Proc, change_behind_the_back, unreachable_amqp_url},
 };
+use cmdbus::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -148,7 +146,7 @@ async fn a_notifier_without_a_broker_pushes_every_change_within_two_seconds() {
         &[("CMDBUS_AMQP_URL", &unreachable_amqp_url())],
     );
     // Ready without a broker: PostgreSQL is all a notifier needs.
-    common::wait_ready(&reqwest::Client::new(), &notifier.base).await;
+    crate::common::wait_ready(&reqwest::Client::new(), &notifier.base).await;
     let readiness: Value = reqwest::get(format!("{}/readyz", notifier.base))
         .await
         .expect("readyz")
@@ -193,7 +191,7 @@ async fn a_notifier_without_a_broker_pushes_every_change_within_two_seconds() {
         ids.iter().all(|id| {
             arrivals
                 .iter()
-                .any(|(_, view)| id_of(view) == *id && common::process::finished(view))
+                .any(|(_, view)| id_of(view) == *id && crate::common::process::finished(view))
         })
     };
     client

@@ -3,14 +3,12 @@
 //! the broker requeued (one process's connection closed) runs nothing twice, and every attempt
 //! of a worker that was killed or stopped gets an outcome.
 
-mod common;
-
-use cmdbus::Role;
-use cmdbus_worker::{Context, HandlerError, Registry};
-use common::{
+use crate::common::{
     Env, TestApp,
     process::{PgLink, Proc, api_with_short_lease, attempts, close_connection_of, finished},
 };
+use cmdbus::Role;
+use cmdbus_worker::{Context, HandlerError, Registry};
 use serde_json::{Value, json};
 use std::{sync::Arc, time::Duration};
 use tokio::sync::{Semaphore, mpsc};
@@ -30,7 +28,7 @@ fn effect_registry(
     let pool = sqlx::PgPool::connect_lazy(&env.database_url).expect("lazy pool");
     let mut registry = Registry::new();
     registry.register(
-        common::test_type("test.effect", 1),
+        crate::common::test_type("test.effect", 1),
         move |ctx: Context, _: Value| {
             let (pool, gate, held) = (pool.clone(), Arc::clone(&gate), held.clone());
             async move {

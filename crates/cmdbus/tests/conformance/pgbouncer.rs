@@ -4,9 +4,7 @@
 //! reach PostgreSQL only through it (`CMDBUS_PGBOUNCER=true`); the schema is migrated directly,
 //! as the README says to.
 
-mod common;
-
-use common::{
+use crate::common::{
     Env, http_client, id_of,
     process::{Follower, Proc, finished, free_port},
 };
@@ -170,7 +168,7 @@ async fn commands_run_retry_cancel_and_are_pushed_through_pgbouncer_in_transacti
     let notifier = Proc::spawn(&env, "notifier", &through);
     let http = http_client();
     for process in [&api, &worker, &notifier] {
-        common::wait_ready(&http, &process.base).await;
+        crate::common::wait_ready(&http, &process.base).await;
     }
     let ws_url = format!("{}/v1/ws", notifier.base.replacen("http", "ws", 1));
     let mut client = Follower::subscribe(&ws_url, None).await;
@@ -311,7 +309,7 @@ async fn through_pgbouncer_nothing_is_migrated_and_an_unmigrated_database_is_ref
     // An empty database, created directly.
     let admin = PgPoolOptions::new()
         .max_connections(1)
-        .connect(&format!("{}/postgres", common::DATABASE_SERVER))
+        .connect(&format!("{}/postgres", crate::common::DATABASE_SERVER))
         .await
         .expect("admin connection");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
