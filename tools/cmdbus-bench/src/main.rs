@@ -1,6 +1,13 @@
 //! `cmdbus-bench e2e|fanout|limits|cleanup`: the load generator of cmdbus's benchmark (see
 //! BENCHMARKS.md). It drives a running cmdbus over HTTP and WebSocket, as clients would, and
 //! reads what each process spent from `/proc`. It prints figures; it never fails on speed.
+//!
+//! Layout: `main.rs` parses `args.rs` and calls one scenario: `e2e.rs` and `fanout.rs` run
+//! windows of load through `phase.rs`, which drives `load.rs` (the HTTP submitters) and `ws.rs`
+//! (the watcher and the idle crowds), times each command in `track.rs` and prints with
+//! `report.rs`; `limits/` measures PostgreSQL (`postgres.rs`) and RabbitMQ (`broker.rs`)
+//! without cmdbus; `cleanup.rs` deletes a run's namespace. `cpu.rs` and `procfs.rs`, at the
+//! bottom, read what each process spent from `/proc`.
 
 mod args;
 mod cleanup;

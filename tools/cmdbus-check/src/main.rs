@@ -38,6 +38,15 @@
 //! prints one line of counts and every violation, and exits non-zero on any. The seed fixes every
 //! random choice; wall-clock timing still varies between runs.
 //!
+//! Layout: `main.rs` parses the command and calls `node.rs` (one role, with `handler.rs`'s
+//! `check.work`) or `run.rs`, the loop that drives a run. `run.rs` builds `shared.rs`'s `Shared`
+//! (the run's settings, processes, counts and violations, and the seeded `pick`), starts the
+//! processes (`procs.rs`), the clients (`clients.rs`), the submitter and operator
+//! (`operator.rs`) and the faults (`faults.rs`, or `cluster.rs` for broker nodes), then hands over
+//! to `settle.rs`, which waits and runs `checks.rs` (PostgreSQL and the clients' logs) and
+//! `queues.rs` (the broker). The pieces take `Shared` as an argument and never import `run.rs`;
+//! `args.rs` holds the settings.
+//!
 //! `cmdbus-check node <api|worker|notifier|all>` is what `run` spawns: it reads every `CMDBUS_*`
 //! setting like `cmdbus` does, listens on 127.0.0.1:0, prints the port on stdout and stops
 //! gracefully on SIGTERM.
