@@ -1,8 +1,8 @@
 //! The promises about runs, each broken for real and then counted: a worker paused or cut off
 //! from PostgreSQL past its lease, outcomes PostgreSQL cannot store, replays racing an older
 //! generation, cancels the worker never heard of, and queued rows whose message is gone.
-//! (Order by key: `guarantees_order.rs`; pushes: `guarantees_push.rs`; operations and data:
-//! `guarantees_ops.rs`.)
+//! (Order by key: `order.rs`; pushes: `tests/push/guarantees.rs`; operations and data:
+//! `ops.rs`.)
 
 use crate::common::{
     Env, TestApp, TestBroker,
