@@ -172,8 +172,8 @@ pub(crate) struct Controls {
 }
 
 pub(crate) const CONTROLS: &str = r#"
-    pub(crate) const all = (id) => [...document.querySelectorAll(`[data-testid="${id}"]`)];
-    pub(crate) const shown = (id) => all(id).some((el) => el.getClientRects().length > 0);
+    const all = (id) => [...document.querySelectorAll(`[data-testid="${id}"]`)];
+    const shown = (id) => all(id).some((el) => el.getClientRects().length > 0);
     return {
       rows: all('row').filter((el) => el.getClientRects().length > 0).length,
       submit_form: shown('submit-form'),
@@ -185,9 +185,9 @@ pub(crate) const CONTROLS: &str = r#"
 
 /// Sets `row` to the state of the row whose id is `arguments[0]` (null if it is not shown).
 pub(crate) const ROW_STATE: &str = r#"
-    pub(crate) const el = document.querySelector(`[data-testid="row"][data-id="${arguments[0]}"]`);
-    pub(crate) const bar = el && el.querySelector('[data-testid="progress"]');
-    pub(crate) const row = el && {
+    const el = document.querySelector(`[data-testid="row"][data-id="${arguments[0]}"]`);
+    const bar = el && el.querySelector('[data-testid="progress"]');
+    const row = el && {
       status: el.dataset.status,
       badge: el.querySelector('[data-testid="status"]').textContent,
       progress: Number(bar.getAttribute('aria-valuenow')),
@@ -198,15 +198,15 @@ pub(crate) const ROW_STATE: &str = r#"
 /// into `window.__log` (`conn:<state>`, `row:<id>:<status>`). A reload would lose the log.
 pub(crate) const RECORD_CHANGES: &str = r#"
     window.__log = [];
-    pub(crate) const log = (entry) => window.__log.push(entry);
-    pub(crate) const conn = document.querySelector('[data-testid="conn-state"]');
+    const log = (entry) => window.__log.push(entry);
+    const conn = document.querySelector('[data-testid="conn-state"]');
     new MutationObserver((mutations) => {
       for (const m of mutations) {
         if (m.type === 'characterData') log(`conn:${m.target.data}`);
         for (const node of m.addedNodes) log(`conn:${node.textContent}`);
       }
     }).observe(conn, { childList: true, characterData: true, subtree: true });
-    pub(crate) const status = (row) => log(`row:${row.dataset.id}:${row.dataset.status}`);
+    const status = (row) => log(`row:${row.dataset.id}:${row.dataset.status}`);
     new MutationObserver((mutations) => {
       for (const m of mutations) {
         if (m.type === 'attributes' && m.target.dataset.testid === 'row') status(m.target);
@@ -218,7 +218,7 @@ pub(crate) const RECORD_CHANGES: &str = r#"
 
 /// What a person would read on the page, for failure messages.
 pub(crate) const PAGE_SUMMARY: &str = r#"
-    pub(crate) const text = (id) => document.querySelector(`[data-testid="${id}"]`)?.textContent.trim();
+    const text = (id) => document.querySelector(`[data-testid="${id}"]`)?.textContent.trim();
     return {
       url: location.href,
       signed_in: !document.querySelector('#console').hidden,
