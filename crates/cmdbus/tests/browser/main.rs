@@ -11,8 +11,11 @@
 //! Waiting is on the page's observable state (a DOM condition polled within a deadline), never
 //! on sleeps.
 //! `progress`: a command's progress, reconnects, polling, the failed view; `keys`: what each
-//! key sees. The browser driver is `tests/common/browser.rs`.
+//! key sees. The browser driver is `tests/common/browser.rs`, its chromedriver
+//! `tests/common/chromedriver.rs`.
 
+#[path = "../common/chromedriver.rs"]
+mod chromedriver;
 #[path = "../common/mod.rs"]
 mod common;
 #[path = "../common/browser.rs"]
