@@ -3,6 +3,7 @@ FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates crates
+COPY tools tools
 COPY migrations migrations
 COPY web web
 RUN cargo build --release --locked -p cmdbus

@@ -1,6 +1,15 @@
 //! The `cmdbus` binary's wiring, as a library so that tests start the real app in-process:
 //! `run(role, config, registry, listener, shutdown)` connects to PostgreSQL and RabbitMQ, starts
 //! the role's tasks and serves HTTP until `shutdown`.
+//!
+//! Layout: `main.rs` parses the command line and calls `run` (or `run_keys`); `lib.rs` (`run`)
+//! builds the role's tasks and its router from the pipeline crates and hands the router to
+//! `serve.rs`, the accept loop, with `body.rs`'s request-body deadline. The router's own parts:
+//! `health.rs` (liveness, readiness), `telemetry.rs` (`/metrics`), `docs.rs` (`/openapi.json`,
+//! from the health, telemetry and security routes and each role's own), `web.rs` (the embedded
+//! web UI) and `security.rs` (allowed hosts, origins, headers; reads `transport.rs`'s
+//! `HttpSettings`). `config.rs` holds every setting, `transport.rs` and `access.rs` (keys, the
+//! development start, `cmdbus keys`) their groups.
 
 mod access;
 mod body;

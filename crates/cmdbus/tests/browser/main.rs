@@ -1,0 +1,45 @@
+//! The web UI in a real browser: Debian's headless Chromium, driven through chromedriver, against
+//! the real app. It proves that a command submitted from the form shows its progress and its
+//! outcome without a reload, that the page reconnects and catches up after the server it talks
+//! to went away, and that forced polling still delivers the outcome. The console asks for a key
+//! (kept in sessionStorage only, never in a URL), shows only the controls the key's scopes allow,
+//! and asks again with the server's reason when the key is refused or revoked; a server without
+//! authentication shows a warning instead. Each key screen is saved
+//! under `target/screenshots/`; with `CMDBUS_UPDATE_SCREENSHOTS=1` under `web/screenshots/`, the
+//! committed pictures of the UI (refresh them when the UI changes).
+//!
+//! Waiting is on the page's observable state (a DOM condition polled within a deadline), never
+//! on sleeps.
+//! `progress`: a command's progress, reconnects, polling, the failed view; `keys`: what each
+//! key sees. The browser driver is `tests/common/browser.rs`, its chromedriver
+//! `tests/common/chromedriver.rs`.
+
+#[path = "../common/chromedriver.rs"]
+mod chromedriver;
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../common/browser.rs"]
+mod driver;
+mod keys;
+mod progress;
+
+use cmdbus_auth::Scopes;
+use common::{TestApp, test_key};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use driver::*;
+
+/// A key of tenant `default` with `scopes`, recorded in the app's database.
+async fn issue_key(app: &TestApp, scopes: &[&str]) -> String {
+    let scopes = Scopes::parse(scopes).expect("scopes");
+    let (key, _) = cmdbus_auth::issue_key(&app.pool, "default", "browser test", scopes, false)
+        .await
+        .expect("a key");
+    key
+}
+
+/// Scope names as the server orders them.
+fn names(scopes: &[&str]) -> Vec<String> {
+    Scopes::parse(scopes).expect("scopes").names()
+}
