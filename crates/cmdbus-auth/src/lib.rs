@@ -16,7 +16,10 @@ mod token;
 
 pub use authenticator::{AuthConfig, Authenticator};
 pub use error::{AuthError, problem_response};
-pub use key::{IssueError, MintedKey, generate_key, hash_key, issue_key, valid_tenant};
+pub use key::{
+    IssueError, MintedKey, generate_key, hash_key, is_well_formed_key, issue_key, shown_prefix,
+    valid_tenant,
+};
 pub use limits::{Budget, Slot};
 pub use principal::{Credential, Principal, Reach, Scope, Scopes};
 pub use token::{Claims, TokenError, sign, verify};
