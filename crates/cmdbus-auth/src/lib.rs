@@ -5,6 +5,12 @@
 //! by it. The [`Authenticator`] also holds the per-caller limits: request rate, concurrent
 //! long-polls, WebSockets per tenant. And since every refusal starts here, the one
 //! problem+json body of the HTTP API and the request id it quotes live here too.
+//!
+//! Layout. `authenticator.rs` (`Authenticator`) is what the roles call: it reads a bearer value
+//! as a key (`key.rs`: the key format, minting, hashing, `issue_key`) or a token (`token.rs`:
+//! HS256 sign and verify), and returns a `Principal` (`principal.rs`: tenant, scopes, reach);
+//! it also holds the `limits.rs` budgets and slots. `error.rs` is the one problem+json response,
+//! quoting the id from `request_id.rs`. Keys are stored through `cmdbus-store`.
 
 mod authenticator;
 mod error;
