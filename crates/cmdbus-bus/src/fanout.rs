@@ -60,6 +60,13 @@ impl Broker {
         Ok(())
     }
 
+    /// Announces state changes (`CommandRow::event` of each changed row): the one way the api
+    /// and the worker publish them, in one events message (see [`Broker::publish_events`]).
+    pub async fn announce(&self, events: impl IntoIterator<Item = Event>) {
+        let events: Vec<Event> = events.into_iter().collect();
+        self.publish_events(&events).await;
+    }
+
     /// Publishes state changes to the events fanout, all in one message: one change as an
     /// `Event` object, several as an array of them. Not confirmed, and best effort (logged,
     /// never failing the caller): a lost event is healed from PostgreSQL, which holds every

@@ -3,7 +3,7 @@
 //! are pipelined instead of costing a round trip each. Events and control messages go out on a
 //! plain channel (`fanout`).
 
-use cmdbus_domain::{CommandMessage, Lane};
+use cmdbus_domain::{CommandMessage, Lane, Routing, partition_of};
 use lapin::{
     BasicProperties, Confirmation,
     options::BasicPublishOptions,
@@ -53,6 +53,22 @@ struct Route {
 }
 
 impl Broker {
+    /// The message of a row (its routing, from `CommandRow::routing`), with the ordered
+    /// partition of its key in this broker's topology.
+    pub fn outgoing(&self, routing: Routing) -> Outgoing {
+        Outgoing {
+            partition: routing
+                .ordering_key
+                .as_deref()
+                .map(|key| partition_of(key, self.partitions())),
+            kind: routing.kind,
+            message: routing.message,
+            priority: routing.priority,
+            ordering_key: routing.ordering_key,
+            lane: routing.lane,
+        }
+    }
+
     /// Publishes one command message and waits for its confirm.
     pub async fn publish_command(&self, outgoing: &Outgoing) -> Result<(), BusError> {
         let mut results = self.publish_commands(std::slice::from_ref(outgoing)).await;

@@ -1,6 +1,12 @@
 //! The contract of cmdbus, free of I/O: command states, the command view that the api, the
 //! notifier and the web UI show, the messages that travel through RabbitMQ, and the names of
 //! every exchange and queue.
+//!
+//! Layout. `command.rs`: `Status` (and who moves each state on), `CommandView`, `ErrorInfo`,
+//! `TypeInfo`. `message.rs`: what travels through RabbitMQ (`CommandMessage`, `Control`,
+//! `Event`) and `Routing`, the facts of a row the bus routes its message by. `names.rs`: the
+//! `Lane`s and every exchange and queue name of a namespace. `problem.rs`: the problem+json
+//! error body. Every other crate depends on this one; it depends on none of them.
 
 mod command;
 mod message;
@@ -8,12 +14,13 @@ mod names;
 mod problem;
 
 pub use command::{CommandView, ErrorInfo, Status, TypeInfo};
-pub use message::{CommandMessage, Control, Event};
-pub use names::{Lane, Names, RETRY_TIERS, partition_of};
+pub use message::{CommandMessage, Control, Event, Routing};
+pub use names::{Lane, Names, RETRY_TIERS, UnknownLane, partition_of};
 pub use problem::{PROBLEM_JSON, Problem};
 
 /// The tenant used until tenants and API keys exist.
 pub const DEFAULT_TENANT: &str = "default";
 
-/// Highest priority a command may carry (AMQP priorities 0..=9 on classic queues).
-pub const MAX_PRIORITY: i16 = 9;
+/// Highest priority a command may carry: the api's bound on `priority`, and the AMQP
+/// `x-max-priority` of the classic command queues (0..=9).
+pub const MAX_PRIORITY: u8 = 9;

@@ -101,11 +101,7 @@ impl Replay {
         Ok(Some(
             rows.iter()
                 .filter(|row| reaches(row.id, row.subject.as_deref()))
-                .filter_map(|row| {
-                    row.view()
-                        .inspect_err(|error| tracing::error!(%error, "cannot build view; skipped"))
-                        .ok()
-                })
+                .map(|row| row.view())
                 .collect(),
         ))
     }

@@ -3,20 +3,32 @@
 //! claim token; the message is settled last, so a crash anywhere before leaves a message the
 //! broker delivers again (and the api's sweeps republish whatever a lost message leaves behind).
 
-use cmdbus_bus::Outgoing;
+use cmdbus_bus::Broker;
 use cmdbus_domain::{CommandMessage, ErrorInfo, Lane, Status};
-use cmdbus_store::{Claim, CommandRow, Finish, Outcome, Run};
+use cmdbus_store::{Claim, Claimed, CommandRow, Finish, Outcome, Refusal, Run};
 use lapin::message::Delivery;
 use serde_json::Value;
 use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 use crate::{
-    Context, HandlerError,
-    lease::Lease,
-    runtime::Runtime,
+    batch::Batches,
+    context::Context,
+    handler::{HandlerError, Registry},
+    lease::{Inflight, Lease},
     settle::{Settle, UNKNOWN_TRIES_HEADER, backoff_tier, unknown_tries},
+    shared::Shared,
 };
+
+/// What the life of a delivery needs, handed over by the loop that built it (one for all of the
+/// loop's deliveries): the pieces are called from here, never the loop.
+pub(crate) struct Runner {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) registry: Registry,
+    pub(crate) inflight: Arc<Inflight>,
+    pub(crate) lane: Lane,
+    pub(crate) batches: Batches,
+}
 
 /// A message for a command that is not (yet) in the database waits this long, this many times,
 /// before it is dropped: after a failover to a standby that lost a committed insert, the row may
@@ -28,7 +40,7 @@ const UNKNOWN_TRIES: u32 = 12;
 /// is unfinished waits before it asks again.
 const ORDER_WAIT_MS: u32 = 1_000;
 
-pub(crate) async fn handle(runtime: &Runtime, delivery: &Delivery) -> Settle {
+pub(crate) async fn handle(runtime: &Runner, delivery: &Delivery) -> Settle {
     let message = match serde_json::from_slice::<CommandMessage>(&delivery.data) {
         Ok(message) => message,
         Err(error) => {
@@ -44,16 +56,19 @@ pub(crate) async fn handle(runtime: &Runtime, delivery: &Delivery) -> Settle {
         generation: message.generation,
     };
     let sent = Instant::now();
-    let claimed = match runtime.batches.claim(claim).await {
-        Ok(row) => row,
+    let row = match runtime.batches.claim(claim).await {
+        Ok(Some(Claimed::Run(row))) => *row,
+        Ok(Some(Claimed::Refused(why))) => return refused(delivery, message, why),
+        Ok(None) => {
+            tracing::warn!(id = %message.id, "claimed nothing, and cannot say why; requeueing");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return Settle::Requeue;
+        }
         Err(error) => {
             tracing::warn!(%error, id = %message.id, "cannot claim; requeueing");
             tokio::time::sleep(Duration::from_secs(1)).await;
             return Settle::Requeue;
         }
-    };
-    let Some(row) = claimed else {
-        return unclaimed(runtime, delivery, message).await;
     };
     let Some(token) = row.claim else {
         tracing::error!(id = %row.id, "claimed row without a claim token");
@@ -89,55 +104,46 @@ pub(crate) async fn handle(runtime: &Runtime, delivery: &Delivery) -> Settle {
     settle
 }
 
-/// A delivery that claimed nothing. The row says why, and whether this copy is still needed.
-async fn unclaimed(runtime: &Runtime, delivery: &Delivery, message: CommandMessage) -> Settle {
-    let row = match cmdbus_store::lookup(&runtime.shared.pool, message.id).await {
-        Ok(row) => row,
-        Err(error) => {
-            tracing::warn!(%error, id = %message.id, "cannot look up command; requeueing");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            return Settle::Requeue;
-        }
-    };
+/// A delivery that claimed nothing: the claim said why, and so whether this copy is still
+/// needed.
+fn refused(delivery: &Delivery, message: CommandMessage, why: Refusal) -> Settle {
     let skipped = |reason: &'static str| {
         metrics::counter!("cmdbus_deliveries_skipped_total", "reason" => reason).increment(1);
     };
-    let Some(row) = row else {
-        let tries = unknown_tries(delivery);
-        if tries < UNKNOWN_TRIES {
-            tracing::debug!(id = %message.id, tries, "message for an unknown command; waiting");
-            skipped("unknown_waiting");
-            return Settle::Delay {
-                delay_ms: UNKNOWN_WAIT_MS,
-                tries: Some(tries + 1),
-            };
+    match why {
+        Refusal::Unknown => {
+            let tries = unknown_tries(delivery);
+            if tries < UNKNOWN_TRIES {
+                tracing::debug!(id = %message.id, tries, "message for an unknown command; waiting");
+                skipped("unknown_waiting");
+                return Settle::Delay {
+                    delay_ms: UNKNOWN_WAIT_MS,
+                    tries: Some(tries + 1),
+                };
+            }
+            tracing::warn!(id = %message.id, header = UNKNOWN_TRIES_HEADER, "message for an unknown command; dropping it");
+            skipped("unknown");
+            Settle::Ack
         }
-        tracing::warn!(id = %message.id, header = UNKNOWN_TRIES_HEADER, "message for an unknown command; dropping it");
-        skipped("unknown");
-        return Settle::Ack;
-    };
-    let waiting = matches!(row.status(), Ok(Status::New | Status::Queue));
-    if row.generation == message.generation
-        && waiting
-        && row.has_attempts_left()
-        && !row.cancel_requested
-    {
-        // An earlier command of its ordering key is unfinished (or another copy is being
-        // claimed right now): ask again shortly, without holding a handler slot.
-        skipped("ordered");
-        return Settle::Delay {
-            delay_ms: ORDER_WAIT_MS,
-            tries: None,
-        };
+        Refusal::WaitingForPredecessor => {
+            // Ask again shortly, without holding a handler slot.
+            skipped("ordered");
+            Settle::Delay {
+                delay_ms: ORDER_WAIT_MS,
+                tries: None,
+            }
+        }
+        // This copy is not needed. (The metric keeps counting a used-up budget as a duplicate,
+        // as it always has.)
+        Refusal::Duplicate | Refusal::Exhausted => {
+            skipped("duplicate");
+            Settle::Ack
+        }
     }
-    // A duplicate, a stale generation, a finished command, or one that another run holds (if
-    // that run's worker dies, the reaper publishes it again): this copy is not needed.
-    skipped("duplicate");
-    Settle::Ack
 }
 
 /// Runs the handler; `None` when the run lost its lease before the handler gave a verdict.
-async fn run_handler(runtime: &Runtime, row: &CommandRow, lease: &Arc<Lease>) -> Option<Outcome> {
+async fn run_handler(runtime: &Runner, row: &CommandRow, lease: &Arc<Lease>) -> Option<Outcome> {
     let ctx = Context {
         kind: row.kind.clone(),
         attempt: row.attempt,
@@ -176,7 +182,7 @@ async fn run_handler(runtime: &Runtime, row: &CommandRow, lease: &Arc<Lease>) ->
         Err(_) if lease.is_lost() => return None,
         Err(_) if lease.cancel_requested() => Outcome::Cancelled,
         Err(_) if lease.cancel.is_cancelled() => Outcome::Released, // shutdown past its grace
-        Err(error) if error.retryable && row.spent_attempts() < row.max_attempts => Outcome::Retry(
+        Err(error) if error.retryable && row.has_attempts_left() => Outcome::Retry(
             error.info(),
             Duration::from_millis(u64::from(backoff_tier(row.spent_attempts()))),
         ),
@@ -195,7 +201,7 @@ fn unstorable(message: String) -> ErrorInfo {
 /// Records the end of the run (retrying while the database is away and the lease lasts),
 /// publishes the event, and says how to settle the message. An outcome the database refuses
 /// (a result it cannot store) is recorded as a failure instead: never a loop.
-async fn finish(runtime: &Runtime, row: &CommandRow, lease: &Lease, outcome: Outcome) -> Settle {
+async fn finish(runtime: &Runner, row: &CommandRow, lease: &Lease, outcome: Outcome) -> Settle {
     let parked_in = runtime.lane.parked_in();
     let mut request = Finish {
         id: row.id,
@@ -211,7 +217,9 @@ async fn finish(runtime: &Runtime, row: &CommandRow, lease: &Lease, outcome: Out
                 tracing::warn!(id = %row.id, attempt = row.attempt, "finish fenced out");
                 return Settle::Ack;
             }
-            Ok(Some(finished)) => return settle_for(&finished, &request.outcome, parked_in),
+            Ok(Some(finished)) => {
+                return settle_for(&runtime.shared.broker, &finished, &request.outcome);
+            }
             Err(error) if error.is_permanent() && !is_unstorable(&request.outcome) => {
                 tracing::warn!(%error, id = %row.id, "the outcome cannot be stored; failing the command");
                 request.outcome = Outcome::Fail(unstorable(format!(
@@ -237,25 +245,16 @@ fn is_unstorable(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Fail(error) if error.code == "unstorable_result")
 }
 
-/// How to settle the message, from what the database made of the run.
-fn settle_for(finished: &CommandRow, outcome: &Outcome, parked_in: Lane) -> Settle {
-    match (finished.status(), outcome) {
-        (Ok(Status::Fail), _) => Settle::Park(Outgoing {
-            kind: finished.kind.clone(),
-            message: CommandMessage {
-                id: finished.id,
-                generation: finished.generation,
-            },
-            priority: u8::try_from(finished.priority).unwrap_or(0),
-            ordering_key: finished.ordering_key.clone(),
-            lane: parked_in,
-            partition: None,
-        }),
-        (Ok(Status::Queue), Outcome::Retry(_, delay)) => Settle::Delay {
+/// How to settle the message, from what the database made of the run. A failure is parked in
+/// the lane its row says (the lane `finish` recorded).
+fn settle_for(broker: &Broker, finished: &CommandRow, outcome: &Outcome) -> Settle {
+    match (finished.status, outcome) {
+        (Status::Fail, _) => Settle::Park(broker.outgoing(finished.routing())),
+        (Status::Queue, Outcome::Retry(_, delay)) => Settle::Delay {
             delay_ms: u32::try_from(delay.as_millis()).unwrap_or(u32::MAX),
             tries: None,
         },
-        (Ok(Status::Queue), _) => Settle::Requeue,
+        (Status::Queue, _) => Settle::Requeue,
         _ => Settle::Ack,
     }
 }
