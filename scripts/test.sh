@@ -66,6 +66,9 @@ if ! cmp -s "$requirements" .venv/installed-requirements.txt 2>/dev/null; then
   cp "$requirements" .venv/installed-requirements.txt
 fi
 
+# No module of any crate imports its way back to itself: the layout shows the flow.
+python3 scripts/circles.py
+
 # cargo prints one "test result" line per test binary; the sum is the suite's closing line.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
