@@ -1,0 +1,302 @@
+//! `claim`: a delivery becomes a run (`running`, a fresh token, a lease, an attempt and its
+//! history row) only when the command is waiting, of the delivery's generation, not cancelled and
+//! within its attempt budget; every other delivery claims nothing.
+
+use cmdbus_domain::Status;
+use cmdbus_store::{Claim, Outcome, replay};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::common::*;
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_queued_command_is_claimed_with_a_token_a_lease_and_a_history_row(
+    pool: PgPool,
+) -> Checked {
+    let waiting = queued(&pool, command()).await?;
+    let before = db_now(&pool).await?;
+
+    let run = claim_one(&pool, &waiting)
+        .await?
+        .expect("a queued command is claimed");
+
+    assert_eq!(status(&run), Status::Running);
+    assert_eq!(run.attempt, 1);
+    assert_eq!(run.worker.as_deref(), Some("worker-1"));
+    assert!(run.claim.is_some());
+    let lease_until = run.lease_until.expect("a run has a lease");
+    assert!(
+        lease_until >= before + chrono::Duration::seconds(299),
+        "lease of {LEASE:?} from now"
+    );
+    assert!(run.started_at.is_some());
+    assert_eq!(
+        run.redeliver_at, None,
+        "a claimed command owes no redelivery"
+    );
+    assert!(run.version > waiting.version, "a claim is a visible change");
+    assert_eq!(
+        attempts(&pool, run.id).await?,
+        vec![(0, 1, "worker-1".to_owned(), None, None)]
+    );
+    assert_eq!(
+        every_column(&reload(&pool, run.id).await?),
+        every_column(&run)
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_worker_faster_than_the_broker_confirm_claims_a_new_command(pool: PgPool) -> Checked {
+    let recorded = submit_one(&pool, command()).await?;
+    assert_eq!(status(&recorded), Status::New);
+
+    let run = claim_one(&pool, &recorded)
+        .await?
+        .expect("a new command is claimed");
+
+    assert_eq!(status(&run), Status::Running);
+    assert!(
+        run.queued_at.is_some(),
+        "a claimed command counts as queued"
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_duplicate_delivery_of_a_running_command_claims_nothing(pool: PgPool) -> Checked {
+    let waiting = queued(&pool, command()).await?;
+    let run = claim_one(&pool, &waiting)
+        .await?
+        .expect("first delivery claims");
+
+    let duplicate = claim(&pool, &[delivery(&waiting)], "worker-2").await?;
+
+    assert!(
+        duplicate.is_empty(),
+        "a second delivery claimed {duplicate:?}"
+    );
+    assert_eq!(
+        every_column(&reload(&pool, run.id).await?),
+        every_column(&run)
+    );
+    assert_eq!(attempts(&pool, run.id).await?.len(), 1);
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn two_deliveries_of_one_command_in_one_batch_claim_it_once(pool: PgPool) -> Checked {
+    let waiting = queued(&pool, command()).await?;
+
+    let claimed = claim(&pool, &[delivery(&waiting), delivery(&waiting)], "worker-1").await?;
+
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempt, 1);
+    assert_eq!(attempts(&pool, waiting.id).await?.len(), 1);
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_stale_delivery_of_an_older_generation_claims_nothing(pool: PgPool) -> Checked {
+    let waiting = queued(&pool, command()).await?;
+    let run = claim_one(&pool, &waiting).await?.expect("claimed");
+    finish(&pool, &run, Outcome::Fail(error("boom"))).await?;
+    let replayed = replay(&pool, TENANT, run.id)
+        .await?
+        .expect("a failure is replayed");
+    assert_eq!(replayed.generation, 1);
+
+    let stale = claim(&pool, &[delivery(&waiting)], "worker-1").await?;
+    assert!(
+        stale.is_empty(),
+        "the generation-0 message claimed {stale:?}"
+    );
+    assert_eq!(
+        every_column(&reload(&pool, run.id).await?),
+        every_column(&replayed)
+    );
+
+    let fresh = claim_one(&pool, &replayed)
+        .await?
+        .expect("the new generation is claimed");
+    assert_eq!((fresh.generation, fresh.attempt), (1, 1));
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_delivery_of_a_future_generation_claims_nothing(pool: PgPool) -> Checked {
+    let waiting = queued(&pool, command()).await?;
+    let ahead = Claim {
+        id: waiting.id,
+        generation: waiting.generation + 1,
+    };
+
+    assert!(claim(&pool, &[ahead], "worker-1").await?.is_empty());
+    assert_eq!(
+        every_column(&reload(&pool, waiting.id).await?),
+        every_column(&waiting)
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_delivery_of_an_unknown_command_claims_nothing(pool: PgPool) -> Checked {
+    let unknown = Claim {
+        id: Uuid::now_v7(),
+        generation: 0,
+    };
+    assert!(claim(&pool, &[unknown], "worker-1").await?.is_empty());
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_cancelled_command_is_never_claimed(pool: PgPool) -> Checked {
+    let waiting = queued(&pool, command()).await?;
+    let cancelled = cmdbus_store::cancel(&pool, TENANT, waiting.id)
+        .await?
+        .expect("a queued command is cancelled");
+
+    assert!(claim_one(&pool, &waiting).await?.is_none());
+    assert_eq!(
+        every_column(&reload(&pool, waiting.id).await?),
+        every_column(&cancelled)
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_finished_command_is_never_claimed_again(pool: PgPool) -> Checked {
+    let waiting = queued(&pool, command()).await?;
+    let run = claim_one(&pool, &waiting).await?.expect("claimed");
+    let done = finish(
+        &pool,
+        &run,
+        Outcome::Success(serde_json::json!({"sent": true})),
+    )
+    .await?;
+
+    assert!(claim_one(&pool, &waiting).await?.is_none());
+    assert_eq!(
+        every_column(&reload(&pool, run.id).await?),
+        every_column(&done[0])
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_batch_claims_the_claimable_commands_and_leaves_the_rest(pool: PgPool) -> Checked {
+    let first = queued(&pool, command()).await?;
+    let second = queued(&pool, command()).await?;
+    let running = queued(&pool, command()).await?;
+    claim_one(&pool, &running).await?.expect("claimed");
+    let cancelled = queued(&pool, command()).await?;
+    cmdbus_store::cancel(&pool, TENANT, cancelled.id).await?;
+
+    let claimed = claim(
+        &pool,
+        &[
+            delivery(&second),
+            delivery(&running),
+            delivery(&cancelled),
+            delivery(&first),
+        ],
+        "worker-2",
+    )
+    .await?;
+
+    let mut ids: Vec<Uuid> = claimed.iter().map(|row| row.id).collect();
+    ids.sort();
+    let mut expected = vec![first.id, second.id];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(
+        claimed
+            .iter()
+            .all(|row| row.worker.as_deref() == Some("worker-2"))
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn each_claim_draws_a_token_of_its_own(pool: PgPool) -> Checked {
+    let waiting = queued(&pool, command()).await?;
+    let first = claim_one(&pool, &waiting).await?.expect("claimed");
+    let retried = finish(
+        &pool,
+        &first,
+        Outcome::Retry(error("flaky"), std::time::Duration::ZERO),
+    )
+    .await?;
+
+    let second = claim_one(&pool, &retried[0])
+        .await?
+        .expect("the retry is claimed");
+
+    assert_ne!(first.claim, second.claim);
+    assert_eq!(second.attempt, 2);
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_failure_parked_in_a_lane_is_claimed_only_by_a_worker_of_that_lane(
+    pool: PgPool,
+) -> Checked {
+    let waiting = queued(&pool, command()).await?;
+    let run = claim_one(&pool, &waiting).await?.expect("claimed");
+    let parked = finish_with_token(
+        &pool,
+        run.id,
+        run_token(&run),
+        Outcome::Fail(error("boom")),
+        Some("exceptions1"),
+    )
+    .await?;
+    assert_eq!(lane(&parked[0]).as_deref(), Some("exceptions1"));
+
+    assert!(
+        claim_in(&pool, &[delivery(&parked[0])], "worker-1", None)
+            .await?
+            .is_empty()
+    );
+    assert!(
+        claim_in(
+            &pool,
+            &[delivery(&parked[0])],
+            "worker-2",
+            Some("exceptions2")
+        )
+        .await?
+        .is_empty()
+    );
+    let rerun = claim_in(
+        &pool,
+        &[delivery(&parked[0])],
+        "operator",
+        Some("exceptions1"),
+    )
+    .await?;
+
+    assert_eq!(rerun.len(), 1);
+    assert_eq!(status(&rerun[0]), Status::Running);
+    assert_eq!(rerun[0].attempt, 2);
+    assert_eq!(rerun[0].finished_at, None);
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_worker_of_a_lane_still_claims_ordinary_queued_commands(pool: PgPool) -> Checked {
+    let waiting = queued(&pool, command()).await?;
+    let claimed = claim_in(
+        &pool,
+        &[delivery(&waiting)],
+        "operator",
+        Some("exceptions1"),
+    )
+    .await?;
+    assert_eq!(claimed.len(), 1);
+    Ok(())
+}
+
+fn run_token(row: &cmdbus_store::CommandRow) -> Uuid {
+    run(row).claim
+}
