@@ -1,1 +1,143 @@
-//! todo
+//! Order by key: a command with an ordering key is claimable only when no earlier command of the
+//! same key and tenant is unfinished (`new`, `queue` or `running`), so a key never has two runs.
+
+use cmdbus_domain::Status;
+use cmdbus_store::{NewCommand, Outcome, cancel};
+use serde_json::json;
+use sqlx::PgPool;
+use std::time::Duration;
+
+use crate::common::*;
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_later_command_of_a_key_waits_until_the_earlier_one_finished(pool: PgPool) -> Checked {
+    let earlier = queued(&pool, keyed("account-7")).await?;
+    let later = queued(&pool, keyed("account-7")).await?;
+
+    assert!(
+        claim_one(&pool, &later).await?.is_none(),
+        "claimed before its predecessor ran"
+    );
+    let running = claim_one(&pool, &earlier)
+        .await?
+        .expect("the earliest of a key is claimable");
+    assert!(
+        claim_one(&pool, &later).await?.is_none(),
+        "claimed while its predecessor runs"
+    );
+    assert_eq!(
+        every_column(&reload(&pool, later.id).await?),
+        every_column(&later)
+    );
+
+    finish(&pool, &running, Outcome::Success(json!(null))).await?;
+    let next = claim_one(&pool, &later)
+        .await?
+        .expect("claimable once the predecessor finished");
+    assert_eq!(status(&next), Status::Running);
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn one_batch_never_starts_two_commands_of_a_key(pool: PgPool) -> Checked {
+    let earlier = queued(&pool, keyed("account-7")).await?;
+    let later = queued(&pool, keyed("account-7")).await?;
+
+    let claimed = claim(&pool, &[delivery(&later), delivery(&earlier)], "worker-1").await?;
+
+    assert_eq!(
+        claimed.iter().map(|row| row.id).collect::<Vec<_>>(),
+        vec![earlier.id]
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_command_recorded_in_the_same_batch_waits_for_the_one_before_it(pool: PgPool) -> Checked {
+    // One insert gives both the same `created_at`: the id (UUID v7, in submit order) decides.
+    let mut first = keyed("account-7");
+    let mut second = keyed("account-7");
+    if second.id < first.id {
+        std::mem::swap(&mut first.id, &mut second.id);
+    }
+    let rows = submit(&pool, &[first.clone(), second.clone()]).await?;
+    assert_eq!(rows[0].row.created_at, rows[1].row.created_at);
+
+    assert!(claim_one(&pool, &rows[1].row).await?.is_none());
+    assert!(claim_one(&pool, &rows[0].row).await?.is_some());
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn other_keys_other_tenants_and_unkeyed_commands_do_not_wait(pool: PgPool) -> Checked {
+    let blocker = queued(&pool, keyed("account-7")).await?;
+    claim_one(&pool, &blocker).await?.expect("claimed");
+    let other_key = queued(&pool, keyed("account-8")).await?;
+    let other_tenant = queued(
+        &pool,
+        NewCommand {
+            tenant: "globex".to_owned(),
+            ..keyed("account-7")
+        },
+    )
+    .await?;
+    let unkeyed = queued(&pool, command()).await?;
+
+    let claimed = claim(
+        &pool,
+        &[
+            delivery(&other_key),
+            delivery(&other_tenant),
+            delivery(&unkeyed),
+        ],
+        "worker-1",
+    )
+    .await?;
+
+    assert_eq!(claimed.len(), 3);
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_predecessor_waiting_for_its_retry_still_holds_the_key(pool: PgPool) -> Checked {
+    let earlier = queued(&pool, keyed("account-7")).await?;
+    let later = queued(&pool, keyed("account-7")).await?;
+    let run = claim_one(&pool, &earlier).await?.expect("claimed");
+    let retrying = finish(&pool, &run, Outcome::Retry(error("flaky"), Duration::ZERO)).await?;
+    assert_eq!(status(&retrying[0]), Status::Queue);
+
+    assert!(claim_one(&pool, &later).await?.is_none());
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_failed_or_cancelled_predecessor_releases_the_key(pool: PgPool) -> Checked {
+    let failing = queued(&pool, keyed("account-7")).await?;
+    let cancelled = queued(&pool, keyed("account-7")).await?;
+    let last = queued(&pool, keyed("account-7")).await?;
+
+    let run = claim_one(&pool, &failing).await?.expect("claimed");
+    finish(&pool, &run, Outcome::Fail(error("boom"))).await?;
+    assert!(
+        claim_one(&pool, &last).await?.is_none(),
+        "the cancelled one is still waiting"
+    );
+    cancel(&pool, TENANT, cancelled.id)
+        .await?
+        .expect("cancelled");
+
+    assert!(claim_one(&pool, &last).await?.is_some());
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_later_command_that_finished_does_not_hold_back_an_earlier_one(pool: PgPool) -> Checked {
+    // Order is decided among the unfinished: a later command cancelled before it ran leaves the
+    // earlier one claimable, and the earlier one is what held the later back.
+    let earlier = queued(&pool, keyed("account-7")).await?;
+    let later = queued(&pool, keyed("account-7")).await?;
+    cancel(&pool, TENANT, later.id).await?.expect("cancelled");
+
+    assert!(claim_one(&pool, &earlier).await?.is_some());
+    Ok(())
+}
