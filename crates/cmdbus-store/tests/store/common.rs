@@ -207,7 +207,7 @@ pub(crate) async fn attempts(
     .await?)
 }
 
-/// Whether the database's clock has passed `at` (by `slack` at most in either direction).
+/// The database's clock: leases and due times are set by it, so tests compare against it.
 pub(crate) async fn db_now(pool: &PgPool) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
     Ok(sqlx::query_scalar("select now()").fetch_one(pool).await?)
 }

@@ -73,7 +73,9 @@ async fn a_repeated_idempotency_key_returns_the_earlier_command(pool: PgPool) ->
         ..repeat
     };
 
-    let again = submit(&pool, &[repeat.clone()]).await?.remove(0);
+    let again = submit(&pool, std::slice::from_ref(&repeat))
+        .await?
+        .remove(0);
 
     assert!(!again.created);
     assert_eq!(every_column(&again.row), every_column(&original));
