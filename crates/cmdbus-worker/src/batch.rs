@@ -13,7 +13,7 @@ use std::{
 };
 use uuid::Uuid;
 
-use crate::runtime::announce;
+use crate::shared::announce;
 
 /// Most runs one statement claims or finishes.
 const MAX_BATCH: usize = 128;

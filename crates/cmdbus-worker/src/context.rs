@@ -1,18 +1,19 @@
 //! What a handler gets besides its payload: who it is, progress reports, cancellation, and an
 //! explicit heartbeat for long stretches of blocking work.
 
-use cmdbus_bus::Broker;
-use cmdbus_store::Db;
 use cmdbus_store::StoreError;
 use sqlx::PgConnection;
 use std::{
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::lease::Lease;
+use crate::{
+    lease::Lease,
+    shared::{Shared, announce},
+};
 
 /// Progress is written at most this often per command; the final state always is.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -25,18 +26,6 @@ pub struct Context {
     pub(crate) max_attempts: i32,
     pub(crate) lease: Arc<Lease>,
     pub(crate) shared: Arc<Shared>,
-}
-
-/// Worker-wide facilities the context reaches through.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) pool: Db,
-    pub(crate) broker: Broker,
-    pub(crate) lease: Duration,
-    /// How long past its due time a `queue` row waits before the sweep publishes it again.
-    pub(crate) redeliver_after: Duration,
-    /// When each command last wrote its progress.
-    pub(crate) last_progress: Mutex<std::collections::HashMap<Uuid, Instant>>,
 }
 
 impl Context {
@@ -118,7 +107,7 @@ impl Context {
             cmdbus_store::progress(&self.shared.pool, self.lease.run, fraction, note.as_deref())
                 .await;
         match row {
-            Ok(Some(row)) => crate::runtime::announce(&self.shared.broker, [&row]).await,
+            Ok(Some(row)) => announce(&self.shared.broker, [&row]).await,
             Ok(None) => {} // the claim is gone: the renewer cancels us
             Err(error) => tracing::warn!(%error, %id, "cannot record progress"),
         }

@@ -12,11 +12,23 @@ use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 use crate::{
-    Context, HandlerError,
-    lease::Lease,
-    runtime::Runtime,
+    batch::Batches,
+    context::Context,
+    handler::{HandlerError, Registry},
+    lease::{Inflight, Lease},
     settle::{Settle, UNKNOWN_TRIES_HEADER, backoff_tier, unknown_tries},
+    shared::Shared,
 };
+
+/// What the life of a delivery needs, handed over by the loop that built it (one for all of the
+/// loop's deliveries): the pieces are called from here, never the loop.
+pub(crate) struct Runner {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) registry: Registry,
+    pub(crate) inflight: Arc<Inflight>,
+    pub(crate) lane: Lane,
+    pub(crate) batches: Batches,
+}
 
 /// A message for a command that is not (yet) in the database waits this long, this many times,
 /// before it is dropped: after a failover to a standby that lost a committed insert, the row may
@@ -28,7 +40,7 @@ const UNKNOWN_TRIES: u32 = 12;
 /// is unfinished waits before it asks again.
 const ORDER_WAIT_MS: u32 = 1_000;
 
-pub(crate) async fn handle(runtime: &Runtime, delivery: &Delivery) -> Settle {
+pub(crate) async fn handle(runtime: &Runner, delivery: &Delivery) -> Settle {
     let message = match serde_json::from_slice::<CommandMessage>(&delivery.data) {
         Ok(message) => message,
         Err(error) => {
@@ -90,7 +102,7 @@ pub(crate) async fn handle(runtime: &Runtime, delivery: &Delivery) -> Settle {
 }
 
 /// A delivery that claimed nothing. The row says why, and whether this copy is still needed.
-async fn unclaimed(runtime: &Runtime, delivery: &Delivery, message: CommandMessage) -> Settle {
+async fn unclaimed(runtime: &Runner, delivery: &Delivery, message: CommandMessage) -> Settle {
     let row = match cmdbus_store::lookup(&runtime.shared.pool, message.id).await {
         Ok(row) => row,
         Err(error) => {
@@ -137,7 +149,7 @@ async fn unclaimed(runtime: &Runtime, delivery: &Delivery, message: CommandMessa
 }
 
 /// Runs the handler; `None` when the run lost its lease before the handler gave a verdict.
-async fn run_handler(runtime: &Runtime, row: &CommandRow, lease: &Arc<Lease>) -> Option<Outcome> {
+async fn run_handler(runtime: &Runner, row: &CommandRow, lease: &Arc<Lease>) -> Option<Outcome> {
     let ctx = Context {
         kind: row.kind.clone(),
         attempt: row.attempt,
@@ -195,7 +207,7 @@ fn unstorable(message: String) -> ErrorInfo {
 /// Records the end of the run (retrying while the database is away and the lease lasts),
 /// publishes the event, and says how to settle the message. An outcome the database refuses
 /// (a result it cannot store) is recorded as a failure instead: never a loop.
-async fn finish(runtime: &Runtime, row: &CommandRow, lease: &Lease, outcome: Outcome) -> Settle {
+async fn finish(runtime: &Runner, row: &CommandRow, lease: &Lease, outcome: Outcome) -> Settle {
     let parked_in = runtime.lane.parked_in();
     let mut request = Finish {
         id: row.id,

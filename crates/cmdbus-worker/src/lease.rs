@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::context::Shared;
+use crate::shared::Shared;
 
 /// What the worker knows about one run.
 #[derive(Debug)]

@@ -10,6 +10,7 @@ mod handler;
 mod lease;
 mod runtime;
 mod settle;
+mod shared;
 
 pub use context::Context;
 pub use handler::{Handler, HandlerError, Registry};

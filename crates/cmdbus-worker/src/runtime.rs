@@ -5,8 +5,7 @@
 
 use cmdbus_bus::{Broker, Session};
 use cmdbus_domain::Lane;
-use cmdbus_store::Db;
-use cmdbus_store::{CommandRow, StoreError};
+use cmdbus_store::{Db, StoreError};
 use futures_util::StreamExt;
 use lapin::{
     Channel,
@@ -19,12 +18,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    Registry,
     batch::{self, Batches},
-    context::Shared,
-    delivery,
-    lease::{self, Inflight},
+    delivery::{self, Runner},
+    handler::Registry,
+    lease,
     settle::settle_delivery,
+    shared::Shared,
 };
 
 /// Worker settings.
@@ -47,15 +46,6 @@ pub struct WorkerConfig {
     pub redeliver_after: Duration,
 }
 
-/// Everything a delivery's task needs.
-pub(crate) struct Runtime {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) registry: Registry,
-    pub(crate) inflight: Arc<Inflight>,
-    pub(crate) lane: Lane,
-    pub(crate) batches: Batches,
-}
-
 /// Registers the types, then consumes until `shutdown`; lets running handlers finish (cancelling
 /// them after the grace period) before it returns.
 pub async fn run(
@@ -69,7 +59,7 @@ pub async fn run(
     if let Err(error) = broker.ensure_types(&registry.names()).await {
         tracing::warn!(%error, "cannot declare queues now; the next broker session will");
     }
-    let runtime = Arc::new(Runtime {
+    let runtime = Arc::new(Runner {
         shared: Arc::new(Shared {
             pool: pool.clone(),
             broker: broker.clone(),
@@ -143,7 +133,7 @@ pub async fn run(
 /// Consumes every registered type's queue on one channel until the channel or session ends or
 /// `shutdown` fires; each delivery runs in its own task once a handler slot is free.
 async fn consume(
-    runtime: &Arc<Runtime>,
+    runtime: &Arc<Runner>,
     session: &Session,
     config: &WorkerConfig,
     permits: &Arc<Semaphore>,
@@ -219,24 +209,14 @@ async fn consume(
 }
 
 async fn process(
-    runtime: Arc<Runtime>,
+    runtime: Arc<Runner>,
     delivery: Delivery,
     channel: Channel,
     _permit: OwnedSemaphorePermit,
 ) {
     let settle = delivery::handle(&runtime, &delivery).await;
-    settle_delivery(&runtime, delivery, settle).await;
+    settle_delivery(&runtime.shared, delivery, settle).await;
     // Only now may the channel close (when no other task holds it): closing it earlier would
     // requeue this delivery while its run is still being recorded.
     drop(channel);
-}
-
-/// Publishes the state changes of `rows` in one events message. Best effort: the notifier reads
-/// every change from PostgreSQL too, so a lost event is only a slower one.
-pub(crate) async fn announce<'a>(broker: &Broker, rows: impl IntoIterator<Item = &'a CommandRow>) {
-    let events: Vec<_> = rows
-        .into_iter()
-        .filter_map(|row| row.event().ok())
-        .collect();
-    broker.publish_events(&events).await;
 }

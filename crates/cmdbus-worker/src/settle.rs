@@ -11,7 +11,7 @@ use lapin::{
     types::AMQPValue,
 };
 
-use crate::runtime::Runtime;
+use crate::shared::Shared;
 
 /// Header counting how often a message for an unknown command was put back to wait.
 pub(crate) const UNKNOWN_TRIES_HEADER: &str = "cmdbus-unknown-tries";
@@ -54,7 +54,8 @@ pub(crate) fn unknown_tries(delivery: &Delivery) -> u32 {
     }
 }
 
-pub(crate) async fn settle_delivery(runtime: &Runtime, delivery: Delivery, settle: Settle) {
+/// Settles `delivery` as `settle` says; parking and delaying publish through `shared.broker`.
+pub(crate) async fn settle_delivery(shared: &Shared, delivery: Delivery, settle: Settle) {
     let requeue = BasicNackOptions {
         multiple: false,
         requeue: true,
@@ -70,16 +71,12 @@ pub(crate) async fn settle_delivery(runtime: &Runtime, delivery: Delivery, settl
             delivery.acker.nack(dead_letter).await
         }
         Settle::Park(outgoing) => {
-            let broker = &runtime.shared.broker;
+            let broker = &shared.broker;
             match broker.park(&outgoing, outgoing.lane).await {
                 Ok(()) => {
                     let id = outgoing.message.id;
-                    if let Err(error) = cmdbus_store::redelivered(
-                        &runtime.shared.pool,
-                        &[id],
-                        runtime.shared.redeliver_after,
-                    )
-                    .await
+                    if let Err(error) =
+                        cmdbus_store::redelivered(&shared.pool, &[id], shared.redeliver_after).await
                     {
                         // The sweep parks it once more: a duplicate in the lane, nothing lost.
                         tracing::warn!(%error, %id, "parked, but cannot record it");
@@ -95,8 +92,7 @@ pub(crate) async fn settle_delivery(runtime: &Runtime, delivery: Delivery, settl
                 .map(|tries| (UNKNOWN_TRIES_HEADER, AMQPValue::LongUInt(tries)))
                 .into_iter()
                 .collect();
-            let delayed = runtime
-                .shared
+            let delayed = shared
                 .broker
                 .publish_delayed(
                     delivery.routing_key.as_str(),
