@@ -6,7 +6,9 @@
 //! Layout: `common` is the harness (commands to submit, the statements called as the api and the
 //! worker call them, the writes that stand in for a clock); one module per contract: `submit`
 //! (recording and idempotency), `claim`, `fence`, `ordering`, `finish`, `retry`, `reap`,
-//! `cancel`, `replay`, `cursor`, `sweeps` (relay and redelivery) and `retention`.
+//! `cancel`, `replay`, `cursor`, `sweeps` (relay and redelivery), `retention`, `listing`
+//! (pages and the type catalogue) and `keys` (API keys, the token secret, quotas, the PgBouncer
+//! handle).
 
 mod common;
 
@@ -15,6 +17,8 @@ mod claim;
 mod cursor;
 mod fence;
 mod finish;
+mod keys;
+mod listing;
 mod ordering;
 mod reap;
 mod replay;
