@@ -7,7 +7,7 @@ use cmdbus_store::Db;
 use cmdbus_store::{CommandRow, GroupCommit, NewCommand, StoreError, Submitted};
 use std::time::Duration;
 
-use crate::dispatch::{announce, dispatch};
+use crate::dispatch::dispatch;
 
 /// Most commands one statement carries.
 const MAX_BATCH: usize = 256;
@@ -33,8 +33,8 @@ impl Batcher {
                 let created = submitted
                     .iter()
                     .filter_map(|s| s.as_ref().ok().filter(|s| s.created))
-                    .map(|s| &s.row);
-                announce(&broker, created).await;
+                    .map(|s| s.row.event());
+                broker.announce(created).await;
                 submitted
             }
         });

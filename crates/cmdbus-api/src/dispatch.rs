@@ -3,40 +3,17 @@
 //! `new`, and the relay tries again: the row is durable before anything is published.
 
 use cmdbus_bus::{Broker, Outgoing};
-use cmdbus_domain::{CommandMessage, Lane, partition_of};
-use cmdbus_store::Db;
-use cmdbus_store::{CommandRow, StoreError};
+use cmdbus_store::{CommandRow, Db, StoreError};
 use std::time::Duration;
 use uuid::Uuid;
-
-/// The message of a row, to its queue: the type's main queue, its ordered partition, or (for a
-/// parked failure) the lane it is parked in.
-pub(crate) fn outgoing(broker: &Broker, row: &CommandRow) -> Outgoing {
-    let lane = match (row.status.as_str(), row.lane.as_deref()) {
-        ("fail", Some("exceptions2")) => Lane::Exceptions2,
-        ("fail", Some(_)) => Lane::Exceptions1,
-        _ => Lane::Main,
-    };
-    Outgoing {
-        kind: row.kind.clone(),
-        message: CommandMessage {
-            id: row.id,
-            generation: row.generation,
-        },
-        priority: u8::try_from(row.priority).unwrap_or(0),
-        ordering_key: row.ordering_key.clone(),
-        lane,
-        partition: row
-            .ordering_key
-            .as_deref()
-            .map(|key| partition_of(key, broker.partitions())),
-    }
-}
 
 /// Publishes the message of each row (pipelined, then every confirm awaited) and returns the
 /// ids the broker confirmed; the others wait for a sweep.
 pub(crate) async fn publish(broker: &Broker, rows: &[CommandRow]) -> Vec<Uuid> {
-    let outgoing: Vec<Outgoing> = rows.iter().map(|row| outgoing(broker, row)).collect();
+    let outgoing: Vec<Outgoing> = rows
+        .iter()
+        .map(|row| broker.outgoing(row.routing()))
+        .collect();
     let results = broker.publish_commands(&outgoing).await;
     let confirmed: Vec<_> = rows
         .iter()
@@ -65,7 +42,7 @@ pub(crate) async fn dispatch(
     }
     let confirmed = publish(broker, &rows).await;
     let mut queued = cmdbus_store::mark_queued(pool, &confirmed, redeliver_after).await?;
-    announce(broker, &queued).await;
+    broker.announce(queued.iter().map(CommandRow::event)).await;
     // A confirmed row that was not `new` any more moved on already (a fast worker claimed it
     // before the confirm came back): answer with what it is now, not with a stale `new`.
     let moved_on: Vec<Uuid> = confirmed
@@ -85,14 +62,4 @@ pub(crate) async fn dispatch(
                 .unwrap_or(row)
         })
         .collect())
-}
-
-/// Publishes the state change of each row, in one events message (best effort: the notifier
-/// reads PostgreSQL too).
-pub(crate) async fn announce<'a>(broker: &Broker, rows: impl IntoIterator<Item = &'a CommandRow>) {
-    let events: Vec<_> = rows
-        .into_iter()
-        .filter_map(|row| row.event().ok())
-        .collect();
-    broker.publish_events(&events).await;
 }

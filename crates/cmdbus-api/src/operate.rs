@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::{
     ApiError, ApiJson, ApiState,
     auth::Caller,
-    dispatch::{announce, dispatch},
+    dispatch::dispatch,
     extract::{PathId, parse_id},
     fields::{check_name, nullable_name_schema},
     responses::{
@@ -60,7 +60,7 @@ async fn refusal(state: &ApiState, principal: &Principal, id: uuid::Uuid, verb: 
 }
 
 fn accepted(row: &cmdbus_store::CommandRow) -> Result<Response, ApiError> {
-    Ok((StatusCode::ACCEPTED, ApiJson(row.view()?)).into_response())
+    Ok((StatusCode::ACCEPTED, ApiJson(row.view())).into_response())
 }
 
 /// Replay a failed or cancelled command.
@@ -92,7 +92,7 @@ pub(crate) async fn retry(
     let Some(row) = cmdbus_store::replay(&state.pool, &principal.tenant, id).await? else {
         return Err(refusal(&state, principal, id, "retry").await);
     };
-    announce(&state.broker, [&row]).await;
+    state.broker.announce([row.event()]).await;
     let row = publish_now(&state, row).await;
     accepted(&row)
 }
@@ -126,8 +126,8 @@ pub(crate) async fn cancel(
     let Some(row) = cmdbus_store::cancel(&state.pool, &principal.tenant, id).await? else {
         return Err(refusal(&state, principal, id, "cancel").await);
     };
-    announce(&state.broker, [&row]).await;
-    if row.status == cmdbus_domain::Status::Running.as_str() {
+    state.broker.announce([row.event()]).await;
+    if row.status == cmdbus_domain::Status::Running {
         // The worker's heartbeat would see the request too, but only within a third of a lease.
         let control = cmdbus_domain::Control::Cancel {
             id,
@@ -214,7 +214,10 @@ pub(crate) async fn retry_matching(
     )
     .await?;
     let retried = if request.dry_run { 0 } else { matched };
-    announce(&state.broker, &rows).await;
+    state
+        .broker
+        .announce(rows.iter().map(cmdbus_store::CommandRow::event))
+        .await;
     // Rows not confirmed now stay `new` and the relay publishes them.
     for chunk in rows.chunks(500) {
         dispatch(

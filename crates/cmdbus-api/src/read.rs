@@ -40,7 +40,7 @@ struct CommandDetail<'a> {
 }
 
 fn detail_response(row: &CommandRow) -> Result<Response, ApiError> {
-    let view = row.view()?;
+    let view = row.view();
     let version = view.version;
     let mut response = ApiJson(CommandDetail {
         view,
@@ -281,15 +281,7 @@ pub(crate) async fn list(
         scanned_to
     }
     .map(|id| id.to_string());
-    // One row that cannot be shown never hides the page.
-    let items = rows
-        .iter()
-        .filter_map(|row| {
-            row.view()
-                .inspect_err(|error| tracing::error!(%error, "cannot build view; skipped"))
-                .ok()
-        })
-        .collect();
+    let items = rows.iter().map(CommandRow::view).collect();
     Ok(ApiJson(Page {
         items,
         next_cursor,

@@ -153,7 +153,7 @@ pub(crate) async fn submit(
     check_name("type", &request.kind)?;
     let info = state.types.get(&request.kind).await?;
     let priority = request.priority.unwrap_or(0);
-    if !(0..=MAX_PRIORITY).contains(&priority) {
+    if !(0..=i16::from(MAX_PRIORITY)).contains(&priority) {
         return Err(ApiError::InvalidField {
             field: "priority",
             reason: format!("must be 0 to {MAX_PRIORITY}"),
@@ -243,7 +243,7 @@ pub(crate) async fn publish_now(state: &ApiState, row: CommandRow) -> CommandRow
 
 /// A command view with its `ETag` and `Location`.
 fn command_response(status: StatusCode, row: &CommandRow) -> Result<Response, ApiError> {
-    let view = row.view()?;
+    let view = row.view();
     let mut response = (status, ApiJson(&view)).into_response();
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/commands/{}", view.id)) {

@@ -5,11 +5,11 @@
 //! processes sweep side by side without publishing the same row twice.
 
 use cmdbus_bus::Broker;
-use cmdbus_store::Db;
+use cmdbus_store::{CommandRow, Db};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::{announce, dispatch, publish};
+use crate::dispatch::{dispatch, publish};
 
 /// How long a row taken for publishing is left to the sweeper that took it.
 const PUBLISH_LEASE: Duration = Duration::from_secs(10);
@@ -74,7 +74,7 @@ async fn reap(config: &SweepConfig, pool: &Db, broker: &Broker) {
             );
             metrics::counter!("cmdbus_reaped_total").increment(rows.len() as u64);
             // Their messages are due at once: redelivery publishes them below.
-            announce(broker, &rows).await;
+            broker.announce(rows.iter().map(CommandRow::event)).await;
         }
         Ok(_) => {}
         Err(error) => tracing::warn!(%error, "reaper failed"),

@@ -2,7 +2,7 @@
 //! count only on an ack with nothing returned; many publishes share the channel, so their confirms
 //! are pipelined instead of costing a round trip each. Events go out on a plain channel.
 
-use cmdbus_domain::{CommandMessage, Control, Event, Lane};
+use cmdbus_domain::{CommandMessage, Control, Event, Lane, Routing, partition_of};
 use lapin::{
     BasicProperties, Confirmation,
     options::BasicPublishOptions,
@@ -52,6 +52,22 @@ struct Route {
 }
 
 impl Broker {
+    /// The message of a row (its routing, from `CommandRow::routing`), with the ordered
+    /// partition of its key in this broker's topology.
+    pub fn outgoing(&self, routing: Routing) -> Outgoing {
+        Outgoing {
+            partition: routing
+                .ordering_key
+                .as_deref()
+                .map(|key| partition_of(key, self.partitions())),
+            kind: routing.kind,
+            message: routing.message,
+            priority: routing.priority,
+            ordering_key: routing.ordering_key,
+            lane: routing.lane,
+        }
+    }
+
     /// Publishes one command message and waits for its confirm.
     pub async fn publish_command(&self, outgoing: &Outgoing) -> Result<(), BusError> {
         let mut results = self.publish_commands(std::slice::from_ref(outgoing)).await;
@@ -148,6 +164,13 @@ impl Broker {
             .await
             .map_err(|error| session.fail(error))?;
         Ok(())
+    }
+
+    /// Announces state changes (`CommandRow::event` of each changed row): the one way the api
+    /// and the worker publish them, in one events message (see [`Broker::publish_events`]).
+    pub async fn announce(&self, events: impl IntoIterator<Item = Event>) {
+        let events: Vec<Event> = events.into_iter().collect();
+        self.publish_events(&events).await;
     }
 
     /// Publishes state changes to the events fanout, all in one message: one change as an

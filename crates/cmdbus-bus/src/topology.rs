@@ -2,7 +2,7 @@
 //! is idempotent, so each new connection declares everything again: a broker that lost its
 //! definitions gets them back, and a worker never consumes from a queue that does not exist.
 
-use cmdbus_domain::{Lane, Names, RETRY_TIERS};
+use cmdbus_domain::{Lane, MAX_PRIORITY, Names, RETRY_TIERS};
 use lapin::{
     Channel, Connection, ErrorKind, ExchangeKind,
     options::{
@@ -18,9 +18,6 @@ use crate::{BusConfig, BusError, QueueType};
 /// Header that routes a delayed message to its tier in the headers exchange `<ns>.retry`. Not
 /// `x-` prefixed: a headers exchange ignores those when matching, and would route to every tier.
 pub const DELAY_HEADER: &str = "cmdbus-delay";
-
-/// Highest AMQP priority of the classic command queues (0..=9 like the API's `priority`).
-const MAX_PRIORITY: u8 = 9;
 
 /// Returns to the queue a message of a quorum command queue survives before the broker
 /// dead-letters it to the type's exception lane. Set explicitly because brokers disagree: 3.x

@@ -7,21 +7,36 @@ use std::{fmt, str::FromStr};
 use uuid::Uuid;
 
 /// Where a command is in its life. The strings are the same in the database and on the wire.
+///
+/// Each variant says who sets it and who moves it on; every move is one conditional statement
+/// of the store (`cmdbus-store`), so two processes can never both move the same state on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    /// Recorded in PostgreSQL; the broker has not yet confirmed its message.
+    /// Recorded in PostgreSQL; the broker has not yet confirmed its message. Set by the api's
+    /// submit and by a replay; the api moves it on to `queue` once the broker confirms (its
+    /// relay publishes again while it stays), a worker may claim it straight away, and a cancel
+    /// ends it.
     New,
-    /// The broker holds its message; waiting for a worker.
+    /// The broker holds its message; waiting for a worker. Set by the api (confirm), by a
+    /// worker's finish (a retry, or a run given back at shutdown) and by the api's lease reaper
+    /// (a run whose lease expired). A worker's claim moves it on to `running`, once no earlier
+    /// command of its ordering key is unfinished and attempts are left; a cancel ends it.
     Queue,
-    /// A worker holds a live lease and runs the handler.
+    /// A worker holds a live lease and runs the handler. Only that run moves it on (its
+    /// finish, fenced by the claim token), or the api's reaper once the lease expired: back to
+    /// `queue`, or `fail` (lease lost too often), or `cancelled` (a cancel was requested).
     Running,
-    /// The handler finished; `result` is set.
+    /// The handler finished; `result` is set. Set by the worker's finish; final.
     Success,
-    /// The handler failed for good; `error` is set.
+    /// The handler failed for good (or attempts ran out); `error` is set and the message is
+    /// parked in an exception lane. Set by the worker's finish or the reaper; final, unless an
+    /// operator replays it (the api: back to `new`, a new generation) or a worker of its
+    /// exception lane claims it again.
     Fail,
-    /// Cancelled before it could finish.
+    /// Cancelled before it could finish. Set by the api's cancel (`new`/`queue`), or by the run's
+    /// finish or the reaper once a cancel was requested; final, unless an operator replays it.
     Cancelled,
 }
 
@@ -64,6 +79,15 @@ impl fmt::Display for Status {
 #[derive(Debug, thiserror::Error)]
 #[error("unknown status {0:?}")]
 pub struct UnknownStatus(pub String);
+
+impl TryFrom<String> for Status {
+    type Error = UnknownStatus;
+
+    /// How the store reads its `status` column.
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
 
 impl FromStr for Status {
     type Err = UnknownStatus;

@@ -8,12 +8,13 @@ mod names;
 mod problem;
 
 pub use command::{CommandView, ErrorInfo, Status, TypeInfo};
-pub use message::{CommandMessage, Control, Event};
-pub use names::{Lane, Names, RETRY_TIERS, partition_of};
+pub use message::{CommandMessage, Control, Event, Routing};
+pub use names::{Lane, Names, RETRY_TIERS, UnknownLane, partition_of};
 pub use problem::{PROBLEM_JSON, Problem};
 
 /// The tenant used until tenants and API keys exist.
 pub const DEFAULT_TENANT: &str = "default";
 
-/// Highest priority a command may carry (AMQP priorities 0..=9 on classic queues).
-pub const MAX_PRIORITY: i16 = 9;
+/// Highest priority a command may carry: the api's bound on `priority`, and the AMQP
+/// `x-max-priority` of the classic command queues (0..=9).
+pub const MAX_PRIORITY: u8 = 9;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::CommandView;
+use crate::{CommandView, Lane};
 
 /// The body of a message on a command queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -13,6 +13,23 @@ pub struct CommandMessage {
     pub id: Uuid,
     /// Bumped by every replay; a message of an older generation claims nothing.
     pub generation: i32,
+}
+
+/// A command's message and where it goes, as its row says: what the store hands the bus, which
+/// adds the broker's own routing (the partition) and publishes it. The one builder of a row's
+/// message is the store's `CommandRow::routing`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routing {
+    /// Command type: the routing key.
+    pub kind: String,
+    /// Id and generation.
+    pub message: CommandMessage,
+    /// AMQP priority, 0..=[`crate::MAX_PRIORITY`].
+    pub priority: u8,
+    /// Carried as a header; a command with one goes to its key's ordered partition.
+    pub ordering_key: Option<String>,
+    /// Which queue of the type: the main one, or the exception lane a failure is parked in.
+    pub lane: Lane,
 }
 
 /// A message on the `control` fanout, seen by every worker.

@@ -36,6 +36,26 @@ impl Lane {
     }
 }
 
+/// A string that names no exception lane.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown lane {0:?}")]
+pub struct UnknownLane(pub String);
+
+impl TryFrom<Option<String>> for Lane {
+    type Error = UnknownLane;
+
+    /// How the store reads its `lane` column: null is the main lane (not parked), otherwise
+    /// the suffix of the exception lane.
+    fn try_from(suffix: Option<String>) -> Result<Self, Self::Error> {
+        match suffix.as_deref() {
+            None => Ok(Lane::Main),
+            Some("exceptions1") => Ok(Lane::Exceptions1),
+            Some("exceptions2") => Ok(Lane::Exceptions2),
+            Some(_) => Err(UnknownLane(suffix.unwrap_or_default())),
+        }
+    }
+}
+
 /// Names of the broker objects under one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {

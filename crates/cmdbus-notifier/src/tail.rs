@@ -85,14 +85,8 @@ async fn pass(
         rows.extend(cmdbus_store::lookup_many(pool, page).await?);
     }
     for row in rows {
-        match row.event() {
-            Ok(event) => {
-                if feed.publish(event) {
-                    metrics::counter!("cmdbus_feed_changes_from_database_total").increment(1);
-                }
-            }
-            // One bad row never stops the others.
-            Err(error) => tracing::error!(%error, "cannot build event; skipped"),
+        if feed.publish(row.event()) {
+            metrics::counter!("cmdbus_feed_changes_from_database_total").increment(1);
         }
     }
     Ok(changed.cursor)

@@ -347,7 +347,7 @@ pub async fn replay<'c>(
     id: Uuid,
 ) -> Result<Option<CommandRow>, StoreError> {
     Ok(sqlx::query_as(AssertSqlSafe(format!(
-        "update commands set {REPLAY_SET}
+        "update commands set {REPLAY_SET}, {CHANGED}
           where tenant = $1 and id = $2 and status in ('fail', 'cancelled')
           returning *"
     )))
@@ -357,13 +357,12 @@ pub async fn replay<'c>(
     .await?)
 }
 
-/// What `replay` resets: a fresh generation and attempt budget.
+/// What `replay` resets: a fresh generation and attempt budget (the statements add `CHANGED`).
 const REPLAY_SET: &str = "status = 'new', generation = generation + 1, attempt = 0,
     lease_losses = 0, releases = 0, result = null, error = null, progress = null,
     progress_note = null, lane = null, worker = null, claim = null, lease_until = null,
     cancel_requested = false, started_at = null, finished_at = null, next_attempt_at = null,
-    redeliver_at = null, version = nextval('command_version'),
-    changed_xid = pg_current_xact_id()";
+    redeliver_at = null";
 
 /// Replays every failed command matching the filters (type, error code, finished in a window);
 /// with `dry_run` only counts them. Returns the count and, unless dry, the replayed rows.
@@ -394,7 +393,7 @@ pub async fn replay_matching<'c>(
         return Ok((count, Vec::new()));
     }
     let rows: Vec<CommandRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "update commands set {REPLAY_SET} where {MATCH} returning *"
+        "update commands set {REPLAY_SET}, {CHANGED} where {MATCH} returning *"
     )))
     .bind(tenant)
     .bind(kind)

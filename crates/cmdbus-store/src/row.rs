@@ -1,11 +1,10 @@
-//! The `commands` row as stored, and its conversion to the view clients see.
+//! The `commands` row as stored, and its conversions: to the view clients see, the event the
+//! notifier pushes, and the message the bus publishes (the one builder of a row's message).
 
 use chrono::{DateTime, Utc};
-use cmdbus_domain::{CommandView, ErrorInfo, Event, Status};
+use cmdbus_domain::{CommandMessage, CommandView, ErrorInfo, Event, Lane, Routing, Status};
 use serde_json::value::RawValue;
 use uuid::Uuid;
-
-use crate::StoreError;
 
 /// Every column of `commands`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -19,8 +18,9 @@ pub struct CommandRow {
     pub kind: String,
     /// The handler's input, as stored (raw JSON: reading a row never fails on its contents).
     pub payload: Box<RawValue>,
-    /// Lifecycle state, one of the `Status` strings.
-    pub status: String,
+    /// Lifecycle state (the `commands_status_check` constraint keeps it one of `Status`).
+    #[sqlx(try_from = "String")]
+    pub status: Status,
     /// 0..=9.
     pub priority: i16,
     /// Serialises commands that share it.
@@ -41,8 +41,9 @@ pub struct CommandRow {
     pub result: Option<Box<RawValue>>,
     /// Last error, as stored (an `ErrorInfo`).
     pub error: Option<Box<RawValue>>,
-    /// Exception lane the command was parked in, if any.
-    pub lane: Option<String>,
+    /// Exception lane the command was parked in; `Lane::Main` (null) when it is not parked.
+    #[sqlx(try_from = "Option<String>")]
+    pub lane: Lane,
     /// Holder of the lease (while running) or the worker that finished it.
     pub worker: Option<String>,
     /// The lease ends here unless renewed.
@@ -74,23 +75,16 @@ pub struct CommandRow {
 }
 
 impl CommandRow {
-    /// The row's status as the domain type.
-    pub fn status(&self) -> Result<Status, StoreError> {
-        self.status.parse().map_err(|_| StoreError::Corrupt {
-            id: self.id,
-            reason: format!("status {:?}", self.status),
-        })
-    }
-
     /// Attempts that used up `max_attempts`: runs started, less those that lost their lease or
     /// were given back at shutdown.
     pub fn spent_attempts(&self) -> i32 {
         self.attempt - self.lease_losses - self.releases
     }
 
-    /// Whether a claim may still start a run: the claim statement's own condition on attempts.
+    /// Whether another run may start (a retry is worth scheduling): the attempt budget, as the
+    /// claim statement checks it (`ATTEMPTS_LEFT` in `lifecycle.rs`), on this row's counts.
     pub fn has_attempts_left(&self) -> bool {
-        self.attempt < self.max_attempts + self.lease_losses + self.releases
+        self.spent_attempts() < self.max_attempts
     }
 
     /// The stored error. One written by hand that does not decode is shown as such rather than
@@ -107,11 +101,11 @@ impl CommandRow {
     }
 
     /// The view clients see.
-    pub fn view(&self) -> Result<CommandView, StoreError> {
-        Ok(CommandView {
+    pub fn view(&self) -> CommandView {
+        CommandView {
             id: self.id,
             kind: self.kind.clone(),
-            status: self.status()?,
+            status: self.status,
             priority: self.priority,
             ordering_key: self.ordering_key.clone(),
             subject: self.subject.clone(),
@@ -127,14 +121,33 @@ impl CommandRow {
             started_at: self.started_at,
             finished_at: self.finished_at,
             next_attempt_at: self.next_attempt_at,
-        })
+        }
     }
 
     /// The state-change event for this row.
-    pub fn event(&self) -> Result<Event, StoreError> {
-        Ok(Event {
+    pub fn event(&self) -> Event {
+        Event {
             tenant: self.tenant.clone(),
-            command: self.view()?,
-        })
+            command: self.view(),
+        }
+    }
+
+    /// The row's message and where it goes: a failure to the exception lane it is parked in,
+    /// anything else to the type's main queue (or its key's ordered partition, which the bus
+    /// picks).
+    pub fn routing(&self) -> Routing {
+        Routing {
+            kind: self.kind.clone(),
+            message: CommandMessage {
+                id: self.id,
+                generation: self.generation,
+            },
+            priority: u8::try_from(self.priority).unwrap_or(0),
+            ordering_key: self.ordering_key.clone(),
+            lane: match self.status {
+                Status::Fail => self.lane,
+                _ => Lane::Main,
+            },
+        }
     }
 }

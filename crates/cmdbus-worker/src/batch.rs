@@ -13,8 +13,6 @@ use std::{
 };
 use uuid::Uuid;
 
-use crate::shared::announce;
-
 /// Most runs one statement claims or finishes.
 const MAX_BATCH: usize = 128;
 /// Batches in flight at once: one fills while the other commits.
@@ -103,11 +101,11 @@ fn group<T: Send + Sync + 'static>(
         let settings = settings.clone();
         async move {
             let changed = rows_of(&settings, &items, id, statement).await;
-            let rows: Vec<&CommandRow> = changed
+            let events = changed
                 .iter()
                 .filter_map(|changed| changed.as_ref().ok().and_then(Option::as_ref))
-                .collect();
-            announce(&settings.broker, rows).await;
+                .map(CommandRow::event);
+            settings.broker.announce(events).await;
             changed
         }
     })

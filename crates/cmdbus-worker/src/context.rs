@@ -10,10 +10,7 @@ use std::{
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{
-    lease::Lease,
-    shared::{Shared, announce},
-};
+use crate::{lease::Lease, shared::Shared};
 
 /// Progress is written at most this often per command; the final state always is.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -107,7 +104,7 @@ impl Context {
             cmdbus_store::progress(&self.shared.pool, self.lease.run, fraction, note.as_deref())
                 .await;
         match row {
-            Ok(Some(row)) => announce(&self.shared.broker, [&row]).await,
+            Ok(Some(row)) => self.shared.broker.announce([row.event()]).await,
             Ok(None) => {} // the claim is gone: the renewer cancels us
             Err(error) => tracing::warn!(%error, %id, "cannot record progress"),
         }

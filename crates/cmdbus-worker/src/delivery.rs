@@ -3,7 +3,7 @@
 //! claim token; the message is settled last, so a crash anywhere before leaves a message the
 //! broker delivers again (and the api's sweeps republish whatever a lost message leaves behind).
 
-use cmdbus_bus::Outgoing;
+use cmdbus_bus::Broker;
 use cmdbus_domain::{CommandMessage, ErrorInfo, Lane, Status};
 use cmdbus_store::{Claim, CommandRow, Finish, Outcome, Run};
 use lapin::message::Delivery;
@@ -128,7 +128,7 @@ async fn unclaimed(runtime: &Runner, delivery: &Delivery, message: CommandMessag
         skipped("unknown");
         return Settle::Ack;
     };
-    let waiting = matches!(row.status(), Ok(Status::New | Status::Queue));
+    let waiting = matches!(row.status, Status::New | Status::Queue);
     if row.generation == message.generation
         && waiting
         && row.has_attempts_left()
@@ -223,7 +223,9 @@ async fn finish(runtime: &Runner, row: &CommandRow, lease: &Lease, outcome: Outc
                 tracing::warn!(id = %row.id, attempt = row.attempt, "finish fenced out");
                 return Settle::Ack;
             }
-            Ok(Some(finished)) => return settle_for(&finished, &request.outcome, parked_in),
+            Ok(Some(finished)) => {
+                return settle_for(&runtime.shared.broker, &finished, &request.outcome);
+            }
             Err(error) if error.is_permanent() && !is_unstorable(&request.outcome) => {
                 tracing::warn!(%error, id = %row.id, "the outcome cannot be stored; failing the command");
                 request.outcome = Outcome::Fail(unstorable(format!(
@@ -249,25 +251,16 @@ fn is_unstorable(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Fail(error) if error.code == "unstorable_result")
 }
 
-/// How to settle the message, from what the database made of the run.
-fn settle_for(finished: &CommandRow, outcome: &Outcome, parked_in: Lane) -> Settle {
-    match (finished.status(), outcome) {
-        (Ok(Status::Fail), _) => Settle::Park(Outgoing {
-            kind: finished.kind.clone(),
-            message: CommandMessage {
-                id: finished.id,
-                generation: finished.generation,
-            },
-            priority: u8::try_from(finished.priority).unwrap_or(0),
-            ordering_key: finished.ordering_key.clone(),
-            lane: parked_in,
-            partition: None,
-        }),
-        (Ok(Status::Queue), Outcome::Retry(_, delay)) => Settle::Delay {
+/// How to settle the message, from what the database made of the run. A failure is parked in
+/// the lane its row says (the lane `finish` recorded).
+fn settle_for(broker: &Broker, finished: &CommandRow, outcome: &Outcome) -> Settle {
+    match (finished.status, outcome) {
+        (Status::Fail, _) => Settle::Park(broker.outgoing(finished.routing())),
+        (Status::Queue, Outcome::Retry(_, delay)) => Settle::Delay {
             delay_ms: u32::try_from(delay.as_millis()).unwrap_or(u32::MAX),
             tries: None,
         },
-        (Ok(Status::Queue), _) => Settle::Requeue,
+        (Status::Queue, _) => Settle::Requeue,
         _ => Settle::Ack,
     }
 }

@@ -1,9 +1,10 @@
 //! The bottom of the worker: what every piece reaches through (the pool, the broker, the lease
-//! length) and `announce`, which publishes state changes. It imports no other module of the
-//! crate, so every piece may use it without reaching back into the loop.
+//! length). It imports no other module of the crate, so every piece may use it without
+//! reaching back into the loop. State changes are announced with `Broker::announce`, the one
+//! spelling the api uses too.
 
 use cmdbus_bus::Broker;
-use cmdbus_store::{CommandRow, Db};
+use cmdbus_store::Db;
 use std::{
     collections::HashMap,
     sync::Mutex,
@@ -21,14 +22,4 @@ pub(crate) struct Shared {
     pub(crate) redeliver_after: Duration,
     /// When each command last wrote its progress.
     pub(crate) last_progress: Mutex<HashMap<Uuid, Instant>>,
-}
-
-/// Publishes the state changes of `rows` in one events message. Best effort: the notifier reads
-/// every change from PostgreSQL too, so a lost event is only a slower one.
-pub(crate) async fn announce<'a>(broker: &Broker, rows: impl IntoIterator<Item = &'a CommandRow>) {
-    let events: Vec<_> = rows
-        .into_iter()
-        .filter_map(|row| row.event().ok())
-        .collect();
-    broker.publish_events(&events).await;
 }
