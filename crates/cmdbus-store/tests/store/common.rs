@@ -166,12 +166,12 @@ pub(crate) async fn reload(pool: &PgPool, id: Uuid) -> Result<CommandRow, StoreE
 
 /// The row's status as the domain type.
 pub(crate) fn status(row: &CommandRow) -> Status {
-    row.status().expect("a stored status decodes")
+    row.status
 }
 
-/// The row's exception lane.
+/// The row's exception lane, as stored (`None` when it is not parked).
 pub(crate) fn lane(row: &CommandRow) -> Option<String> {
-    row.lane.as_ref().map(ToString::to_string)
+    row.lane.suffix().map(str::to_owned)
 }
 
 /// Every column of a row, to show that a statement changed nothing at all.
