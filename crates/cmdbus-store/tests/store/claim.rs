@@ -300,3 +300,32 @@ async fn a_worker_of_a_lane_still_claims_ordinary_queued_commands(pool: PgPool) 
 fn run_token(row: &cmdbus_store::CommandRow) -> Uuid {
     run(row).claim
 }
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn two_workers_claiming_at_once_start_one_run(pool: PgPool) -> Checked {
+    use sqlx::Acquire as _;
+    let waiting = queued(&pool, command()).await?;
+    let mut first_conn = pool.acquire().await?;
+    let mut first = first_conn.begin().await?;
+    let won =
+        cmdbus_store::claim(&mut *first, &[delivery(&waiting)], "worker-1", LEASE, None).await?;
+    assert_eq!(won.len(), 1);
+
+    let second = tokio::spawn({
+        let pool = pool.clone();
+        let delivery = delivery(&waiting);
+        async move { claim(&pool, &[delivery], "worker-2").await }
+    });
+    until_blocked(&pool, 1).await?;
+    first.commit().await?;
+    let lost = second.await.expect("the second claim ran")?;
+
+    assert!(lost.is_empty(), "a second run started: {lost:?}");
+    let row = reload(&pool, waiting.id).await?;
+    assert_eq!(
+        (row.worker.as_deref(), row.attempt, row.claim),
+        (Some("worker-1"), 1, won[0].claim)
+    );
+    assert_eq!(attempts(&pool, waiting.id).await?.len(), 1);
+    Ok(())
+}

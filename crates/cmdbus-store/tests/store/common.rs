@@ -211,3 +211,22 @@ pub(crate) async fn attempts(
 pub(crate) async fn db_now(pool: &PgPool) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
     Ok(sqlx::query_scalar("select now()").fetch_one(pool).await?)
 }
+
+/// Returns once `waiters` statements of this test's database wait for a lock: the point at which
+/// a concurrent statement is known to be queued behind another transaction (an event, not a
+/// guess at how long it takes). Gives up after a few thousand looks.
+pub(crate) async fn until_blocked(pool: &PgPool, waiters: i64) -> Checked {
+    for _ in 0..5_000 {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+              where datname = current_database() and wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await?;
+        if waiting >= waiters {
+            return Ok(());
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("no statement ever waited for the lock");
+}

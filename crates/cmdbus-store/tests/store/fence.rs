@@ -196,3 +196,50 @@ async fn a_held_claim_keeps_a_cancel_out_until_the_handler_commits(pool: PgPool)
     assert!(cancelled.cancel_requested);
     Ok(())
 }
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_finish_racing_the_reaper_over_an_ended_lease_is_the_only_outcome(
+    pool: PgPool,
+) -> Checked {
+    let waiting = queued(&pool, command()).await?;
+    let held = claim_one(&pool, &waiting).await?.expect("claimed");
+    end_lease(&pool, held.id, Duration::from_secs(60)).await?;
+    let mut conn = pool.acquire().await?;
+    let mut finishing = conn.begin().await?;
+    let finished = cmdbus_store::finish(
+        &mut *finishing,
+        &[cmdbus_store::Finish {
+            id: held.id,
+            claim: run(&held).claim,
+            outcome: Outcome::Success(json!("late but fenced")),
+            lane: None,
+        }],
+        REDELIVER_AFTER,
+    )
+    .await?;
+    assert_eq!(
+        finished.len(),
+        1,
+        "a run that still holds its token may finish past its lease"
+    );
+
+    let reaper = tokio::spawn({
+        let pool = pool.clone();
+        async move { reap_expired(&pool, Duration::ZERO, 5, None).await }
+    });
+    until_blocked(&pool, 1).await?;
+    finishing.commit().await?;
+    let reaped = reaper.await.expect("the reaper ran")?;
+
+    assert!(
+        reaped.is_empty(),
+        "the reaper took a finished run: {reaped:?}"
+    );
+    let row = reload(&pool, held.id).await?;
+    assert_eq!((status(&row), row.lease_losses), (Status::Success, 0));
+    assert_eq!(
+        attempts(&pool, held.id).await?[0].3.as_deref(),
+        Some("success")
+    );
+    Ok(())
+}

@@ -205,3 +205,25 @@ async fn a_lane_rerun_waits_while_a_later_command_of_its_key_runs(pool: PgPool) 
     );
     Ok(())
 }
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_claim_of_a_later_command_refuses_while_its_predecessors_claim_is_uncommitted(
+    pool: PgPool,
+) -> Checked {
+    use sqlx::Acquire as _;
+    let earlier = queued(&pool, keyed("account-7")).await?;
+    let later = queued(&pool, keyed("account-7")).await?;
+    let mut conn = pool.acquire().await?;
+    let mut first = conn.begin().await?;
+    let won =
+        cmdbus_store::claim(&mut *first, &[delivery(&earlier)], "worker-1", LEASE, None).await?;
+    assert_eq!(won.len(), 1);
+
+    // Another worker, at the same time: the predecessor is `queue` or `running`, unfinished either way.
+    let refused = claim(&pool, &[delivery(&later)], "worker-2").await?;
+    first.commit().await?;
+
+    assert!(refused.is_empty());
+    assert_eq!(status(&reload(&pool, later.id).await?), Status::Queue);
+    Ok(())
+}
