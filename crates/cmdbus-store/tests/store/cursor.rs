@@ -51,9 +51,13 @@ async fn a_cursor_yields_the_changes_after_it_and_then_nothing(pool: PgPool) -> 
 }
 
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
-async fn a_change_that_commits_after_a_later_one_is_not_lost(pool: PgPool) -> Checked {
-    let slow = queued(&pool, command()).await?;
-    let fast = queued(&pool, command()).await?;
+async fn a_change_that_commits_after_a_later_one_is_not_lost_in_any_scope(pool: PgPool) -> Checked {
+    let alice = || NewCommand {
+        subject: Some("alice".to_owned()),
+        ..command()
+    };
+    let slow = queued(&pool, alice()).await?;
+    let fast = queued(&pool, alice()).await?;
     let start = now_cursor(&pool).await?;
 
     // The slow transaction draws its version first and commits last.
@@ -65,24 +69,38 @@ async fn a_change_that_commits_after_a_later_one_is_not_lost(pool: PgPool) -> Ch
     let fast_change = cancel(&pool, TENANT, fast.id).await?.expect("cancelled");
     assert!(slow_change.version < fast_change.version);
 
-    let during = changes_after(&pool, Some(&start), Scope::Everything, 100).await?;
-    assert_eq!(
-        ids(&during.rows),
-        vec![fast.id],
-        "an uncommitted change cannot be read"
-    );
+    let both = [slow.id, fast.id];
+    let scopes = [
+        Scope::Everything,
+        Scope::Tenant(TENANT),
+        Scope::Subject(TENANT, "alice"),
+        Scope::Ids(TENANT, &both),
+    ];
+    let mut cursors = Vec::new();
+    for scope in scopes {
+        let during = changes_after(&pool, Some(&start), scope, 100).await?;
+        assert_eq!(
+            ids(&during.rows),
+            vec![fast.id],
+            "{scope:?}: an uncommitted change cannot be read"
+        );
+        cursors.push(during.cursor);
+    }
     slow_tx.commit().await?;
 
-    let after = changes_after(&pool, Some(&during.cursor), Scope::Everything, 100).await?;
-    assert_eq!(
-        ids(&after.rows),
-        vec![slow.id],
-        "resuming past version {} still finds it",
-        fast_change.version
-    );
-    assert_eq!(after.rows[0].version, slow_change.version);
-    let ids_after = changed_ids_after(&pool, &during.cursor, Scope::Everything, 100).await?;
-    assert_eq!(ids_after.ids, vec![slow.id]);
+    for (scope, cursor) in scopes.into_iter().zip(&cursors) {
+        let after = changes_after(&pool, Some(cursor), scope, 100).await?;
+        assert_eq!(
+            ids(&after.rows),
+            vec![slow.id],
+            "{scope:?}: resuming past version {} still finds version {}",
+            fast_change.version,
+            slow_change.version
+        );
+        let ids_after = changed_ids_after(&pool, cursor, scope, 100).await?;
+        assert_eq!(ids_after.ids, vec![slow.id], "{scope:?}");
+        assert_eq!(ids_after.versions, vec![slow_change.version], "{scope:?}");
+    }
     Ok(())
 }
 
@@ -206,5 +224,42 @@ async fn a_cursor_survives_its_text_form(pool: PgPool) -> Checked {
 
     assert_eq!(parsed, start);
     assert_eq!(ids(&read.rows), vec![changed.id]);
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_long_transaction_is_carried_from_cursor_to_cursor_until_it_commits(
+    pool: PgPool,
+) -> Checked {
+    let slow = queued(&pool, command()).await?;
+    let aborted = queued(&pool, command()).await?;
+    let start = now_cursor(&pool).await?;
+    let mut slow_conn = pool.acquire().await?;
+    let mut slow_tx = slow_conn.begin().await?;
+    cancel(&mut *slow_tx, TENANT, slow.id)
+        .await?
+        .expect("cancelled");
+    let mut aborted_conn = pool.acquire().await?;
+    let mut aborted_tx = aborted_conn.begin().await?;
+    cancel(&mut *aborted_tx, TENANT, aborted.id)
+        .await?
+        .expect("cancelled");
+
+    let mut cursor = start;
+    for other in 0..2 {
+        let moved = submit_one(&pool, command()).await?;
+        let read = changes_after(&pool, Some(&cursor), Scope::Tenant(TENANT), 100).await?;
+        assert_eq!(ids(&read.rows), vec![moved.id], "read {other}");
+        cursor = read.cursor;
+    }
+    aborted_tx.rollback().await?;
+    slow_tx.commit().await?;
+
+    let read = changes_after(&pool, Some(&cursor), Scope::Tenant(TENANT), 100).await?;
+    assert_eq!(
+        ids(&read.rows),
+        vec![slow.id],
+        "the rolled-back change never shows"
+    );
     Ok(())
 }
