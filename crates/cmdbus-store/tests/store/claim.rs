@@ -29,7 +29,11 @@ async fn a_queued_command_is_claimed_with_a_token_a_lease_and_a_history_row(
         lease_until >= before + chrono::Duration::seconds(299),
         "lease of {LEASE:?} from now"
     );
-    assert!(run.started_at.is_some());
+    assert_eq!(
+        run.started_at.map(|at| at + chrono::Duration::seconds(300)),
+        Some(lease_until),
+        "the lease runs from the start of the run"
+    );
     assert_eq!(
         run.redeliver_at, None,
         "a claimed command owes no redelivery"

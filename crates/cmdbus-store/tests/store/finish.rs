@@ -77,9 +77,13 @@ async fn a_failure_parked_in_a_lane_stores_its_error_and_owes_its_parking_publis
         Some("card_declined")
     );
     assert_eq!(failed.result.as_ref().map(|r| r.get()), None);
-    assert!(failed.finished_at.is_some());
-    let owed = failed.redeliver_at.expect("the parking publish is owed");
-    assert!(owed > before, "owed in the future, not at once");
+    let finished_at = failed.finished_at.expect("a failure is finished");
+    assert!(finished_at >= before);
+    assert_eq!(
+        failed.redeliver_at,
+        Some(finished_at + chrono::Duration::seconds(10)),
+        "the parking publish is owed ten seconds on, not at once"
+    );
     assert_eq!(
         attempts(&pool, held.id).await?,
         vec![(

@@ -141,11 +141,12 @@ async fn a_broker_confirm_queues_only_rows_still_new(pool: PgPool) -> Checked {
     );
     let queued = &marked[0];
     assert_eq!(status(queued), Status::Queue);
-    assert!(queued.queued_at.is_some());
-    assert!(
-        queued
-            .redeliver_at
-            .is_some_and(|at| at >= before + chrono::Duration::seconds(60))
+    let queued_at = queued.queued_at.expect("confirmed");
+    assert!(queued_at >= before);
+    assert_eq!(
+        queued.redeliver_at,
+        Some(queued_at + chrono::Duration::seconds(60)),
+        "looked at again {REDELIVER_AFTER:?} after the confirm"
     );
     assert!(queued.version > waiting.version);
     assert_eq!(
