@@ -3,12 +3,14 @@
 //! functions take many rows at once so callers can batch.
 
 mod changes;
+mod claim;
 mod commands;
 mod db;
 mod group;
 mod keys;
 mod lifecycle;
 mod row;
+mod rules;
 mod sweeps;
 mod types;
 
@@ -22,6 +24,7 @@ use std::{str::FromStr, time::Duration};
 pub use changes::{
     ChangedIds, Changes, Cursor, InvalidCursor, Scope, changed_ids_after, changes_after,
 };
+pub use claim::{Claim, Claimed, Refusal, claim};
 pub use commands::{
     LIST_WINDOW, ListFilter, Listed, NewCommand, Submitted, cancel, get, get_many, insert, list,
     lookup, lookup_many, mark_queued, replay, replay_matching,
@@ -32,7 +35,7 @@ pub use keys::{
     KeyRecord, NewKey, count_configured_keys, count_unfinished_of, create_key, find_key, key_by_id,
     list_keys, revoke_development_keys, revoke_key, token_secret,
 };
-pub use lifecycle::{Claim, Finish, Outcome, Run, claim, finish, heartbeat, hold_claim, progress};
+pub use lifecycle::{Finish, Outcome, Run, finish, heartbeat, hold_claim, progress};
 pub use row::CommandRow;
 pub use sweeps::{
     count_unfinished, purge_finished, reap_expired, redelivered, take_redeliveries,
@@ -40,11 +43,7 @@ pub use sweeps::{
 };
 pub use types::{list_types, register_types};
 
-/// What every visible change sets besides its own columns: the next version (clients keep a
-/// change only if its version is higher) and the writing transaction (the notifier reads changes
-/// by snapshot). Heartbeats and sweep bookkeeping change neither: no client needs to see them.
-pub(crate) const CHANGED: &str =
-    "version = nextval('command_version'), changed_xid = pg_current_xact_id()";
+pub(crate) use rules::CHANGED;
 
 /// `text` with every NUL character replaced by U+FFFD: PostgreSQL text and JSON cannot hold NUL,
 /// and an error message or progress note must never make its write fail.

@@ -1,5 +1,5 @@
-//! The worker's side of the table: claim a run with a token and a lease, renew it, report
-//! progress, hold it while the handler writes its own effects, and finish it. Every write after
+//! The worker's side of the table once it holds a claim (`claim.rs`): renew the lease, report
+//! progress, hold the claim while the handler writes its own effects, and finish the run. Every write after
 //! the claim is fenced by the run's token, so a run that lost its lease, or a run of an older
 //! generation, can never change the command again.
 
@@ -10,80 +10,11 @@ use sqlx::{AssertSqlSafe, PgConnection, PgExecutor, types::Json};
 use std::time::Duration;
 use uuid::Uuid;
 
-use crate::{CHANGED, CommandRow, StoreError, without_nul};
-
-/// `items` by command id: every batched statement locks its rows in id order (a nested loop
-/// over the sorted input, or a primary-key scan of `id = any(...)`), so two batches that share
-/// rows — a worker's claims and an api's `queue` update, say — wait for each other instead of
-/// deadlocking (which PostgreSQL resolves only after `deadlock_timeout`, a second).
-fn in_lock_order<T>(items: &[T], id: impl Fn(&T) -> Uuid) -> Vec<&T> {
-    let mut sorted: Vec<&T> = items.iter().collect();
-    sorted.sort_by_key(|item| id(item));
-    sorted
-}
-
-/// A delivery that asks to run a command.
-#[derive(Debug, Clone, Copy)]
-pub struct Claim {
-    /// The command.
-    pub id: Uuid,
-    /// The generation named in the message; an older one claims nothing.
-    pub generation: i32,
-}
-
-/// Claims commands for `worker`: `new`/`queue` becomes `running` with `attempt + 1`, a fresh
-/// claim token and a lease, in one conditional statement that also opens the attempt's history
-/// row. A worker of an exception lane (`lane`) may also claim the failures parked in that lane:
-/// that is how an operator re-runs them.
-///
-/// What is never claimed: an older generation, a cancelled command, one whose attempts are used
-/// up, a running one (only the reaper takes a run away, once its lease expired), and a command
-/// with an ordering key while an earlier command of the same key and tenant is unfinished —
-/// order by key is a property of the database, not of message position.
-pub async fn claim<'c>(
-    executor: impl PgExecutor<'c>,
-    claims: &[Claim],
-    worker: &str,
-    lease: Duration,
-    lane: Option<&str>,
-) -> Result<Vec<CommandRow>, StoreError> {
-    let claims = in_lock_order(claims, |c| c.id);
-    let ids: Vec<Uuid> = claims.iter().map(|c| c.id).collect();
-    let generations: Vec<i32> = claims.iter().map(|c| c.generation).collect();
-    Ok(sqlx::query_as(AssertSqlSafe(format!(
-        "with claimed as (
-             update commands c
-                set status = 'running', attempt = c.attempt + 1, worker = $3,
-                    claim = gen_random_uuid(),
-                    lease_until = now() + make_interval(secs => $4),
-                    started_at = now(), progress = null, progress_note = null,
-                    queued_at = coalesce(c.queued_at, now()),
-                    next_attempt_at = null, redeliver_at = null, finished_at = null, {CHANGED}
-               from unnest($1::uuid[], $2::int4[]) as d(id, generation)
-              where c.id = d.id and c.generation = d.generation and not c.cancel_requested
-                and ((c.status in ('new', 'queue')
-                      and c.attempt < c.max_attempts + c.lease_losses + c.releases)
-                     or (c.status = 'fail' and c.lane = $5))
-                and (c.ordering_key is null or not exists (
-                     select 1 from commands e
-                      where e.tenant = c.tenant and e.ordering_key = c.ordering_key
-                        and e.status in ('new', 'queue', 'running')
-                        and (e.created_at, e.id) < (c.created_at, c.id)))
-             returning c.*
-         ), history as (
-             insert into command_attempts (command_id, generation, attempt, worker)
-             select id, generation, attempt, worker from claimed
-         )
-         select * from claimed"
-    )))
-    .bind(&ids)
-    .bind(&generations)
-    .bind(worker)
-    .bind(lease.as_secs_f64())
-    .bind(lane)
-    .fetch_all(executor)
-    .await?)
-}
+use crate::{
+    CommandRow, StoreError,
+    rules::{CHANGED, in_lock_order},
+    without_nul,
+};
 
 /// How a run ended.
 #[derive(Debug, Clone)]

@@ -10,7 +10,10 @@ use sqlx::{AssertSqlSafe, PgExecutor};
 use std::time::Duration;
 use uuid::Uuid;
 
-use crate::{CHANGED, CommandRow, StoreError};
+use crate::{
+    CommandRow, StoreError,
+    rules::{CHANGED, IN_TURN},
+};
 
 /// Takes up to `limit` rows the broker never confirmed, recorded more than `older_than` ago and
 /// not taken by another sweeper within `publish_lease`: the relay publishes them again.
@@ -47,23 +50,19 @@ pub async fn take_redeliveries<'c>(
     publish_lease: Duration,
     limit: i64,
 ) -> Result<Vec<CommandRow>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "update commands c set redeliver_at = now() + make_interval(secs => $1)
           where c.id in (
                 select id from commands c
                  where status in ('queue', 'fail') and redeliver_at <= now()
                    -- A command waiting for an earlier one of its key has its message cycling
                    -- through a delay tier; a copy would only cycle beside it.
-                   and (status = 'fail' or ordering_key is null or not exists (
-                        select 1 from commands e
-                         where e.tenant = c.tenant and e.ordering_key = c.ordering_key
-                           and e.status in ('new', 'queue', 'running')
-                           and (e.created_at, e.id) < (c.created_at, c.id)))
+                   and (status = 'fail' or {IN_TURN})
                  order by redeliver_at
                  limit $2
                  for update skip locked)
-          returning c.*",
-    )
+          returning c.*"
+    )))
     .bind(publish_lease.as_secs_f64())
     .bind(limit)
     .fetch_all(executor)

@@ -5,7 +5,7 @@
 
 use cmdbus_bus::Broker;
 use cmdbus_store::Db;
-use cmdbus_store::{Claim, CommandRow, Finish, GroupCommit, StoreError};
+use cmdbus_store::{Claim, Claimed, CommandRow, Finish, GroupCommit, StoreError};
 use futures_util::future::BoxFuture;
 use std::{
     collections::{HashMap, HashSet},
@@ -18,13 +18,49 @@ const MAX_BATCH: usize = 128;
 /// Batches in flight at once: one fills while the other commits.
 const LOOPS: usize = 2;
 
-/// The row a claim or finish changed; `None` when the statement changed nothing for it.
-pub(crate) type Changed = Result<Option<CommandRow>, StoreError>;
+/// A statement's answer for one item; `None` when it had none for it (a finish that changed
+/// nothing: fenced out).
+pub(crate) type Answer<R> = Result<Option<R>, StoreError>;
+
+/// The row a finish changed; `None` when it was fenced out.
+pub(crate) type Changed = Answer<CommandRow>;
+
+/// What a claim made of a delivery.
+pub(crate) type ClaimAnswer = Answer<(Uuid, Claimed)>;
+
+/// An answer of a batched statement: whose it is, and the row it changed, if any (announced).
+trait Reply {
+    fn id(&self) -> Uuid;
+    fn changed(&self) -> Option<&CommandRow>;
+}
+
+impl Reply for CommandRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn changed(&self) -> Option<&CommandRow> {
+        Some(self)
+    }
+}
+
+impl Reply for (Uuid, Claimed) {
+    fn id(&self) -> Uuid {
+        self.0
+    }
+
+    fn changed(&self) -> Option<&CommandRow> {
+        match &self.1 {
+            Claimed::Run(row) => Some(row),
+            Claimed::Refused(_) => None,
+        }
+    }
+}
 
 /// The worker's claim and finish loops; cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct Batches {
-    claims: GroupCommit<Claim, Changed>,
+    claims: GroupCommit<Claim, ClaimAnswer>,
     finishes: GroupCommit<Finish, Changed>,
 }
 
@@ -40,9 +76,9 @@ pub(crate) struct Settings {
     pub(crate) lane: Option<String>,
 }
 
-/// One batched statement: changes the rows of a batch and returns them.
-type Statement<T> =
-    for<'a> fn(&'a Settings, &'a [T]) -> BoxFuture<'a, Result<Vec<CommandRow>, StoreError>>;
+/// One batched statement: changes the rows of a batch and answers for them.
+type Statement<T, R> =
+    for<'a> fn(&'a Settings, &'a [T]) -> BoxFuture<'a, Result<Vec<R>, StoreError>>;
 
 impl Batches {
     /// Starts the loops; they end when every handle is dropped.
@@ -54,9 +90,16 @@ impl Batches {
     }
 
     /// Claims the command a delivery names (with whatever else arrived at the same time), and
-    /// announces the claim. `Ok(None)`: nothing to run.
-    pub(crate) async fn claim(&self, claim: Claim) -> Changed {
-        self.claims.run(claim).await.unwrap_or_else(gone)
+    /// announces the claim. The store says whether a run started, and if not, why.
+    pub(crate) async fn claim(&self, claim: Claim) -> Result<Claimed, StoreError> {
+        match self.claims.run(claim).await.unwrap_or_else(gone) {
+            Ok(Some((_, claimed))) => Ok(claimed),
+            Ok(None) => Err(StoreError::Corrupt {
+                id: claim.id,
+                reason: "the claim gave no answer for it".to_owned(),
+            }),
+            Err(error) => Err(error),
+        }
     }
 
     /// Ends a run (with whatever else ended at the same time), and announces it. `Ok(None)`:
@@ -69,14 +112,22 @@ impl Batches {
 fn claim_statement<'a>(
     settings: &'a Settings,
     batch: &'a [Claim],
-) -> BoxFuture<'a, Result<Vec<CommandRow>, StoreError>> {
-    Box::pin(cmdbus_store::claim(
-        &settings.pool,
-        batch,
-        &settings.worker,
-        settings.lease,
-        settings.lane.as_deref(),
-    ))
+) -> BoxFuture<'a, Result<Vec<(Uuid, Claimed)>, StoreError>> {
+    Box::pin(async move {
+        // The claim and the reasons for what it refused commit together: a failure of either
+        // leaves nothing claimed, so the deliveries are simply asked again.
+        let mut tx = settings.pool.begin().await?;
+        let answers = cmdbus_store::claim(
+            &mut tx,
+            batch,
+            &settings.worker,
+            settings.lease,
+            settings.lane.as_deref(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(answers)
+    })
 }
 
 fn finish_statement<'a>(
@@ -91,19 +142,20 @@ fn finish_statement<'a>(
 }
 
 /// Group-commit loops that run `statement` on each batch and announce what it changed.
-fn group<T: Send + Sync + 'static>(
+fn group<T: Send + Sync + 'static, R: Reply + Send + Sync + 'static>(
     name: &'static str,
     settings: Settings,
     id: fn(&T) -> Uuid,
-    statement: Statement<T>,
-) -> GroupCommit<T, Changed> {
+    statement: Statement<T, R>,
+) -> GroupCommit<T, Answer<R>> {
     GroupCommit::start(name, LOOPS, MAX_BATCH, move |items: Vec<T>| {
         let settings = settings.clone();
         async move {
-            let changed = rows_of(&settings, &items, id, statement).await;
+            let changed = answers_of(&settings, &items, id, statement).await;
             let events = changed
                 .iter()
                 .filter_map(|changed| changed.as_ref().ok().and_then(Option::as_ref))
+                .filter_map(R::changed)
                 .map(CommandRow::event);
             settings.broker.announce(events).await;
             changed
@@ -111,26 +163,28 @@ fn group<T: Send + Sync + 'static>(
     })
 }
 
-fn gone() -> Changed {
+fn gone<R>() -> Answer<R> {
     Err(StoreError::Database(sqlx::Error::PoolClosed))
 }
 
-/// Runs `statement` on the whole batch and matches the rows it returns to the items by id. When
-/// the batch fails (or names a command twice, where a row could not say whose it is), each item
+/// Runs `statement` on the whole batch and matches its answers to the items by id. When the
+/// batch fails (or names a command twice, where an answer could not say whose it is), each item
 /// runs alone instead: the database's answer to one item — a value it refuses, say — must not
 /// become every other item's.
-async fn rows_of<T>(
+async fn answers_of<T, R: Reply>(
     settings: &Settings,
     items: &[T],
     id: fn(&T) -> Uuid,
-    statement: Statement<T>,
-) -> Vec<Changed> {
+    statement: Statement<T, R>,
+) -> Vec<Answer<R>> {
     let distinct = items.iter().map(id).collect::<HashSet<_>>().len() == items.len();
     if distinct {
         match statement(settings, items).await {
-            Ok(rows) => {
-                let mut by_id: HashMap<Uuid, CommandRow> =
-                    rows.into_iter().map(|row| (row.id, row)).collect();
+            Ok(answers) => {
+                let mut by_id: HashMap<Uuid, R> = answers
+                    .into_iter()
+                    .map(|answer| (answer.id(), answer))
+                    .collect();
                 return items
                     .iter()
                     .map(|item| Ok(by_id.remove(&id(item))))
@@ -147,7 +201,7 @@ async fn rows_of<T>(
         changed.push(
             statement(settings, std::slice::from_ref(item))
                 .await
-                .map(|mut rows| rows.pop()),
+                .map(|mut answers| answers.pop()),
         );
     }
     changed

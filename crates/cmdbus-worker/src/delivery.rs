@@ -5,7 +5,7 @@
 
 use cmdbus_bus::Broker;
 use cmdbus_domain::{CommandMessage, ErrorInfo, Lane, Status};
-use cmdbus_store::{Claim, CommandRow, Finish, Outcome, Run};
+use cmdbus_store::{Claim, Claimed, CommandRow, Finish, Outcome, Refusal, Run};
 use lapin::message::Delivery;
 use serde_json::Value;
 use std::{sync::Arc, time::Duration};
@@ -56,16 +56,14 @@ pub(crate) async fn handle(runtime: &Runner, delivery: &Delivery) -> Settle {
         generation: message.generation,
     };
     let sent = Instant::now();
-    let claimed = match runtime.batches.claim(claim).await {
-        Ok(row) => row,
+    let row = match runtime.batches.claim(claim).await {
+        Ok(Claimed::Run(row)) => *row,
+        Ok(Claimed::Refused(why)) => return refused(delivery, message, why),
         Err(error) => {
             tracing::warn!(%error, id = %message.id, "cannot claim; requeueing");
             tokio::time::sleep(Duration::from_secs(1)).await;
             return Settle::Requeue;
         }
-    };
-    let Some(row) = claimed else {
-        return unclaimed(runtime, delivery, message).await;
     };
     let Some(token) = row.claim else {
         tracing::error!(id = %row.id, "claimed row without a claim token");
@@ -101,51 +99,42 @@ pub(crate) async fn handle(runtime: &Runner, delivery: &Delivery) -> Settle {
     settle
 }
 
-/// A delivery that claimed nothing. The row says why, and whether this copy is still needed.
-async fn unclaimed(runtime: &Runner, delivery: &Delivery, message: CommandMessage) -> Settle {
-    let row = match cmdbus_store::lookup(&runtime.shared.pool, message.id).await {
-        Ok(row) => row,
-        Err(error) => {
-            tracing::warn!(%error, id = %message.id, "cannot look up command; requeueing");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            return Settle::Requeue;
-        }
-    };
+/// A delivery that claimed nothing: the claim said why, and so whether this copy is still
+/// needed.
+fn refused(delivery: &Delivery, message: CommandMessage, why: Refusal) -> Settle {
     let skipped = |reason: &'static str| {
         metrics::counter!("cmdbus_deliveries_skipped_total", "reason" => reason).increment(1);
     };
-    let Some(row) = row else {
-        let tries = unknown_tries(delivery);
-        if tries < UNKNOWN_TRIES {
-            tracing::debug!(id = %message.id, tries, "message for an unknown command; waiting");
-            skipped("unknown_waiting");
-            return Settle::Delay {
-                delay_ms: UNKNOWN_WAIT_MS,
-                tries: Some(tries + 1),
-            };
+    match why {
+        Refusal::Unknown => {
+            let tries = unknown_tries(delivery);
+            if tries < UNKNOWN_TRIES {
+                tracing::debug!(id = %message.id, tries, "message for an unknown command; waiting");
+                skipped("unknown_waiting");
+                return Settle::Delay {
+                    delay_ms: UNKNOWN_WAIT_MS,
+                    tries: Some(tries + 1),
+                };
+            }
+            tracing::warn!(id = %message.id, header = UNKNOWN_TRIES_HEADER, "message for an unknown command; dropping it");
+            skipped("unknown");
+            Settle::Ack
         }
-        tracing::warn!(id = %message.id, header = UNKNOWN_TRIES_HEADER, "message for an unknown command; dropping it");
-        skipped("unknown");
-        return Settle::Ack;
-    };
-    let waiting = matches!(row.status, Status::New | Status::Queue);
-    if row.generation == message.generation
-        && waiting
-        && row.has_attempts_left()
-        && !row.cancel_requested
-    {
-        // An earlier command of its ordering key is unfinished (or another copy is being
-        // claimed right now): ask again shortly, without holding a handler slot.
-        skipped("ordered");
-        return Settle::Delay {
-            delay_ms: ORDER_WAIT_MS,
-            tries: None,
-        };
+        Refusal::WaitingForPredecessor => {
+            // Ask again shortly, without holding a handler slot.
+            skipped("ordered");
+            Settle::Delay {
+                delay_ms: ORDER_WAIT_MS,
+                tries: None,
+            }
+        }
+        // This copy is not needed. (The metric keeps counting a used-up budget as a duplicate,
+        // as it always has.)
+        Refusal::Duplicate | Refusal::Exhausted => {
+            skipped("duplicate");
+            Settle::Ack
+        }
     }
-    // A duplicate, a stale generation, a finished command, or one that another run holds (if
-    // that run's worker dies, the reaper publishes it again): this copy is not needed.
-    skipped("duplicate");
-    Settle::Ack
 }
 
 /// Runs the handler; `None` when the run lost its lease before the handler gave a verdict.
@@ -188,7 +177,7 @@ async fn run_handler(runtime: &Runner, row: &CommandRow, lease: &Arc<Lease>) -> 
         Err(_) if lease.is_lost() => return None,
         Err(_) if lease.cancel_requested() => Outcome::Cancelled,
         Err(_) if lease.cancel.is_cancelled() => Outcome::Released, // shutdown past its grace
-        Err(error) if error.retryable && row.spent_attempts() < row.max_attempts => Outcome::Retry(
+        Err(error) if error.retryable && row.has_attempts_left() => Outcome::Retry(
             error.info(),
             Duration::from_millis(u64::from(backoff_tier(row.spent_attempts()))),
         ),

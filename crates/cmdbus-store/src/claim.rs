@@ -1,0 +1,163 @@
+//! The claim: the one statement that decides whether a delivery starts a run, and, for each
+//! command it did not start, why — so that the worker settles the message on the store's word
+//! instead of re-deriving the rules (`rules.rs`) from a row.
+
+// The dynamic SQL below only splices this crate's own constants, never input.
+use sqlx::{AssertSqlSafe, PgConnection};
+use std::time::Duration;
+use uuid::Uuid;
+
+use crate::{
+    CommandRow, StoreError,
+    rules::{ATTEMPTS_LEFT, CHANGED, IN_TURN, in_lock_order},
+};
+
+/// A delivery that asks to run a command.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim {
+    /// The command.
+    pub id: Uuid,
+    /// The generation named in the message; an older one claims nothing.
+    pub generation: i32,
+}
+
+/// Why a claim started no run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The command waits, at the generation asked for, with attempts left: an earlier command
+    /// of its ordering key is unfinished (or another copy of its message is being claimed right
+    /// now). Ask again shortly.
+    WaitingForPredecessor,
+    /// An older generation, a cancelled or finished command, or one another run holds (if that
+    /// run's worker dies, the reaper publishes it again): this copy is not needed.
+    Duplicate,
+    /// No such command (yet: a replica that lags may still bring it).
+    Unknown,
+    /// The command waits, at the generation asked for, but its attempts are used up.
+    Exhausted,
+}
+
+impl Refusal {
+    /// The word for it, as logs and metrics spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::WaitingForPredecessor => "waiting_for_predecessor",
+            Refusal::Duplicate => "duplicate",
+            Refusal::Unknown => "unknown",
+            Refusal::Exhausted => "exhausted",
+        }
+    }
+}
+
+/// What a claim made of one delivery.
+#[derive(Debug, Clone)]
+pub enum Claimed {
+    /// A run started: the row as it is now (`running`, with its claim token and payload).
+    Run(Box<CommandRow>),
+    /// No run started, and why.
+    Refused(Refusal),
+}
+
+/// Claims commands for `worker`: `new`/`queue` becomes `running` with `attempt + 1`, a fresh
+/// claim token and a lease, in one conditional statement that also opens the attempt's history
+/// row. A worker of an exception lane (`lane`) may also claim the failures parked in that lane:
+/// that is how an operator re-runs them. Returns one answer per distinct id of `claims`.
+///
+/// What is never claimed: an older generation, a cancelled command, one whose attempts are used
+/// up (`ATTEMPTS_LEFT`), a running one (only the reaper takes a run away, once its lease
+/// expired), and a command with an ordering key while an earlier command of the same key and
+/// tenant is unfinished (`IN_TURN`).
+///
+/// Why a command was not claimed is read by a second statement on the same connection, after
+/// the claim, only when some command was refused: it sees what the claim waited for (another
+/// worker's claim of the same command, say). Run it in a transaction (the caller owns it), so
+/// that a failure of either statement leaves nothing claimed.
+pub async fn claim(
+    conn: &mut PgConnection,
+    claims: &[Claim],
+    worker: &str,
+    lease: Duration,
+    lane: Option<&str>,
+) -> Result<Vec<(Uuid, Claimed)>, StoreError> {
+    let claims = in_lock_order(claims, |c| c.id);
+    let ids: Vec<Uuid> = claims.iter().map(|c| c.id).collect();
+    let generations: Vec<i32> = claims.iter().map(|c| c.generation).collect();
+    let claimed: Vec<CommandRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "with claimed as (
+             update commands c
+                set status = 'running', attempt = c.attempt + 1, worker = $3,
+                    claim = gen_random_uuid(),
+                    lease_until = now() + make_interval(secs => $4),
+                    started_at = now(), progress = null, progress_note = null,
+                    queued_at = coalesce(c.queued_at, now()),
+                    next_attempt_at = null, redeliver_at = null, finished_at = null, {CHANGED}
+               from unnest($1::uuid[], $2::int4[]) as d(id, generation)
+              where c.id = d.id and c.generation = d.generation and not c.cancel_requested
+                and ((c.status in ('new', 'queue') and {ATTEMPTS_LEFT})
+                     or (c.status = 'fail' and c.lane = $5))
+                and {IN_TURN}
+             returning c.*
+         ), history as (
+             insert into command_attempts (command_id, generation, attempt, worker)
+             select id, generation, attempt, worker from claimed
+         )
+         select * from claimed"
+    )))
+    .bind(&ids)
+    .bind(&generations)
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .bind(lane)
+    .fetch_all(&mut *conn)
+    .await?;
+    let refused: Vec<&Claim> = claims
+        .iter()
+        .copied()
+        .filter(|c| !claimed.iter().any(|row| row.id == c.id))
+        .collect();
+    let mut answers: Vec<(Uuid, Claimed)> = claimed
+        .into_iter()
+        .map(|row| (row.id, Claimed::Run(Box::new(row))))
+        .collect();
+    if !refused.is_empty() {
+        for (id, why) in refusals(conn, &refused).await? {
+            answers.push((id, Claimed::Refused(why)));
+        }
+    }
+    Ok(answers)
+}
+
+/// Why each of `refused` was not claimed, as the command's row says right after the claim.
+async fn refusals(
+    conn: &mut PgConnection,
+    refused: &[&Claim],
+) -> Result<Vec<(Uuid, Refusal)>, StoreError> {
+    let ids: Vec<Uuid> = refused.iter().map(|c| c.id).collect();
+    let generations: Vec<i32> = refused.iter().map(|c| c.generation).collect();
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(AssertSqlSafe(format!(
+        "select d.id,
+                case when c.id is null then 'unknown'
+                     when c.generation <> d.generation or c.cancel_requested
+                          or c.status not in ('new', 'queue') then 'duplicate'
+                     when {ATTEMPTS_LEFT} then 'waiting_for_predecessor'
+                     else 'exhausted' end
+           from unnest($1::uuid[], $2::int4[]) as d(id, generation)
+           left join commands c on c.id = d.id"
+    )))
+    .bind(&ids)
+    .bind(&generations)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, why)| {
+            let why = match why.as_str() {
+                "unknown" => Refusal::Unknown,
+                "waiting_for_predecessor" => Refusal::WaitingForPredecessor,
+                "exhausted" => Refusal::Exhausted,
+                _ => Refusal::Duplicate,
+            };
+            (id, why)
+        })
+        .collect())
+}

@@ -1,0 +1,36 @@
+//! The rules the product promises, each spelled once and named here; the statements of the
+//! other modules splice these pieces in (`format!`, never input). Every piece reads the command
+//! under the alias `c`.
+
+use uuid::Uuid;
+
+/// What every visible change sets besides its own columns: the next version (clients keep a
+/// change only if its version is higher) and the writing transaction (the notifier reads changes
+/// by snapshot). Heartbeats and sweep bookkeeping change neither: no client needs to see them.
+pub(crate) const CHANGED: &str =
+    "version = nextval('command_version'), changed_xid = pg_current_xact_id()";
+
+/// The ordering predicate: command `c` is in its turn, when no earlier command of its ordering
+/// key and tenant is unfinished (created earlier, ties broken by id). A claim starts only a
+/// command in its turn, and the redelivery sweep publishes no copy of one that waits: order by
+/// key is a property of the database, not of message position.
+pub(crate) const IN_TURN: &str = "(c.ordering_key is null or not exists (
+                     select 1 from commands e
+                      where e.tenant = c.tenant and e.ordering_key = c.ordering_key
+                        and e.status in ('new', 'queue', 'running')
+                        and (e.created_at, e.id) < (c.created_at, c.id)))";
+
+/// The attempt budget: command `c` may start another run. Runs that lost their lease or were
+/// given back at shutdown do not use up `max_attempts` (the worker's
+/// `CommandRow::has_attempts_left` reads the same rule off a row).
+pub(crate) const ATTEMPTS_LEFT: &str = "(c.attempt < c.max_attempts + c.lease_losses + c.releases)";
+
+/// `items` by command id: every batched statement locks its rows in id order (a nested loop
+/// over the sorted input, or a primary-key scan of `id = any(...)`), so two batches that share
+/// rows — a worker's claims and an api's `queue` update, say — wait for each other instead of
+/// deadlocking (which PostgreSQL resolves only after `deadlock_timeout`, a second).
+pub(crate) fn in_lock_order<T>(items: &[T], id: impl Fn(&T) -> Uuid) -> Vec<&T> {
+    let mut sorted: Vec<&T> = items.iter().collect();
+    sorted.sort_by_key(|item| id(item));
+    sorted
+}
