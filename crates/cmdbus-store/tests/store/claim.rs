@@ -3,7 +3,7 @@
 //! within its attempt budget; every other delivery claims nothing.
 
 use cmdbus_domain::Status;
-use cmdbus_store::{Claim, Outcome, replay};
+use cmdbus_store::{Claim, Claimed, Outcome, Refusal, replay};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -74,11 +74,11 @@ async fn a_duplicate_delivery_of_a_running_command_claims_nothing(pool: PgPool) 
         .await?
         .expect("first delivery claims");
 
-    let duplicate = claim(&pool, &[delivery(&waiting)], "worker-2").await?;
+    let duplicate = claim_answers(&pool, &[delivery(&waiting)], "worker-2", None).await?;
 
-    assert!(
-        duplicate.is_empty(),
-        "a second delivery claimed {duplicate:?}"
+    assert_eq!(
+        format!("{duplicate:?}"),
+        format!("{:?}", [(waiting.id, Claimed::Refused(Refusal::Duplicate))])
     );
     assert_eq!(
         every_column(&reload(&pool, run.id).await?),
@@ -110,11 +110,8 @@ async fn a_stale_delivery_of_an_older_generation_claims_nothing(pool: PgPool) ->
         .expect("a failure is replayed");
     assert_eq!(replayed.generation, 1);
 
-    let stale = claim(&pool, &[delivery(&waiting)], "worker-1").await?;
-    assert!(
-        stale.is_empty(),
-        "the generation-0 message claimed {stale:?}"
-    );
+    let stale = refusal(&pool, delivery(&waiting)).await?;
+    assert_eq!(stale, Refusal::Duplicate, "the generation-0 message");
     assert_eq!(
         every_column(&reload(&pool, run.id).await?),
         every_column(&replayed)
@@ -135,7 +132,7 @@ async fn a_delivery_of_a_future_generation_claims_nothing(pool: PgPool) -> Check
         generation: waiting.generation + 1,
     };
 
-    assert!(claim(&pool, &[ahead], "worker-1").await?.is_empty());
+    assert_eq!(refusal(&pool, ahead).await?, Refusal::Duplicate);
     assert_eq!(
         every_column(&reload(&pool, waiting.id).await?),
         every_column(&waiting)
@@ -149,7 +146,7 @@ async fn a_delivery_of_an_unknown_command_claims_nothing(pool: PgPool) -> Checke
         id: Uuid::now_v7(),
         generation: 0,
     };
-    assert!(claim(&pool, &[unknown], "worker-1").await?.is_empty());
+    assert_eq!(refusal(&pool, unknown).await?, Refusal::Unknown);
     Ok(())
 }
 
@@ -160,7 +157,10 @@ async fn a_cancelled_command_is_never_claimed(pool: PgPool) -> Checked {
         .await?
         .expect("a queued command is cancelled");
 
-    assert!(claim_one(&pool, &waiting).await?.is_none());
+    assert_eq!(
+        refusal(&pool, delivery(&waiting)).await?,
+        Refusal::Duplicate
+    );
     assert_eq!(
         every_column(&reload(&pool, waiting.id).await?),
         every_column(&cancelled)
@@ -179,7 +179,10 @@ async fn a_finished_command_is_never_claimed_again(pool: PgPool) -> Checked {
     )
     .await?;
 
-    assert!(claim_one(&pool, &waiting).await?.is_none());
+    assert_eq!(
+        refusal(&pool, delivery(&waiting)).await?,
+        Refusal::Duplicate
+    );
     assert_eq!(
         every_column(&reload(&pool, run.id).await?),
         every_column(&done[0])
@@ -257,20 +260,13 @@ async fn a_failure_parked_in_a_lane_is_claimed_only_by_a_worker_of_that_lane(
     .await?;
     assert_eq!(lane(&parked[0]).as_deref(), Some("exceptions1"));
 
-    assert!(
-        claim_in(&pool, &[delivery(&parked[0])], "worker-1", None)
-            .await?
-            .is_empty()
+    assert_eq!(
+        refusal(&pool, delivery(&parked[0])).await?,
+        Refusal::Duplicate
     );
-    assert!(
-        claim_in(
-            &pool,
-            &[delivery(&parked[0])],
-            "worker-2",
-            Some("exceptions2")
-        )
-        .await?
-        .is_empty()
+    assert_eq!(
+        refusal_in(&pool, delivery(&parked[0]), Some("exceptions2")).await?,
+        Refusal::Duplicate
     );
     let rerun = claim_in(
         &pool,
@@ -311,8 +307,9 @@ async fn two_workers_claiming_at_once_start_one_run(pool: PgPool) -> Checked {
     let waiting = queued(&pool, command()).await?;
     let mut first_conn = pool.acquire().await?;
     let mut first = first_conn.begin().await?;
-    let won =
-        cmdbus_store::claim(&mut *first, &[delivery(&waiting)], "worker-1", LEASE, None).await?;
+    let won = runs(
+        cmdbus_store::claim(&mut first, &[delivery(&waiting)], "worker-1", LEASE, None).await?,
+    );
     assert_eq!(won.len(), 1);
 
     let second = tokio::spawn({

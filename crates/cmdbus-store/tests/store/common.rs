@@ -4,8 +4,8 @@
 
 use cmdbus_domain::{ErrorInfo, Status};
 use cmdbus_store::{
-    Claim, CommandRow, Finish, NewCommand, Outcome, StoreError, Submitted, insert, lookup,
-    mark_queued,
+    Claim, Claimed, CommandRow, Finish, NewCommand, Outcome, Refusal, StoreError, Submitted,
+    insert, lookup, mark_queued,
 };
 use serde_json::json;
 use sqlx::PgPool;
@@ -92,14 +92,59 @@ pub(crate) async fn claim(
     claim_in(pool, claims, worker, None).await
 }
 
-/// Claims `claims` for a worker of `lane` (or of no lane).
+/// Claims `claims` for a worker of `lane` (or of no lane), in a transaction of its own as the
+/// worker runs it: the answer for each distinct id.
+pub(crate) async fn claim_answers(
+    pool: &PgPool,
+    claims: &[Claim],
+    worker: &str,
+    lane: Option<&str>,
+) -> Result<Vec<(Uuid, Claimed)>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let answers = cmdbus_store::claim(&mut tx, claims, worker, LEASE, lane).await?;
+    tx.commit().await?;
+    Ok(answers)
+}
+
+/// Claims `claims` for a worker of `lane` (or of no lane): the rows that became `running`.
 pub(crate) async fn claim_in(
     pool: &PgPool,
     claims: &[Claim],
     worker: &str,
     lane: Option<&str>,
 ) -> Result<Vec<CommandRow>, StoreError> {
-    cmdbus_store::claim(pool, claims, worker, LEASE, lane).await
+    Ok(runs(claim_answers(pool, claims, worker, lane).await?))
+}
+
+/// The runs a claim started, in its answer's order.
+pub(crate) fn runs(answers: Vec<(Uuid, Claimed)>) -> Vec<CommandRow> {
+    answers
+        .into_iter()
+        .filter_map(|(_, answer)| match answer {
+            Claimed::Run(row) => Some(*row),
+            Claimed::Refused(_) => None,
+        })
+        .collect()
+}
+
+/// Claims one delivery (no lane) that must be refused, and says why; a run that starts fails
+/// the test.
+pub(crate) async fn refusal(pool: &PgPool, claim: Claim) -> Result<Refusal, StoreError> {
+    refusal_in(pool, claim, None).await
+}
+
+/// Like `refusal`, for a worker of `lane`.
+pub(crate) async fn refusal_in(
+    pool: &PgPool,
+    claim: Claim,
+    lane: Option<&str>,
+) -> Result<Refusal, StoreError> {
+    let answers = claim_answers(pool, &[claim], "worker-1", lane).await?;
+    assert_eq!(answers.len(), 1, "one answer per id: {answers:?}");
+    match &answers[0] {
+        (id, Claimed::Refused(why)) if *id == claim.id => Ok(*why),
+        other => panic!("the claim of {} was not refused: {other:?}", claim.id),
+    }
 }
 
 /// Claims one delivery of `row`: the running row, or `None` when the claim was refused.

@@ -2,8 +2,8 @@
 //! secret, revoked once, and development keys never count as configured access.
 
 use cmdbus_store::{
-    Db, NewKey, count_configured_keys, count_unfinished_of, create_key, find_key, key_by_id,
-    list_keys, revoke_development_keys, revoke_key, token_secret,
+    Db, NewKey, count_configured_keys, count_unfinished_of, create_key, find_key, heartbeat,
+    key_by_id, list_keys, progress, revoke_development_keys, revoke_key, token_secret,
 };
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -137,19 +137,45 @@ async fn a_tenants_quota_counts_its_unfinished_commands(pool: PgPool) -> Checked
 }
 
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
-async fn behind_pgbouncer_a_claim_keeps_its_contract_and_commits(pool: PgPool) -> Checked {
+async fn behind_pgbouncer_the_fenced_writes_keep_their_contract_and_commit(
+    pool: PgPool,
+) -> Checked {
     // Same statements, same contracts, through the handle that wraps each in a transaction.
     let db = Db::through_pgbouncer(pool.clone());
-    let waiting = queued(&pool, command()).await?;
+    let held = claim_one(&pool, &queued(&pool, command()).await?)
+        .await?
+        .expect("claimed");
+    let forged = cmdbus_store::Run {
+        id: held.id,
+        claim: Uuid::now_v7(),
+    };
 
-    let claimed = cmdbus_store::claim(&db, &[delivery(&waiting)], "worker-1", LEASE, None).await?;
-    let again = cmdbus_store::claim(&db, &[delivery(&waiting)], "worker-2", LEASE, None).await?;
-
-    assert_eq!(claimed.len(), 1);
-    assert!(again.is_empty());
+    assert!(heartbeat(&db, &[forged], LEASE).await?.is_empty());
+    assert!(progress(&db, forged, 0.5, None).await?.is_none());
     assert_eq!(
-        every_column(&reload(&pool, waiting.id).await?),
-        every_column(&claimed[0])
+        heartbeat(&db, &[run(&held)], LEASE).await?,
+        vec![(run(&held).claim, false)]
+    );
+    let reported = progress(&db, run(&held), 0.5, None)
+        .await?
+        .expect("fenced by a live token");
+    let done = cmdbus_store::finish(
+        &db,
+        &[cmdbus_store::Finish {
+            id: held.id,
+            claim: run(&held).claim,
+            outcome: cmdbus_store::Outcome::Success(serde_json::json!("done")),
+            lane: None,
+        }],
+        REDELIVER_AFTER,
+    )
+    .await?;
+
+    assert_eq!(reported.progress, Some(0.5));
+    assert_eq!(done.len(), 1);
+    assert_eq!(
+        every_column(&reload(&pool, held.id).await?),
+        every_column(&done[0])
     );
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! same key and tenant is unfinished (`new`, `queue` or `running`), so a key never has two runs.
 
 use cmdbus_domain::Status;
-use cmdbus_store::{NewCommand, Outcome, cancel};
+use cmdbus_store::{NewCommand, Outcome, Refusal, cancel};
 use serde_json::json;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -14,16 +14,18 @@ async fn a_later_command_of_a_key_waits_until_the_earlier_one_finished(pool: PgP
     let earlier = queued(&pool, keyed("account-7")).await?;
     let later = queued(&pool, keyed("account-7")).await?;
 
-    assert!(
-        claim_one(&pool, &later).await?.is_none(),
-        "claimed before its predecessor ran"
+    assert_eq!(
+        refusal(&pool, delivery(&later)).await?,
+        Refusal::WaitingForPredecessor,
+        "before its predecessor ran"
     );
     let running = claim_one(&pool, &earlier)
         .await?
         .expect("the earliest of a key is claimable");
-    assert!(
-        claim_one(&pool, &later).await?.is_none(),
-        "claimed while its predecessor runs"
+    assert_eq!(
+        refusal(&pool, delivery(&later)).await?,
+        Refusal::WaitingForPredecessor,
+        "while its predecessor runs"
     );
     assert_eq!(
         every_column(&reload(&pool, later.id).await?),
@@ -63,7 +65,10 @@ async fn a_command_recorded_in_the_same_batch_waits_for_the_one_before_it(pool: 
     let rows = submit(&pool, &[first.clone(), second.clone()]).await?;
     assert_eq!(rows[0].row.created_at, rows[1].row.created_at);
 
-    assert!(claim_one(&pool, &rows[1].row).await?.is_none());
+    assert_eq!(
+        refusal(&pool, delivery(&rows[1].row)).await?,
+        Refusal::WaitingForPredecessor
+    );
     assert!(claim_one(&pool, &rows[0].row).await?.is_some());
     Ok(())
 }
@@ -106,7 +111,10 @@ async fn a_predecessor_waiting_for_its_retry_still_holds_the_key(pool: PgPool) -
     let retrying = finish(&pool, &run, Outcome::Retry(error("flaky"), Duration::ZERO)).await?;
     assert_eq!(status(&retrying[0]), Status::Queue);
 
-    assert!(claim_one(&pool, &later).await?.is_none());
+    assert_eq!(
+        refusal(&pool, delivery(&later)).await?,
+        Refusal::WaitingForPredecessor
+    );
     Ok(())
 }
 
@@ -118,8 +126,9 @@ async fn a_failed_or_cancelled_predecessor_releases_the_key(pool: PgPool) -> Che
 
     let run = claim_one(&pool, &failing).await?.expect("claimed");
     finish(&pool, &run, Outcome::Fail(error("boom"))).await?;
-    assert!(
-        claim_one(&pool, &last).await?.is_none(),
+    assert_eq!(
+        refusal(&pool, delivery(&last)).await?,
+        Refusal::WaitingForPredecessor,
         "the cancelled one is still waiting"
     );
     cancel(&pool, TENANT, cancelled.id)
@@ -215,8 +224,9 @@ async fn a_claim_of_a_later_command_refuses_while_its_predecessors_claim_is_unco
     let later = queued(&pool, keyed("account-7")).await?;
     let mut conn = pool.acquire().await?;
     let mut first = conn.begin().await?;
-    let won =
-        cmdbus_store::claim(&mut *first, &[delivery(&earlier)], "worker-1", LEASE, None).await?;
+    let won = runs(
+        cmdbus_store::claim(&mut first, &[delivery(&earlier)], "worker-1", LEASE, None).await?,
+    );
     assert_eq!(won.len(), 1);
 
     // Another worker, at the same time: the predecessor is `queue` or `running`, unfinished either way.

@@ -4,7 +4,7 @@
 //! its lane. A claim never takes a run away by itself, however stale its lease.
 
 use cmdbus_domain::Status;
-use cmdbus_store::{Outcome, reap_expired};
+use cmdbus_store::{Outcome, Refusal, reap_expired};
 use sqlx::PgPool;
 use std::time::Duration;
 
@@ -16,8 +16,9 @@ async fn an_expired_lease_is_reaped_back_to_the_queue_and_claimed_again(pool: Pg
         .await?
         .expect("claimed");
     end_lease(&pool, held.id, Duration::from_secs(60)).await?;
-    assert!(
-        claim_one(&pool, &held).await?.is_none(),
+    assert_eq!(
+        refusal(&pool, delivery(&held)).await?,
+        Refusal::Duplicate,
         "only the reaper takes a run away"
     );
 
@@ -125,7 +126,11 @@ async fn too_many_lost_leases_fail_the_command_as_lease_lost(pool: PgPool) -> Ch
     assert!(row.finished_at.is_some());
     assert!(row.redeliver_at.is_some(), "the parking publish is owed");
     assert_eq!(row.spent_attempts(), 0, "lost runs spend no attempt");
-    assert!(claim_one(&pool, &row).await?.is_none());
+    assert_eq!(
+        refusal(&pool, delivery(&row)).await?,
+        Refusal::Duplicate,
+        "failed for good"
+    );
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! ones, against `max_attempts` — is what the claim checks.
 
 use cmdbus_domain::Status;
-use cmdbus_store::{Outcome, reap_expired};
+use cmdbus_store::{Outcome, Refusal, reap_expired};
 use sqlx::PgPool;
 use std::time::Duration;
 
@@ -88,9 +88,10 @@ async fn a_command_whose_attempts_are_used_up_is_not_claimed(pool: PgPool) -> Ch
     }
     assert!(!row.has_attempts_left());
 
-    assert!(
-        claim_one(&pool, &row).await?.is_none(),
-        "a third attempt of two started"
+    assert_eq!(
+        refusal(&pool, delivery(&row)).await?,
+        Refusal::Exhausted,
+        "a third attempt of two"
     );
     assert_eq!(
         every_column(&reload(&pool, row.id).await?),
