@@ -315,18 +315,90 @@ async fn two_workers_claiming_at_once_start_one_run(pool: PgPool) -> Checked {
     let second = tokio::spawn({
         let pool = pool.clone();
         let delivery = delivery(&waiting);
-        async move { claim(&pool, &[delivery], "worker-2").await }
+        async move { claim_answers(&pool, &[delivery], "worker-2", None).await }
     });
     until_blocked(&pool, 1).await?;
     first.commit().await?;
     let lost = second.await.expect("the second claim ran")?;
 
-    assert!(lost.is_empty(), "a second run started: {lost:?}");
+    assert_eq!(
+        format!("{lost:?}"),
+        format!("{:?}", [(waiting.id, Claimed::Refused(Refusal::Duplicate))]),
+        "the loser reads why after waiting for the winner"
+    );
     let row = reload(&pool, waiting.id).await?;
     assert_eq!(
         (row.worker.as_deref(), row.attempt, row.claim),
         (Some("worker-1"), 1, won[0].claim)
     );
     assert_eq!(attempts(&pool, waiting.id).await?.len(), 1);
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_batch_answers_once_for_each_id_with_a_run_or_a_reason(pool: PgPool) -> Checked {
+    let free = queued(&pool, command()).await?;
+    let running = queued(&pool, command()).await?;
+    claim_one(&pool, &running).await?.expect("claimed");
+    let earlier = queued(&pool, keyed("account-7")).await?;
+    claim_one(&pool, &earlier).await?.expect("claimed");
+    let waiting = queued(&pool, keyed("account-7")).await?;
+    let spent = queued(
+        &pool,
+        cmdbus_store::NewCommand {
+            max_attempts: 1,
+            ..command()
+        },
+    )
+    .await?;
+    let spent_run = claim_one(&pool, &spent).await?.expect("claimed");
+    // A retry past the budget leaves a queued row nobody may start (the worker fails it instead).
+    let spent = finish(
+        &pool,
+        &spent_run,
+        Outcome::Retry(error("flaky"), std::time::Duration::ZERO),
+    )
+    .await?
+    .remove(0);
+    let unknown = Uuid::now_v7();
+
+    let answers = claim_answers(
+        &pool,
+        &[
+            delivery(&waiting),
+            delivery(&free),
+            Claim {
+                id: unknown,
+                generation: 0,
+            },
+            delivery(&running),
+            delivery(&spent),
+            delivery(&free),
+        ],
+        "worker-2",
+        None,
+    )
+    .await?;
+
+    let mut seen: Vec<(Uuid, String)> = answers
+        .iter()
+        .map(|(id, answer)| {
+            let word = match answer {
+                Claimed::Run(row) => format!("run by {}", row.worker.as_deref().unwrap_or("?")),
+                Claimed::Refused(why) => why.as_str().to_owned(),
+            };
+            (*id, word)
+        })
+        .collect();
+    seen.sort();
+    let mut expected = vec![
+        (free.id, "run by worker-2".to_owned()),
+        (running.id, "duplicate".to_owned()),
+        (waiting.id, "waiting_for_predecessor".to_owned()),
+        (spent.id, "exhausted".to_owned()),
+        (unknown, "unknown".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected);
     Ok(())
 }

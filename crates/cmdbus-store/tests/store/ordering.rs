@@ -230,10 +230,10 @@ async fn a_claim_of_a_later_command_refuses_while_its_predecessors_claim_is_unco
     assert_eq!(won.len(), 1);
 
     // Another worker, at the same time: the predecessor is `queue` or `running`, unfinished either way.
-    let refused = claim(&pool, &[delivery(&later)], "worker-2").await?;
+    let refused = refusal(&pool, delivery(&later)).await?;
     first.commit().await?;
 
-    assert!(refused.is_empty());
+    assert_eq!(refused, Refusal::WaitingForPredecessor);
     assert_eq!(status(&reload(&pool, later.id).await?), Status::Queue);
     Ok(())
 }
