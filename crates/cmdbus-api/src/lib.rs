@@ -1,6 +1,14 @@
 //! The api role: the REST surface of `/v1/commands`, and the sweeps that make sure every recorded
 //! command reaches the broker (the outbox relay) and no dead worker's command stays `running`
 //! (the lease reaper).
+//!
+//! Layout. `lib.rs` builds the router and the state. The routes: `submit.rs` (validated by
+//! `fields.rs` and `payload.rs`, counted by `quota.rs`, recorded by `batch.rs`), `read.rs`
+//! (one command, long-poll, pages), `operate.rs` (replay, cancel), `keys.rs` (key management),
+//! `auth.rs` (the `Caller` extractor, whoami, tokens), `types.rs` (the type catalogue). Both
+//! submit and the sweeps hand rows to the broker through `dispatch.rs`; `sweep.rs` runs the
+//! relay, redelivery, reaper and retention. `extract.rs` and `error.rs` are the one way in and
+//! out (problem+json); `openapi.rs` and `responses.rs` derive the description.
 
 mod auth;
 mod batch;

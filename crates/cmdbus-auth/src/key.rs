@@ -1,4 +1,5 @@
-//! API key strings: `cmdbus_` and 64 hex digits (256 random bits). Only their SHA-256 is
+//! API key strings: `cmdbus_` and 64 hex digits (256 random bits), the one spelling of that
+//! format (minted here, checked here for a key an operator brings). Only their SHA-256 is
 //! stored; a key is shown once, when it is made.
 
 use cmdbus_store::{KeyRecord, NewKey};
@@ -9,6 +10,27 @@ use crate::Scopes;
 
 /// What every key starts with, so that a leaked key is easy to recognise (and to scan for).
 pub(crate) const KEY_PREFIX: &str = "cmdbus_";
+
+/// Hex digits after the prefix: 256 random bits.
+const KEY_HEX_DIGITS: usize = 64;
+
+/// Hex digits of a key kept beside its hash, to tell keys apart in a listing.
+const SHOWN_HEX_DIGITS: usize = 8;
+
+/// Whether `key` has the format of a key: `cmdbus_` and 64 hex digits (what an operator's
+/// bootstrap key must be).
+pub fn is_well_formed_key(key: &str) -> bool {
+    key.len() == KEY_PREFIX.len() + KEY_HEX_DIGITS
+        && key.starts_with(KEY_PREFIX)
+        && key[KEY_PREFIX.len()..]
+            .bytes()
+            .all(|byte| byte.is_ascii_hexdigit())
+}
+
+/// The first characters of a well-formed key: what a listing shows of it.
+pub fn shown_prefix(key: &str) -> &str {
+    &key[..KEY_PREFIX.len() + SHOWN_HEX_DIGITS]
+}
 
 /// A freshly made key: the string to show once, and what to store.
 #[derive(Debug, Clone)]
@@ -28,7 +50,7 @@ pub fn generate_key() -> Result<MintedKey, getrandom::Error> {
     let key = format!("{KEY_PREFIX}{}", hex(&secret));
     Ok(MintedKey {
         hash: hash_key(&key),
-        prefix: key[..KEY_PREFIX.len() + 8].to_owned(),
+        prefix: shown_prefix(&key).to_owned(),
         key,
     })
 }
@@ -124,6 +146,8 @@ mod tests {
         assert_ne!(one.key, two.key);
         assert_eq!(one.key.len(), KEY_PREFIX.len() + 64);
         assert!(looks_like_key(&one.key));
+        assert!(is_well_formed_key(&one.key));
+        assert!(!is_well_formed_key(&one.key[1..]));
         assert_eq!(hash_key(&one.key), one.hash);
         assert!(one.key.starts_with(&one.prefix));
     }

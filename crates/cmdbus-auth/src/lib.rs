@@ -5,6 +5,12 @@
 //! by it. The [`Authenticator`] also holds the per-caller limits: request rate, concurrent
 //! long-polls, WebSockets per tenant. And since every refusal starts here, the one
 //! problem+json body of the HTTP API and the request id it quotes live here too.
+//!
+//! Layout. `authenticator.rs` (`Authenticator`) is what the roles call: it reads a bearer value
+//! as a key (`key.rs`: the key format, minting, hashing, `issue_key`) or a token (`token.rs`:
+//! HS256 sign and verify), and returns a `Principal` (`principal.rs`: tenant, scopes, reach);
+//! it also holds the `limits.rs` budgets and slots. `error.rs` is the one problem+json response,
+//! quoting the id from `request_id.rs`. Keys are stored through `cmdbus-store`.
 
 mod authenticator;
 mod error;
@@ -16,7 +22,10 @@ mod token;
 
 pub use authenticator::{AuthConfig, Authenticator};
 pub use error::{AuthError, problem_response};
-pub use key::{IssueError, MintedKey, generate_key, hash_key, issue_key, valid_tenant};
+pub use key::{
+    IssueError, MintedKey, generate_key, hash_key, is_well_formed_key, issue_key, shown_prefix,
+    valid_tenant,
+};
 pub use limits::{Budget, Slot};
 pub use principal::{Credential, Principal, Reach, Scope, Scopes};
 pub use token::{Claims, TokenError, sign, verify};

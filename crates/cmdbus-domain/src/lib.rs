@@ -1,6 +1,12 @@
 //! The contract of cmdbus, free of I/O: command states, the command view that the api, the
 //! notifier and the web UI show, the messages that travel through RabbitMQ, and the names of
 //! every exchange and queue.
+//!
+//! Layout. `command.rs`: `Status` (and who moves each state on), `CommandView`, `ErrorInfo`,
+//! `TypeInfo`. `message.rs`: what travels through RabbitMQ (`CommandMessage`, `Control`,
+//! `Event`) and `Routing`, the facts of a row the bus routes its message by. `names.rs`: the
+//! `Lane`s and every exchange and queue name of a namespace. `problem.rs`: the problem+json
+//! error body. Every other crate depends on this one; it depends on none of them.
 
 mod command;
 mod message;

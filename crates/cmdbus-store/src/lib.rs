@@ -1,6 +1,18 @@
 //! The PostgreSQL store: the single source of truth of every command. Each state change is one
 //! conditional `UPDATE ... WHERE status = ... RETURNING`, never read-then-write, and the hot-path
 //! functions take many rows at once so callers can batch.
+//!
+//! Layout. `rules.rs` names the rules the product promises (the version bump `CHANGED`, the
+//! ordering predicate `IN_TURN`, the attempt budget `ATTEMPTS_LEFT`, the lock order) and
+//! imports nothing; the statement modules splice them in. `row.rs` is the stored row, typed
+//! (`Status`, `Lane`), and what it converts into: the view, the event, the message's routing.
+//! The api's statements: `commands.rs` (insert, read, list, `queue`, cancel), `replay.rs`,
+//! `sweeps.rs` (relay, redelivery, reaper, retention), `keys.rs` (API keys, token secret),
+//! `types.rs` (the type catalogue). The worker's: `claim.rs` (the claim and why it refused)
+//! and `lifecycle.rs` (heartbeat, progress, hold, finish). The notifier's: `changes.rs`
+//! (changes by snapshot, the resume cursor). Beneath them `db.rs` (the pool, PgBouncer-safe)
+//! and `group.rs` (group commit, which the api and the worker batch their statements with).
+//! Every statement takes an executor, so the caller owns the transaction.
 
 mod changes;
 mod claim;
@@ -9,6 +21,7 @@ mod db;
 mod group;
 mod keys;
 mod lifecycle;
+mod replay;
 mod row;
 mod rules;
 mod sweeps;
@@ -27,7 +40,7 @@ pub use changes::{
 pub use claim::{Claim, Claimed, Refusal, claim};
 pub use commands::{
     LIST_WINDOW, ListFilter, Listed, NewCommand, Submitted, cancel, get, get_many, insert, list,
-    lookup, lookup_many, mark_queued, replay, replay_matching,
+    lookup, lookup_many, mark_queued,
 };
 pub use db::Db;
 pub use group::GroupCommit;
@@ -36,6 +49,7 @@ pub use keys::{
     list_keys, revoke_development_keys, revoke_key, token_secret,
 };
 pub use lifecycle::{Finish, Outcome, Run, finish, heartbeat, hold_claim, progress};
+pub use replay::{replay, replay_matching};
 pub use row::CommandRow;
 pub use sweeps::{
     count_unfinished, purge_finished, reap_expired, redelivered, take_redeliveries,

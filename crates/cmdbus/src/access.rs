@@ -173,10 +173,7 @@ pub(crate) async fn check_access(
 /// Records the bootstrap key unless a key with its hash exists (live or revoked: a revoked
 /// bootstrap key stays revoked).
 async fn record_bootstrap_key(pool: &Db, key: &str) -> anyhow::Result<()> {
-    let well_formed = key.len() == 71
-        && key.starts_with("cmdbus_")
-        && key[7..].bytes().all(|byte| byte.is_ascii_hexdigit());
-    if !well_formed {
+    if !cmdbus_auth::is_well_formed_key(key) {
         bail!(
             "CMDBUS_BOOTSTRAP_KEY must be `cmdbus_` and 64 hex digits (cmdbus_$(openssl rand -hex 32))"
         );
@@ -193,7 +190,7 @@ async fn record_bootstrap_key(pool: &Db, key: &str) -> anyhow::Result<()> {
             name: "bootstrap",
             scopes: &Scopes::all().names(),
             secret_hash: &hash,
-            prefix: &key[..15],
+            prefix: cmdbus_auth::shown_prefix(key),
             development: false,
         },
     )
