@@ -3,7 +3,7 @@
 //! instead of re-deriving the rules (`rules.rs`) from a row.
 
 // The dynamic SQL below only splices this crate's own constants, never input.
-use sqlx::{AssertSqlSafe, PgConnection};
+use sqlx::{AssertSqlSafe, PgExecutor};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -58,6 +58,39 @@ pub enum Claimed {
     Refused(Refusal),
 }
 
+/// What a claim made of a batch.
+#[derive(Debug)]
+pub struct Claims {
+    /// The runs that started: each row as it is now (`running`, with its claim token).
+    pub runs: Vec<CommandRow>,
+    /// Why each other id was refused; `Err` when that could not be read (the runs stand all the
+    /// same).
+    pub refused: Result<Vec<(Uuid, Refusal)>, StoreError>,
+}
+
+impl Claims {
+    /// One answer per id: its run or why it was refused. An id whose reason could not be read
+    /// has none (the error is logged here).
+    pub fn answers(self) -> Vec<(Uuid, Claimed)> {
+        let mut answers: Vec<(Uuid, Claimed)> = self
+            .runs
+            .into_iter()
+            .map(|row| (row.id, Claimed::Run(Box::new(row))))
+            .collect();
+        match self.refused {
+            Ok(refused) => answers.extend(
+                refused
+                    .into_iter()
+                    .map(|(id, why)| (id, Claimed::Refused(why))),
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read why commands were not claimed");
+            }
+        }
+        answers
+    }
+}
+
 /// Claims commands for `worker`: `new`/`queue` becomes `running` with `attempt + 1`, a fresh
 /// claim token and a lease, in one conditional statement that also opens the attempt's history
 /// row. A worker of an exception lane (`lane`) may also claim the failures parked in that lane:
@@ -68,17 +101,17 @@ pub enum Claimed {
 /// expired), and a command with an ordering key while an earlier command of the same key and
 /// tenant is unfinished (`IN_TURN`).
 ///
-/// Why a command was not claimed is read by a second statement on the same connection, after
-/// the claim, only when some command was refused: it sees what the claim waited for (another
-/// worker's claim of the same command, say). Run it in a transaction (the caller owns it), so
-/// that a failure of either statement leaves nothing claimed.
-pub async fn claim(
-    conn: &mut PgConnection,
+/// Why a command was not claimed is read by a second statement right after the claim, only
+/// when some command was refused: it sees what the claim waited for (another worker's claim of
+/// the same command, say). `Err` only when the claim itself failed (nothing was claimed); a
+/// failure to read the reasons leaves the runs that started in `Claims`.
+pub async fn claim<'c, E: PgExecutor<'c> + Copy>(
+    executor: E,
     claims: &[Claim],
     worker: &str,
     lease: Duration,
     lane: Option<&str>,
-) -> Result<Vec<(Uuid, Claimed)>, StoreError> {
+) -> Result<Claims, StoreError> {
     let claims = in_lock_order(claims, |c| c.id);
     let ids: Vec<Uuid> = claims.iter().map(|c| c.id).collect();
     let generations: Vec<i32> = claims.iter().map(|c| c.generation).collect();
@@ -108,28 +141,27 @@ pub async fn claim(
     .bind(worker)
     .bind(lease.as_secs_f64())
     .bind(lane)
-    .fetch_all(&mut *conn)
+    .fetch_all(executor)
     .await?;
     let refused: Vec<&Claim> = claims
         .iter()
         .copied()
         .filter(|c| !claimed.iter().any(|row| row.id == c.id))
         .collect();
-    let mut answers: Vec<(Uuid, Claimed)> = claimed
-        .into_iter()
-        .map(|row| (row.id, Claimed::Run(Box::new(row))))
-        .collect();
-    if !refused.is_empty() {
-        for (id, why) in refusals(conn, &refused).await? {
-            answers.push((id, Claimed::Refused(why)));
-        }
-    }
-    Ok(answers)
+    let refused = if refused.is_empty() {
+        Ok(Vec::new())
+    } else {
+        refusals(executor, &refused).await
+    };
+    Ok(Claims {
+        runs: claimed,
+        refused,
+    })
 }
 
 /// Why each of `refused` was not claimed, as the command's row says right after the claim.
-async fn refusals(
-    conn: &mut PgConnection,
+async fn refusals<'c>(
+    executor: impl PgExecutor<'c>,
     refused: &[&Claim],
 ) -> Result<Vec<(Uuid, Refusal)>, StoreError> {
     let ids: Vec<Uuid> = refused.iter().map(|c| c.id).collect();
@@ -146,7 +178,7 @@ async fn refusals(
     )))
     .bind(&ids)
     .bind(&generations)
-    .fetch_all(conn)
+    .fetch_all(executor)
     .await?;
     Ok(rows
         .into_iter()

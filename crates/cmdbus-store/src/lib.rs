@@ -37,7 +37,7 @@ use std::{str::FromStr, time::Duration};
 pub use changes::{
     ChangedIds, Changes, Cursor, InvalidCursor, Scope, changed_ids_after, changes_after,
 };
-pub use claim::{Claim, Claimed, Refusal, claim};
+pub use claim::{Claim, Claimed, Claims, Refusal, claim};
 pub use commands::{
     LIST_WINDOW, ListFilter, Listed, NewCommand, Submitted, cancel, get, get_many, insert, list,
     lookup, lookup_many, mark_queued,

@@ -90,16 +90,11 @@ impl Batches {
     }
 
     /// Claims the command a delivery names (with whatever else arrived at the same time), and
-    /// announces the claim. The store says whether a run started, and if not, why.
-    pub(crate) async fn claim(&self, claim: Claim) -> Result<Claimed, StoreError> {
-        match self.claims.run(claim).await.unwrap_or_else(gone) {
-            Ok(Some((_, claimed))) => Ok(claimed),
-            Ok(None) => Err(StoreError::Corrupt {
-                id: claim.id,
-                reason: "the claim gave no answer for it".to_owned(),
-            }),
-            Err(error) => Err(error),
-        }
+    /// announces the claim. The store says whether a run started, and if not, why; `Ok(None)`:
+    /// nothing started and the store could not say why.
+    pub(crate) async fn claim(&self, claim: Claim) -> Result<Option<Claimed>, StoreError> {
+        let answer = self.claims.run(claim).await.unwrap_or_else(gone)?;
+        Ok(answer.map(|(_, claimed)| claimed))
     }
 
     /// Ends a run (with whatever else ended at the same time), and announces it. `Ok(None)`:
@@ -114,19 +109,15 @@ fn claim_statement<'a>(
     batch: &'a [Claim],
 ) -> BoxFuture<'a, Result<Vec<(Uuid, Claimed)>, StoreError>> {
     Box::pin(async move {
-        // The claim and the reasons for what it refused commit together: a failure of either
-        // leaves nothing claimed, so the deliveries are simply asked again.
-        let mut tx = settings.pool.begin().await?;
-        let answers = cmdbus_store::claim(
-            &mut tx,
+        let claims = cmdbus_store::claim(
+            &settings.pool,
             batch,
             &settings.worker,
             settings.lease,
             settings.lane.as_deref(),
         )
         .await?;
-        tx.commit().await?;
-        Ok(answers)
+        Ok(claims.answers())
     })
 }
 

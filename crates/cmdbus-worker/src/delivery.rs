@@ -57,8 +57,13 @@ pub(crate) async fn handle(runtime: &Runner, delivery: &Delivery) -> Settle {
     };
     let sent = Instant::now();
     let row = match runtime.batches.claim(claim).await {
-        Ok(Claimed::Run(row)) => *row,
-        Ok(Claimed::Refused(why)) => return refused(delivery, message, why),
+        Ok(Some(Claimed::Run(row))) => *row,
+        Ok(Some(Claimed::Refused(why))) => return refused(delivery, message, why),
+        Ok(None) => {
+            tracing::warn!(id = %message.id, "claimed nothing, and cannot say why; requeueing");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return Settle::Requeue;
+        }
         Err(error) => {
             tracing::warn!(%error, id = %message.id, "cannot claim; requeueing");
             tokio::time::sleep(Duration::from_secs(1)).await;
