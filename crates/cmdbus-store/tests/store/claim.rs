@@ -3,7 +3,7 @@
 //! within its attempt budget; every other delivery claims nothing.
 
 use cmdbus_domain::Status;
-use cmdbus_store::{Claim, Claimed, Outcome, Refusal, replay};
+use cmdbus_store::{Claim, Claimed, CommandRow, Outcome, Refusal, replay};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -305,31 +305,42 @@ fn run_token(row: &cmdbus_store::CommandRow) -> Uuid {
 async fn two_workers_claiming_at_once_start_one_run(pool: PgPool) -> Checked {
     use sqlx::Acquire as _;
     let waiting = queued(&pool, command()).await?;
-    let mut first_conn = pool.acquire().await?;
-    let mut first = first_conn.begin().await?;
-    let won = runs(
-        cmdbus_store::claim(&mut first, &[delivery(&waiting)], "worker-1", LEASE, None).await?,
-    );
-    assert_eq!(won.len(), 1);
-
-    let second = tokio::spawn({
+    // A transaction holds the row, so that both claims are under way before either can run.
+    let mut conn = pool.acquire().await?;
+    let mut holder = conn.begin().await?;
+    sqlx::query("select 1 from commands where id = $1 for update")
+        .bind(waiting.id)
+        .execute(&mut *holder)
+        .await?;
+    let race = |worker: &'static str| {
         let pool = pool.clone();
         let delivery = delivery(&waiting);
-        async move { claim_answers(&pool, &[delivery], "worker-2", None).await }
-    });
-    until_blocked(&pool, 1).await?;
-    first.commit().await?;
-    let lost = second.await.expect("the second claim ran")?;
+        tokio::spawn(async move { claim_answers(&pool, &[delivery], worker, None).await })
+    };
+    let (first, second) = (race("worker-1"), race("worker-2"));
+    until_blocked(&pool, 2).await?;
+    holder.commit().await?;
+    let mut answers = first.await.expect("the first claim ran")?;
+    answers.extend(second.await.expect("the second claim ran")?);
 
+    let winners: Vec<CommandRow> = runs(answers.clone());
+    assert_eq!(winners.len(), 1, "runs started: {answers:?}");
+    let losers: Vec<String> = answers
+        .iter()
+        .filter_map(|(_, answer)| match answer {
+            Claimed::Refused(why) => Some(why.as_str().to_owned()),
+            Claimed::Run(_) => None,
+        })
+        .collect();
     assert_eq!(
-        format!("{lost:?}"),
-        format!("{:?}", [(waiting.id, Claimed::Refused(Refusal::Duplicate))]),
+        losers,
+        vec!["duplicate"],
         "the loser reads why after waiting for the winner"
     );
     let row = reload(&pool, waiting.id).await?;
     assert_eq!(
-        (row.worker.as_deref(), row.attempt, row.claim),
-        (Some("worker-1"), 1, won[0].claim)
+        (row.worker.clone(), row.attempt, row.claim),
+        (winners[0].worker.clone(), 1, winners[0].claim)
     );
     assert_eq!(attempts(&pool, waiting.id).await?.len(), 1);
     Ok(())

@@ -92,17 +92,23 @@ pub(crate) async fn claim(
     claim_in(pool, claims, worker, None).await
 }
 
-/// Claims `claims` for a worker of `lane` (or of no lane), in a transaction of its own as the
-/// worker runs it: the answer for each distinct id.
+/// Claims `claims` for a worker of `lane` (or of no lane), as the worker runs it: the answer for
+/// each distinct id, runs first (a failure to read the reasons fails the test).
 pub(crate) async fn claim_answers(
     pool: &PgPool,
     claims: &[Claim],
     worker: &str,
     lane: Option<&str>,
 ) -> Result<Vec<(Uuid, Claimed)>, StoreError> {
-    let mut tx = pool.begin().await?;
-    let answers = cmdbus_store::claim(&mut tx, claims, worker, LEASE, lane).await?;
-    tx.commit().await?;
+    let claims = cmdbus_store::claim(pool, claims, worker, LEASE, lane).await?;
+    let mut answers: Vec<(Uuid, Claimed)> = claims
+        .runs
+        .into_iter()
+        .map(|row| (row.id, Claimed::Run(Box::new(row))))
+        .collect();
+    for (id, why) in claims.refused? {
+        answers.push((id, Claimed::Refused(why)));
+    }
     Ok(answers)
 }
 

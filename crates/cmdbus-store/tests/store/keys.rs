@@ -142,9 +142,17 @@ async fn behind_pgbouncer_the_fenced_writes_keep_their_contract_and_commit(
 ) -> Checked {
     // Same statements, same contracts, through the handle that wraps each in a transaction.
     let db = Db::through_pgbouncer(pool.clone());
-    let held = claim_one(&pool, &queued(&pool, command()).await?)
-        .await?
-        .expect("claimed");
+    let waiting = queued(&pool, command()).await?;
+    let claimed = cmdbus_store::claim(&db, &[delivery(&waiting)], "worker-1", LEASE, None).await?;
+    let again = cmdbus_store::claim(&db, &[delivery(&waiting)], "worker-2", LEASE, None).await?;
+    assert_eq!(claimed.runs.len(), 1);
+    assert_eq!(claimed.refused?, vec![]);
+    assert!(again.runs.is_empty());
+    assert_eq!(
+        again.refused?,
+        vec![(waiting.id, cmdbus_store::Refusal::Duplicate)]
+    );
+    let held = claimed.runs[0].clone();
     let forged = cmdbus_store::Run {
         id: held.id,
         claim: Uuid::now_v7(),

@@ -216,24 +216,32 @@ async fn a_lane_rerun_waits_while_a_later_command_of_its_key_runs(pool: PgPool) 
 }
 
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
-async fn a_claim_of_a_later_command_refuses_while_its_predecessors_claim_is_uncommitted(
-    pool: PgPool,
-) -> Checked {
+async fn the_key_is_handed_on_only_when_the_predecessors_finish_commits(pool: PgPool) -> Checked {
     use sqlx::Acquire as _;
     let earlier = queued(&pool, keyed("account-7")).await?;
     let later = queued(&pool, keyed("account-7")).await?;
+    let running = claim_one(&pool, &earlier).await?.expect("claimed");
     let mut conn = pool.acquire().await?;
-    let mut first = conn.begin().await?;
-    let won = runs(
-        cmdbus_store::claim(&mut first, &[delivery(&earlier)], "worker-1", LEASE, None).await?,
-    );
-    assert_eq!(won.len(), 1);
+    let mut finishing = conn.begin().await?;
+    let finished = cmdbus_store::finish(
+        &mut *finishing,
+        &[cmdbus_store::Finish {
+            id: running.id,
+            claim: run(&running).claim,
+            outcome: Outcome::Success(json!(null)),
+            lane: None,
+        }],
+        REDELIVER_AFTER,
+    )
+    .await?;
+    assert_eq!(finished.len(), 1);
 
-    // Another worker, at the same time: the predecessor is `queue` or `running`, unfinished either way.
+    // Another worker, at the same time: the finish is not committed, so the key is not free.
     let refused = refusal(&pool, delivery(&later)).await?;
-    first.commit().await?;
+    finishing.commit().await?;
+    let next = claim_one(&pool, &later).await?;
 
     assert_eq!(refused, Refusal::WaitingForPredecessor);
-    assert_eq!(status(&reload(&pool, later.id).await?), Status::Queue);
+    assert!(next.is_some(), "the committed finish handed the key on");
     Ok(())
 }
