@@ -1,0 +1,193 @@
+//! `reap_expired`: a run whose lease ended more than `grace` ago loses it. The command goes back
+//! to the queue (due for redelivery at once), or ends cancelled when a cancel was requested, or
+//! fails as `lease_lost` once it lost too many leases; a run of an exception lane goes back to
+//! its lane. A claim never takes a run away by itself, however stale its lease.
+
+use cmdbus_domain::Status;
+use cmdbus_store::{Outcome, Refusal, reap_expired};
+use sqlx::PgPool;
+use std::time::Duration;
+
+use crate::common::*;
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn an_expired_lease_is_reaped_back_to_the_queue_and_claimed_again(pool: PgPool) -> Checked {
+    let held = claim_one(&pool, &queued(&pool, command()).await?)
+        .await?
+        .expect("claimed");
+    end_lease(&pool, held.id, Duration::from_secs(60)).await?;
+    assert_eq!(
+        refusal(&pool, delivery(&held)).await?,
+        Refusal::Duplicate,
+        "only the reaper takes a run away"
+    );
+
+    let reaped = reap_expired(&pool, Duration::from_secs(30), 5, None).await?;
+
+    assert_eq!(reaped.len(), 1);
+    let back = &reaped[0];
+    assert_eq!(status(back), Status::Queue);
+    assert_eq!(
+        (back.worker.as_deref(), back.claim, back.lease_until),
+        (None, None, None)
+    );
+    assert_eq!(back.lease_losses, 1);
+    assert_eq!(back.finished_at, None);
+    let now = db_now(&pool).await?;
+    assert!(
+        back.redeliver_at.is_some_and(|at| at <= now),
+        "due for redelivery at once"
+    );
+    assert!(back.version > held.version, "a reap is a visible change");
+    assert_eq!(
+        attempts(&pool, held.id).await?[0].3.as_deref(),
+        Some("lease_lost")
+    );
+
+    let again = claim(&pool, &[delivery(back)], "worker-2").await?;
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].attempt, again[0].worker.as_deref()),
+        (2, Some("worker-2"))
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_live_lease_or_one_within_its_grace_is_not_reaped(pool: PgPool) -> Checked {
+    let live = claim_one(&pool, &queued(&pool, command()).await?)
+        .await?
+        .expect("claimed");
+    let in_grace = claim_one(&pool, &queued(&pool, command()).await?)
+        .await?
+        .expect("claimed");
+    end_lease(&pool, in_grace.id, Duration::from_secs(10)).await?;
+    let in_grace = reload(&pool, in_grace.id).await?;
+
+    assert!(
+        reap_expired(&pool, Duration::from_secs(60), 5, None)
+            .await?
+            .is_empty()
+    );
+    assert_eq!(
+        every_column(&reload(&pool, live.id).await?),
+        every_column(&live)
+    );
+    assert_eq!(
+        every_column(&reload(&pool, in_grace.id).await?),
+        every_column(&in_grace)
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn the_reaper_judges_leases_by_the_clock_it_is_given(pool: PgPool) -> Checked {
+    let live = claim_one(&pool, &queued(&pool, command()).await?)
+        .await?
+        .expect("claimed");
+    let lease_until = live.lease_until.expect("a lease");
+
+    let early = reap_expired(&pool, Duration::ZERO, 5, Some(lease_until)).await?;
+    let late = reap_expired(
+        &pool,
+        Duration::ZERO,
+        5,
+        Some(lease_until + chrono::Duration::milliseconds(1)),
+    )
+    .await?;
+
+    assert!(early.is_empty(), "a lease ending now is not yet expired");
+    assert_eq!(
+        late.iter().map(|row| row.id).collect::<Vec<_>>(),
+        vec![live.id]
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn too_many_lost_leases_fail_the_command_as_lease_lost(pool: PgPool) -> Checked {
+    let mut row = queued(&pool, command()).await?;
+    for losses in 0..=2 {
+        let held = claim_one(&pool, &row)
+            .await?
+            .expect("claimable until it fails");
+        end_lease(&pool, held.id, Duration::from_secs(1)).await?;
+        row = reap_expired(&pool, Duration::ZERO, 2, None)
+            .await?
+            .remove(0);
+        assert_eq!(row.lease_losses, losses + 1);
+    }
+
+    assert_eq!(status(&row), Status::Fail);
+    assert_eq!(lane(&row).as_deref(), Some("exceptions1"));
+    let lost = row.error_info().expect("an error");
+    assert_eq!((lost.code.as_str(), lost.retryable), ("lease_lost", false));
+    assert!(lost.message.contains("3 times"), "{}", lost.message);
+    assert!(row.finished_at.is_some());
+    assert!(row.redeliver_at.is_some(), "the parking publish is owed");
+    assert_eq!(row.spent_attempts(), 0, "lost runs spend no attempt");
+    assert_eq!(
+        refusal(&pool, delivery(&row)).await?,
+        Refusal::Duplicate,
+        "failed for good"
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_reaped_run_whose_cancel_was_requested_ends_cancelled(pool: PgPool) -> Checked {
+    let held = claim_one(&pool, &queued(&pool, command()).await?)
+        .await?
+        .expect("claimed");
+    cmdbus_store::cancel(&pool, TENANT, held.id)
+        .await?
+        .expect("cancel requested");
+    end_lease(&pool, held.id, Duration::from_secs(1)).await?;
+
+    let reaped = reap_expired(&pool, Duration::ZERO, 5, None)
+        .await?
+        .remove(0);
+
+    assert_eq!(status(&reaped), Status::Cancelled);
+    assert!(reaped.finished_at.is_some());
+    assert_eq!((lane(&reaped), reaped.redeliver_at), (None, None));
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_reaped_run_of_an_exception_lane_goes_back_to_its_lane(pool: PgPool) -> Checked {
+    let held = claim_one(&pool, &queued(&pool, command()).await?)
+        .await?
+        .expect("claimed");
+    let parked = finish_with_token(
+        &pool,
+        held.id,
+        run(&held).claim,
+        Outcome::Fail(error("boom")),
+        Some("exceptions2"),
+    )
+    .await?
+    .remove(0);
+    let rerun = claim_in(&pool, &[delivery(&parked)], "operator", Some("exceptions2"))
+        .await?
+        .remove(0);
+    end_lease(&pool, rerun.id, Duration::from_secs(1)).await?;
+
+    let reaped = reap_expired(&pool, Duration::ZERO, 5, None)
+        .await?
+        .remove(0);
+
+    assert_eq!(status(&reaped), Status::Fail);
+    assert_eq!(lane(&reaped).as_deref(), Some("exceptions2"));
+    assert_eq!(
+        reaped.error_info().map(|e| e.code).as_deref(),
+        Some("boom"),
+        "its error stays"
+    );
+    assert!(reaped.finished_at.is_some());
+    assert!(
+        reaped.redeliver_at.is_some(),
+        "parked again: the publish is owed"
+    );
+    Ok(())
+}
