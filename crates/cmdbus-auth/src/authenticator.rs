@@ -171,9 +171,12 @@ impl Authenticator {
         let header = header.ok_or(AuthError::Unauthorized(
             "send Authorization: Bearer <API key or token>",
         ))?;
+        // RFC 9110 §11.1: the scheme is case-insensitive.
         let bearer = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
+            .trim_start()
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, bearer)| bearer)
             .ok_or(AuthError::Unauthorized(
                 "the Authorization header must be Bearer <API key or token>",
             ))?;
