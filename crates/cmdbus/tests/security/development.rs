@@ -291,6 +291,25 @@ async fn a_development_key_never_works_off_loopback_and_a_public_start_revokes_i
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{me}");
     let (status, me) = whoami(&base, Some(&key)).await;
     assert_eq!((status, &me["tenant"]), (StatusCode::OK, &json!("acme")));
+    // Nor does a development key made while it runs (by a loopback process of the same
+    // database): the server off loopback refuses every development key, not only revoked ones.
+    let pool = sqlx::PgPool::connect(&env.database_url)
+        .await
+        .expect("pool");
+    let (fresh, _) = cmdbus_auth::issue_key(
+        &pool,
+        "default",
+        "development",
+        cmdbus_auth::Scopes::all(),
+        true,
+    )
+    .await
+    .expect("development key recorded");
+    pool.close().await;
+    assert_eq!(
+        whoami(&base, Some(&fresh)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     server.kill().expect("kill");
     server.wait().expect("exit");
     let printed = std::io::read_to_string(stdout).expect("stdout");
