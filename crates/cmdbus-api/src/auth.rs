@@ -190,10 +190,11 @@ pub(crate) async fn mint(
     caller: Caller,
     ApiJson(request): ApiJson<TokenRequest>,
 ) -> Result<Response, ApiError> {
-    let principal = &caller.0;
-    if matches!(principal.credential, Credential::Token { .. }) {
+    if matches!(caller.0.credential, Credential::Token { .. }) {
         return Err(cmdbus_auth::AuthError::Forbidden("key (a token cannot mint tokens)").into());
     }
+    // Whoever may hand out reads of the tenant's commands must be able to read them.
+    let principal = caller.require(Scope::Read)?;
     let scopes: Scopes = match &request.scopes {
         None => [Scope::Read].into_iter().collect(),
         Some(scopes) => scopes.iter().copied().collect(),

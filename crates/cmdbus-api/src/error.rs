@@ -71,14 +71,17 @@ impl ApiError {
             }
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::InvalidBody(_) | ApiError::UnknownType(_) | ApiError::InvalidField { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            // A reused Idempotency-Key with another request is 422, as the IETF
+            // Idempotency-Key draft says: the request cannot be processed as sent.
+            ApiError::InvalidBody(_)
+            | ApiError::UnknownType(_)
+            | ApiError::InvalidField { .. }
+            | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound | ApiError::KeyNotFound => StatusCode::NOT_FOUND,
             ApiError::Auth(error) => error.status(),
-            // The request is valid, and would be accepted with another key: what refuses it is
-            // state the server holds, which is what 409 says.
-            ApiError::Conflict(_) | ApiError::IdempotencyKeyReused => StatusCode::CONFLICT,
+            // The request is valid, and would be accepted in another state of the command: what
+            // refuses it is state the server holds, which is what 409 says.
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

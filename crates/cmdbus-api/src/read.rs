@@ -58,11 +58,39 @@ pub(crate) fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
 
-/// The version named by `If-None-Match` (`"12"`, `W/"12"` or `12`).
-fn if_none_match(headers: &HeaderMap) -> Option<i64> {
-    let value = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?.trim();
-    let value = value.strip_prefix("W/").unwrap_or(value);
-    value.trim_matches('"').parse().ok()
+/// What `If-None-Match` says the client holds (RFC 9110 §13.1.2).
+#[derive(Debug, PartialEq)]
+enum Held {
+    /// `*`: any current version of the command.
+    Any,
+    /// A list of entity tags (`"12"`, `W/"12"` or `12`, comma-separated).
+    Versions(Vec<i64>),
+}
+
+impl Held {
+    fn from_headers(headers: &HeaderMap) -> Option<Self> {
+        let value = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?.trim();
+        if value == "*" {
+            return Some(Held::Any);
+        }
+        let versions: Vec<i64> = value
+            .split(',')
+            .filter_map(|tag| {
+                let tag = tag.trim();
+                let tag = tag.strip_prefix("W/").unwrap_or(tag);
+                tag.trim_matches('"').parse().ok()
+            })
+            .collect();
+        (!versions.is_empty()).then_some(Held::Versions(versions))
+    }
+
+    /// Whether the command at `version` is what the client holds (a `304`).
+    fn matches(&self, version: i64) -> bool {
+        match self {
+            Held::Any => true,
+            Held::Versions(versions) => versions.contains(&version),
+        }
+    }
 }
 
 /// Query and headers of `GET /v1/commands/{id}`.
@@ -79,7 +107,8 @@ pub(crate) struct ShowQuery {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)] // read from the `HeaderMap`; the type only describes the header
 pub(crate) struct ShowHeaders {
-    /// The `ETag` you hold: `304` while it names the current version.
+    /// The `ETag`s you hold: `304` while one names the current version; `*` answers `304` at
+    /// once whenever the command exists (no long-poll).
     #[param(rename = "If-None-Match", required = false)]
     if_none_match: String,
 }
@@ -126,9 +155,11 @@ pub(crate) async fn show(
             "wait must be 0 to {MAX_WAIT}"
         )));
     }
-    let known = if_none_match(&headers);
+    let held = Held::from_headers(&headers);
+    // `*` matches every version, so there is no change to wait for.
+    let wait = if held == Some(Held::Any) { 0 } else { wait };
     // A long-poll holds a connection and a subscription: each key holds a bounded number.
-    let _slot = if wait == 0 || known.is_none() {
+    let _slot = if wait == 0 || held.is_none() {
         None
     } else {
         Some(state.auth.long_poll(principal)?)
@@ -143,7 +174,7 @@ pub(crate) async fn show(
             .await?
             .filter(|row| principal.reaches(row.id, row.subject.as_deref()))
             .ok_or(ApiError::NotFound)?;
-        if known != Some(row.version) {
+        if !held.as_ref().is_some_and(|held| held.matches(row.version)) {
             return detail_response(&row);
         }
         if Instant::now() >= deadline {

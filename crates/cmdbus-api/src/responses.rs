@@ -18,8 +18,7 @@ pub(crate) struct BadRequest(Problem);
 #[response(content_type = "application/problem+json")]
 pub(crate) struct NotFound(Problem);
 
-/// `conflict`: the command's state does not allow it; `idempotency_key_reused`: the
-/// `Idempotency-Key` names another command.
+/// `conflict`: the command's state does not allow it.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub(crate) struct Conflict(Problem);
@@ -36,7 +35,8 @@ pub(crate) struct UnsupportedMediaType(Problem);
 
 /// The body is JSON that cannot be accepted: `invalid_body` (of the wrong shape), `invalid_field`
 /// (a field out of range, or a value that cannot be stored), `unknown_type` (no such command
-/// type is registered).
+/// type is registered), `idempotency_key_reused` (the `Idempotency-Key` names another command,
+/// as in the IETF Idempotency-Key draft).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub(crate) struct UnprocessableEntity(Problem);

@@ -20,7 +20,7 @@ use crate::{
     payload::check_payload,
     read::etag,
     responses::{
-        BadRequest, Conflict, Forbidden, PayloadTooLarge, Unavailable, UnprocessableEntity,
+        BadRequest, Forbidden, PayloadTooLarge, Unavailable, UnprocessableEntity,
         UnsupportedMediaType,
     },
 };
@@ -98,7 +98,7 @@ fn subject_schema() -> utoipa::openapi::Object {
 fn idempotency_key_schema() -> utoipa::openapi::Object {
     header_key_schema(
         "A repeat with the same key answers `200` with the command recorded first; the same \
-         key with other fields is refused (`idempotency_key_reused`).",
+         key with other fields is refused (`422 idempotency_key_reused`).",
     )
 }
 
@@ -125,7 +125,6 @@ fn idempotency_key_schema() -> utoipa::openapi::Object {
         )),
         (status = 400, response = BadRequest),
         (status = 403, response = Forbidden),
-        (status = 409, response = Conflict),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = UnprocessableEntity),

@@ -41,6 +41,9 @@ pub struct AuthConfig {
     pub max_sockets_per_tenant: usize,
     /// The longest a browser token may live.
     pub token_max_ttl: Duration,
+    /// Whether development keys (and tokens they minted) are accepted: only by a server that
+    /// listens on loopback, since such a key is printed to whoever started it.
+    pub development_keys: bool,
 }
 
 impl Default for AuthConfig {
@@ -54,6 +57,7 @@ impl Default for AuthConfig {
             max_long_polls_per_key: 100,
             max_sockets_per_tenant: 1_000,
             token_max_ttl: Duration::from_secs(24 * 3_600),
+            development_keys: false,
         }
     }
 }
@@ -167,9 +171,12 @@ impl Authenticator {
         let header = header.ok_or(AuthError::Unauthorized(
             "send Authorization: Bearer <API key or token>",
         ))?;
+        // RFC 9110 §11.1: the scheme is case-insensitive.
         let bearer = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
+            .trim_start()
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, bearer)| bearer)
             .ok_or(AuthError::Unauthorized(
                 "the Authorization header must be Bearer <API key or token>",
             ))?;
@@ -195,7 +202,9 @@ impl Authenticator {
                 cmdbus_store::find_key(&pool, &hash).await
             })
             .await?;
-        let record = live(record).ok_or(AuthError::Unauthorized("unknown or revoked API key"))?;
+        let record = self
+            .usable(record)
+            .ok_or(AuthError::Unauthorized("unknown or revoked API key"))?;
         let scopes = Scopes::parse(&record.scopes).map_err(|error| {
             tracing::warn!(key = %record.id, %error, "stored key has an unknown scope");
             AuthError::Unauthorized("unknown or revoked API key")
@@ -277,7 +286,16 @@ impl Authenticator {
                 cmdbus_store::key_by_id(&pool, id).await
             })
             .await?;
-        Ok(live(record))
+        Ok(self.usable(record))
+    }
+
+    /// The record if the key may be used here: live, and not a development key unless this
+    /// server listens on loopback.
+    fn usable(&self, record: Option<KeyRecord>) -> Option<KeyRecord> {
+        record.filter(|record| {
+            record.revoked_at.is_none()
+                && (!record.development || self.inner.config.development_keys)
+        })
     }
 
     /// A cached lookup, or a bounded read of the database.
@@ -370,9 +388,4 @@ impl Authenticator {
     pub fn mint(&self, claims: &Claims) -> String {
         crate::token::sign(claims, &self.inner.secret)
     }
-}
-
-/// The record if the key is live.
-fn live(record: Option<KeyRecord>) -> Option<KeyRecord> {
-    record.filter(|record| record.revoked_at.is_none())
 }

@@ -87,7 +87,8 @@ pub struct AuthSettings {
 }
 
 impl AuthSettings {
-    pub(crate) fn auth_config(&self) -> anyhow::Result<AuthConfig> {
+    /// The authenticator's settings for a server listening on `listen`.
+    pub(crate) fn auth_config(&self, listen: SocketAddr) -> anyhow::Result<AuthConfig> {
         let token_secret = match &self.token_secret {
             Some(secret) if secret.len() < 32 => {
                 bail!("CMDBUS_TOKEN_SECRET must be at least 32 bytes")
@@ -103,6 +104,7 @@ impl AuthSettings {
             max_long_polls_per_key: self.max_long_polls_per_key,
             max_sockets_per_tenant: self.max_sockets_per_tenant,
             token_max_ttl: Duration::from_secs(self.token_max_ttl_secs.max(1)),
+            development_keys: listen.ip().is_loopback(),
         })
     }
 
@@ -112,15 +114,24 @@ impl AuthSettings {
     }
 }
 
-/// Before serving: an open server says so loudly; a server without configured keys prints a
-/// fresh development key when it listens on loopback (`mint_development_key`), and refuses to
-/// start anywhere else.
+/// Before serving: a server off loopback revokes every development key; an open server says so
+/// loudly; a server without configured keys prints a fresh development key when it listens on
+/// loopback (`mint_development_key`), and refuses to start anywhere else.
 pub(crate) async fn check_access(
     pool: &Db,
     settings: &AuthSettings,
     address: SocketAddr,
     mint_development_key: bool,
 ) -> anyhow::Result<()> {
+    // A development key was printed to whoever started a loopback server: it must not open a
+    // server others can reach. Each process refuses it off loopback (`AuthConfig`); revoking it
+    // here also closes it for the loopback processes of the same database.
+    if !address.ip().is_loopback() {
+        let revoked = cmdbus_store::revoke_development_keys(pool).await?;
+        if revoked > 0 {
+            tracing::warn!(%address, revoked, "development keys revoked: not a loopback address");
+        }
+    }
     if settings.open {
         tracing::warn!(
             %address,

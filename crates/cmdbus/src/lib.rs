@@ -119,9 +119,12 @@ pub async fn run(
         )
         .await?;
         Some(
-            cmdbus_auth::Authenticator::start(pool.clone(), config.auth.auth_config()?)
-                .await
-                .context("cannot load the token secret")?,
+            cmdbus_auth::Authenticator::start(
+                pool.clone(),
+                config.auth.auth_config(listener.local_addr()?)?,
+            )
+            .await
+            .context("cannot load the token secret")?,
         )
     } else {
         None

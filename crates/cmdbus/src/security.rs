@@ -2,7 +2,8 @@
 //! (`CMDBUS_ALLOWED_HOSTS`: a page on another site that rebinds its own name to 127.0.0.1 is
 //! refused), lets only its own origin and the listed ones call it or open WebSockets
 //! (`CMDBUS_ALLOWED_ORIGINS`, which the CORS headers follow too), and marks every response so
-//! that it is neither sniffed into another type nor leaks the page's address. The web UI's own
+//! that it is neither sniffed into another type nor leaks the page's address; no `/v1` answer
+//! may be stored by a cache. The web UI's own
 //! headers (CSP, framing) are in `web.rs`.
 
 use axum::{
@@ -91,7 +92,23 @@ pub(crate) fn apply(
         .layer(SetResponseHeaderLayer::overriding(
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
-        )))
+        ))
+        .layer(axum::middleware::from_fn(no_store)))
+}
+
+/// Marks every `/v1` answer `Cache-Control: no-store`: they are a tenant's commands and keys
+/// (a new key's secret is in its creation's answer only), which no cache on the way or in the
+/// browser may keep. Outermost, so that refusals carry it too.
+async fn no_store(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let api = path == "/v1" || path.starts_with("/v1/");
+    let mut response = next.run(request).await;
+    if api {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 impl Policy {

@@ -53,6 +53,30 @@ async fn etag_answers_304_and_long_poll_returns_on_change() {
         .await
         .expect("get");
     assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
+    // `*` matches any current version of a command that exists (RFC 9110 §13.1.2), at once
+    // even with a wait: no change could make it stop matching.
+    let any = |id: uuid::Uuid| {
+        app.http
+            .get(app.url(&format!("/v1/commands/{id}?wait=30")))
+            .header("if-none-match", "*")
+            .send()
+    };
+    let started = tokio::time::Instant::now();
+    let unchanged = any(id).await.expect("get");
+    assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(unchanged.headers()["etag"], etag.as_str());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let missing = any(uuid::Uuid::now_v7()).await.expect("get");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    // A list of tags matches when one of them does.
+    let unchanged = app
+        .http
+        .get(app.url(&format!("/v1/commands/{id}")))
+        .header("if-none-match", format!("\"0\", {etag}"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
 
     // A long-poll on a command that changes returns the change, not the old version.
     let id = app
@@ -110,7 +134,8 @@ async fn concurrent_repeats_of_an_idempotency_key_make_exactly_one_command() {
     assert_eq!(app.count("select count(*) from commands").await, 1);
     app.wait_status(ids[0], "success", T).await;
 
-    // The same key for a different command is refused, not silently answered.
+    // The same key for a different command is refused, not silently answered: 422, as the
+    // IETF Idempotency-Key draft says.
     let (status, problem) = app.submit(json!({"type": "demo.noop"})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{problem}");
     let reused = app
@@ -121,7 +146,9 @@ async fn concurrent_repeats_of_an_idempotency_key_make_exactly_one_command() {
         .send()
         .await
         .expect("submit");
-    assert_eq!(reused.status(), StatusCode::CONFLICT);
+    assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: Value = reused.json().await.expect("problem");
+    assert_eq!(problem["code"], "idempotency_key_reused", "{problem}");
     assert_eq!(app.count("select count(*) from commands").await, 2);
     app.stop().await;
 }

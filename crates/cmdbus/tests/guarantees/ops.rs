@@ -208,7 +208,11 @@ async fn an_idempotency_key_reused_with_other_fields_is_refused() {
         let mut changed = original.clone();
         changed[field] = value;
         let response = submit(changed).await.expect("submit");
-        assert_eq!(response.status(), StatusCode::CONFLICT, "{field}");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}"
+        );
         let problem: Value = response.json().await.expect("problem");
         assert_eq!(
             problem["code"], "idempotency_key_reused",
@@ -361,7 +365,7 @@ async fn concurrent_submits_of_one_idempotency_key_with_different_fields_make_on
             StatusCode::OK => {
                 ids.insert(id_of(&body));
             }
-            StatusCode::CONFLICT => {
+            StatusCode::UNPROCESSABLE_ENTITY => {
                 assert_eq!(body["code"], "idempotency_key_reused", "{body}");
             }
             other => panic!("{other}: {body}"),

@@ -2,13 +2,14 @@
 //! token's reach, each route refuses a credential without its scope, and revoking a key stops
 //! it in every running process.
 //! `tenants`: tenants, scopes and revocation; `tokens`: browser tokens; `access`: per-caller
-//! limits and the development start; `transport`, `transport_ws`, `transport_policy`: the
+//! limits; `development`: the development start and `cmdbus keys`; `transport`, `transport_ws`, `transport_policy`: the
 //! server's bounds against slow or greedy clients and what browsers may do.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod access;
+mod development;
 mod tenants;
 mod tokens;
 mod transport;

@@ -151,10 +151,11 @@ async fn each_route_refuses_a_credential_without_its_scope() {
             None,
             "admin",
         ),
+        // Minting needs `read` itself, even for a token of scopes the key holds.
         (
             Method::POST,
             "/v1/tokens".into(),
-            Some(json!({"sub": "u1"})),
+            Some(json!({"sub": "u1", "scopes": ["submit"]})),
             "read",
         ),
     ];
@@ -300,5 +301,29 @@ async fn a_revoked_key_is_refused_by_every_process_within_a_second() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "revoked twice");
     drop((api, notifier));
+    app.stop().await;
+}
+
+/// RFC 9110 §11.1: the authentication scheme is case-insensitive; another scheme is refused.
+#[tokio::test]
+async fn the_bearer_scheme_is_matched_in_any_case() {
+    let app = TestApp::start().await;
+    let credential = key(&app, "default", &["read"]).await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let response = reqwest::Client::new()
+            .get(app.url("/v1/whoami"))
+            .header("authorization", format!("{scheme} {credential}"))
+            .send()
+            .await
+            .expect("whoami");
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
+    let response = reqwest::Client::new()
+        .get(app.url("/v1/whoami"))
+        .header("authorization", format!("Basic {credential}"))
+        .send()
+        .await
+        .expect("whoami");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     app.stop().await;
 }

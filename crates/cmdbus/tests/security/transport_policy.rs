@@ -1,6 +1,7 @@
 //! What browsers may do with the server: only its own host names are served, only its own and
 //! the listed origins may call it or open WebSockets (the CORS headers agree), every response is
-//! marked against sniffing and the web UI against framing; and every request has an id, quoted
+//! marked against sniffing and the web UI against framing, every `/v1` answer against caching;
+//! and every request has an id, quoted
 //! in 5xx bodies that say nothing else about the server's insides.
 
 use crate::common::{Env, TestApp, WsClient, process::PgLink};
@@ -220,5 +221,50 @@ async fn a_503_names_its_request_id_and_nothing_of_the_database() {
         );
     }
     link.restore();
+    app.stop().await;
+}
+
+/// No cache may keep a `/v1` answer: a tenant's commands, a refusal, and above all the answer
+/// that shows a new key's secret once.
+#[tokio::test]
+async fn every_v1_answer_is_marked_no_store() {
+    let app = app().await;
+    let id = app
+        .submit_ok(serde_json::json!({"type": "demo.echo"}))
+        .await;
+    let created = app
+        .http
+        .post(app.url("/v1/keys"))
+        .json(&serde_json::json!({"name": "shown-once", "scopes": ["read"]}))
+        .send()
+        .await
+        .expect("create key");
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    let mut answers = vec![created];
+    for path in [
+        format!("/v1/commands/{id}"),
+        "/v1/commands".to_owned(),
+        "/v1/keys".to_owned(),
+        "/v1/whoami".to_owned(),
+        format!("/v1/commands/{}", uuid::Uuid::now_v7()),
+    ] {
+        answers.push(app.http.get(app.url(&path)).send().await.expect("get"));
+    }
+    answers.push(
+        reqwest::Client::new()
+            .get(app.url("/v1/commands"))
+            .send()
+            .await
+            .expect("anonymous"),
+    );
+    for response in &answers {
+        assert_eq!(
+            header(response, "cache-control"),
+            "no-store",
+            "{} {}",
+            response.status(),
+            response.url()
+        );
+    }
     app.stop().await;
 }
