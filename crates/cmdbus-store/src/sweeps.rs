@@ -43,7 +43,8 @@ pub async fn take_unpublished<'c>(
 
 /// Takes up to `limit` rows whose message is due again: `queue` rows nobody claimed by their
 /// `redeliver_at` (published to their queue again; copies are harmless, the claim decides) —
-/// unless an earlier command of their ordering key is unfinished — and `fail` rows whose parking
+/// unless their key is not their turn (`IN_TURN`: another command of the key runs, or an
+/// earlier one is unfinished) — and `fail` rows whose parking
 /// publish is owed (published to their lane).
 pub async fn take_redeliveries<'c>(
     executor: impl PgExecutor<'c>,
@@ -55,8 +56,9 @@ pub async fn take_redeliveries<'c>(
           where c.id in (
                 select id from commands c
                  where status in ('queue', 'fail') and redeliver_at <= now()
-                   -- A command waiting for an earlier one of its key has its message cycling
-                   -- through a delay tier; a copy would only cycle beside it.
+                   -- A command waiting for its key has its message cycling through a delay
+                   -- tier; a copy would only cycle beside it. Once the key is its turn, the
+                   -- sweep publishes it again if that message was lost.
                    and (status = 'fail' or {IN_TURN})
                  order by redeliver_at
                  limit $2

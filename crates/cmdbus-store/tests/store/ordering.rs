@@ -1,5 +1,6 @@
-//! Order by key: a command with an ordering key is claimable only when no earlier command of the
-//! same key and tenant is unfinished (`new`, `queue` or `running`), so a key never has two runs.
+//! Order by key: a command with an ordering key is claimable only when no other command of the
+//! same key and tenant runs and no earlier one is unfinished (`new`, `queue` or `running`), so a
+//! key never has two runs, replays and lane re-runs included.
 
 use cmdbus_domain::Status;
 use cmdbus_store::{NewCommand, Outcome, Refusal, cancel};
@@ -152,10 +153,6 @@ async fn a_later_command_that_finished_does_not_hold_back_an_earlier_one(pool: P
 }
 
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
-#[ignore = "bug: the claim's ordering predicate looks only at earlier commands of the key, so a \
-            replayed or lane re-run earlier command starts while a later one of its key runs: \
-            two running commands of one key (DESIGN.md: replays and lane re-runs cannot reorder \
-            a key, and a key never has two commands running)"]
 async fn a_replayed_predecessor_waits_while_a_later_command_of_its_key_runs(
     pool: PgPool,
 ) -> Checked {
@@ -183,12 +180,28 @@ async fn a_replayed_predecessor_waits_while_a_later_command_of_its_key_runs(
         running.id
     );
     assert_eq!(running_now, 1);
+    assert_eq!(
+        refusal(&pool, delivery(&replayed)).await?,
+        Refusal::WaitingForPredecessor,
+        "the replayed command keeps its message while it waits"
+    );
+
+    // The running one finishes: the replayed earlier command has its turn, and a command
+    // submitted after both waits for it, as the later ones waited for it the first time.
+    let last = queued(&pool, keyed("account-7")).await?;
+    finish(&pool, &running, Outcome::Success(json!(null))).await?;
+    assert_eq!(
+        refusal(&pool, delivery(&last)).await?,
+        Refusal::WaitingForPredecessor
+    );
+    let rerun = claim_one(&pool, &replayed)
+        .await?
+        .expect("claimable once the later one finished");
+    assert_eq!(status(&rerun), Status::Running);
     Ok(())
 }
 
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
-#[ignore = "bug: as above, for a lane re-run: a failure parked in its lane is claimed by the \
-            lane's worker while a later command of its key runs"]
 async fn a_lane_rerun_waits_while_a_later_command_of_its_key_runs(pool: PgPool) -> Checked {
     let earlier = queued(&pool, keyed("account-7")).await?;
     let later = queued(&pool, keyed("account-7")).await?;
@@ -211,6 +224,11 @@ async fn a_lane_rerun_waits_while_a_later_command_of_its_key_runs(pool: PgPool) 
     assert!(
         rerun.is_empty(),
         "a lane re-run started beside a running command of its key"
+    );
+    assert_eq!(
+        refusal_in(&pool, delivery(&parked), Some("exceptions1")).await?,
+        Refusal::WaitingForPredecessor,
+        "the lane keeps its message while the key is busy"
     );
     Ok(())
 }
