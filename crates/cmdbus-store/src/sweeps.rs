@@ -5,6 +5,7 @@
 //! number of api processes can sweep without publishing the same row twice.
 
 use chrono::{DateTime, Utc};
+use cmdbus_domain::Lane;
 // The dynamic SQL below only splices this crate's own constants, never input.
 use sqlx::{AssertSqlSafe, PgExecutor};
 use std::time::Duration;
@@ -92,24 +93,31 @@ pub async fn redelivered<'c>(
 }
 
 /// Running rows whose lease expired more than `grace` ago lose their run: the attempt is
-/// recorded as `lease_lost`, and the command goes back to `queue` (due for redelivery at once),
-/// or to `cancelled` when a cancel was requested, or — after more than `max_lease_losses`
-/// losses — to `fail` with the code `lease_lost`, parked in `exceptions1` (its parking publish
-/// owed). A run of an exception lane goes back to its lane. Lost runs do not use up
-/// `max_attempts`; the bound on them is what keeps a command from cycling forever.
+/// recorded as `lease_lost`, and the command goes back to where the run came from — `queue` (due
+/// for redelivery at once), or, for a run of an exception lane, parked in that lane again (its
+/// parking publish owed) — or to `cancelled` when a cancel was requested. After more than
+/// `max_lease_losses` losses, in every lane alike, the next loss fails the command with the code
+/// `lease_lost`, parked in the lane after the run's own (`Lane::parked_in`: the main queue's go to
+/// `exceptions1`, a lane's to the other lane), as a failure of the run would be. Lost runs do not
+/// use up `max_attempts`; the bound on them is what keeps a command from cycling forever, in a
+/// lane as in the main queue.
 pub async fn reap_expired<'c>(
     executor: impl PgExecutor<'c>,
     grace: Duration,
     max_lease_losses: i32,
     now: Option<DateTime<Utc>>,
 ) -> Result<Vec<CommandRow>, StoreError> {
+    // The lane sequence is the domain's; the statement looks it up rather than spelling it.
+    let lanes = [Lane::Main, Lane::Exceptions1, Lane::Exceptions2];
+    let from: Vec<Option<&str>> = lanes.iter().map(|lane| lane.suffix()).collect();
+    let parked_in: Vec<Option<&str>> = lanes.iter().map(|lane| lane.parked_in().suffix()).collect();
     Ok(sqlx::query_as(AssertSqlSafe(format!(
         "with reaped as (
-             update commands
+             update commands c
                 set status = case when cancel_requested then 'cancelled'
                                   when lane is not null or lease_losses >= $2 then 'fail'
                                   else 'queue' end,
-                    error = case when cancel_requested or lane is not null then error
+                    error = case when cancel_requested then error
                                  when lease_losses >= $2 then jsonb_build_object(
                                      'code', 'lease_lost',
                                      'message', format('the run lost its lease %s times '
@@ -118,8 +126,11 @@ pub async fn reap_expired<'c>(
                                      'retryable', false)
                                  else error end,
                     lane = case when cancel_requested then null
-                                when lane is not null then lane
-                                when lease_losses >= $2 then 'exceptions1' end,
+                                when lease_losses >= $2 then (
+                                    select p.parked_in
+                                      from unnest($4::text[], $5::text[]) as p(lane, parked_in)
+                                     where p.lane is not distinct from c.lane)
+                                else lane end,
                     lease_losses = lease_losses + 1,
                     finished_at = case when cancel_requested or lane is not null
                                             or lease_losses >= $2 then now() end,
@@ -141,6 +152,8 @@ pub async fn reap_expired<'c>(
     .bind(grace.as_secs_f64())
     .bind(max_lease_losses)
     .bind(now)
+    .bind(&from)
+    .bind(&parked_in)
     .fetch_all(executor)
     .await?)
 }
