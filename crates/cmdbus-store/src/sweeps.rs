@@ -158,7 +158,8 @@ pub async fn reap_expired<'c>(
     .await?)
 }
 
-/// Deletes up to `limit` commands (with their attempts) that finished before `cutoff`. Walks the
+/// Deletes up to `limit` commands (with their attempts) that finished before `cutoff` — as they
+/// are when the delete holds them: one a concurrent replay made unfinished is kept. Walks the
 /// primary key: ids are UUID v7, so every command created after the cutoff is skipped without
 /// being read, and no index is kept on `finished_at` just for this.
 pub async fn purge_finished<'c>(
@@ -171,11 +172,16 @@ pub async fn purge_finished<'c>(
         u64::try_from(cutoff.timestamp()).unwrap_or(0),
         cutoff.timestamp_subsec_nanos(),
     ));
+    // The delete states the condition again: the subquery chose its rows from the statement's
+    // snapshot, and a row it chose may be changed (a replay makes it unfinished) before the
+    // delete locks it. PostgreSQL re-checks the delete's own condition on the row as it is once
+    // locked, never the subquery's, so only the condition written here keeps that row.
     let deleted = sqlx::query(
         "delete from commands
           where id in (select id from commands
                         where id < $1 and finished_at < $2
-                        order by id limit $3)",
+                        order by id limit $3)
+            and id < $1 and finished_at < $2",
     )
     .bind(newest)
     .bind(cutoff)
