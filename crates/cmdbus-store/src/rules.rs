@@ -17,7 +17,9 @@ pub(crate) const CHANGED: &str =
 /// running now has finished, and from then on the later commands that are still unfinished wait
 /// for it, as they waited for it the first time. A claim starts only a command in its turn, and
 /// the redelivery sweep publishes no copy of one that waits: order by key is a property of the
-/// database, not of message position.
+/// database, not of message position. The predicate reads the key in the statement's snapshot;
+/// the unique index `commands_one_running_per_key` holds the same rule between two claims under
+/// way at once (`claim.rs` asks again when it fails on it).
 pub(crate) const IN_TURN: &str = "(c.ordering_key is null or not exists (
                      select 1 from commands e
                       where e.tenant = c.tenant and e.ordering_key = c.ordering_key

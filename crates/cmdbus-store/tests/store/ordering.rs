@@ -3,7 +3,7 @@
 //! key never has two runs, replays and lane re-runs included.
 
 use cmdbus_domain::Status;
-use cmdbus_store::{NewCommand, Outcome, Refusal, cancel};
+use cmdbus_store::{Claimed, NewCommand, Outcome, Refusal, cancel};
 use serde_json::json;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -261,5 +261,60 @@ async fn the_key_is_handed_on_only_when_the_predecessors_finish_commits(pool: Pg
 
     assert_eq!(refused, Refusal::WaitingForPredecessor);
     assert!(next.is_some(), "the committed finish handed the key on");
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_lane_rerun_and_a_later_command_claimed_at_once_start_one_run(pool: PgPool) -> Checked {
+    use sqlx::Acquire as _;
+    let earlier = queued(&pool, keyed("account-7")).await?;
+    let later = queued(&pool, keyed("account-7")).await?;
+    let run = claim_one(&pool, &earlier).await?.expect("claimed");
+    let parked = finish_with_token(
+        &pool,
+        run.id,
+        run.claim.expect("token"),
+        Outcome::Fail(error("boom")),
+        Some("exceptions1"),
+    )
+    .await?
+    .remove(0);
+    // A transaction holds both rows, so that each claim has read its key (nothing runs) before
+    // either can start its run: the predicate alone sees no conflict in either snapshot.
+    let mut conn = pool.acquire().await?;
+    let mut holder = conn.begin().await?;
+    sqlx::query("select 1 from commands where id = any($1) for update")
+        .bind(vec![parked.id, later.id])
+        .execute(&mut *holder)
+        .await?;
+    let race =
+        |row: &cmdbus_store::CommandRow, worker: &'static str, lane: Option<&'static str>| {
+            let pool = pool.clone();
+            let delivery = delivery(row);
+            tokio::spawn(async move { claim_answers(&pool, &[delivery], worker, lane).await })
+        };
+    let (rerun, next) = (
+        race(&parked, "operator", Some("exceptions1")),
+        race(&later, "worker-1", None),
+    );
+    until_blocked(&pool, 2).await?;
+    holder.commit().await?;
+    let mut answers = rerun.await.expect("the lane's claim ran")?;
+    answers.extend(next.await.expect("the main claim ran")?);
+
+    let running_now: i64 = sqlx::query_scalar(
+        "select count(*) from commands where ordering_key = 'account-7' and status = 'running'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(running_now, 1, "two runs of one key: {answers:?}");
+    let refused: Vec<Refusal> = answers
+        .iter()
+        .filter_map(|(_, answer)| match answer {
+            Claimed::Refused(why) => Some(*why),
+            Claimed::Run(_) => None,
+        })
+        .collect();
+    assert_eq!(refused, vec![Refusal::WaitingForPredecessor]);
     Ok(())
 }
