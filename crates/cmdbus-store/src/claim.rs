@@ -24,9 +24,10 @@ pub struct Claim {
 /// Why a claim started no run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// The command waits, at the generation asked for, with attempts left: an earlier command
-    /// of its ordering key is unfinished (or another copy of its message is being claimed right
-    /// now). Ask again shortly.
+    /// The command waits, at the generation asked for, with attempts left (or, for a lane's
+    /// claim, parked in that lane): its key is not its turn — an earlier command of its ordering
+    /// key is unfinished, or another command of the key runs (`IN_TURN`) — or another copy of
+    /// its message is being claimed right now. Ask again shortly.
     WaitingForPredecessor,
     /// An older generation, a cancelled or finished command, or one another run holds (if that
     /// run's worker dies, the reaper publishes it again): this copy is not needed.
@@ -98,8 +99,10 @@ impl Claims {
 ///
 /// What is never claimed: an older generation, a cancelled command, one whose attempts are used
 /// up (`ATTEMPTS_LEFT`), a running one (only the reaper takes a run away, once its lease
-/// expired), and a command with an ordering key while an earlier command of the same key and
-/// tenant is unfinished (`IN_TURN`).
+/// expired), and a command with an ordering key while another command of the same key and
+/// tenant runs or an earlier one is unfinished (`IN_TURN`). Two claims of one key under way at
+/// once each read the key in their own snapshot; a unique index on running rows makes the later
+/// one fail instead of starting a second run of the key, and the claim then asks again.
 ///
 /// Why a command was not claimed is read by a second statement right after the claim, only
 /// when some command was refused: it sees what the claim waited for (another worker's claim of
@@ -113,9 +116,55 @@ pub async fn claim<'c, E: PgExecutor<'c> + Copy>(
     lane: Option<&str>,
 ) -> Result<Claims, StoreError> {
     let claims = in_lock_order(claims, |c| c.id);
+    let mut tries = 0;
+    let claimed = loop {
+        match start_runs(executor, &claims, worker, lease, lane).await {
+            // Another claim started a run of one of these keys while this one was under way (its
+            // snapshot could not see it): nothing was claimed; a fresh statement sees that run.
+            Err(error)
+                if error.constraint() == Some(ONE_RUNNING_PER_KEY) && tries < CONFLICT_TRIES =>
+            {
+                tries += 1;
+            }
+            started => break started?,
+        }
+    };
+    let refused: Vec<&Claim> = claims
+        .iter()
+        .copied()
+        .filter(|c| !claimed.iter().any(|row| row.id == c.id))
+        .collect();
+    let refused = if refused.is_empty() {
+        Ok(Vec::new())
+    } else {
+        refusals(executor, &refused, lane).await
+    };
+    Ok(Claims {
+        runs: claimed,
+        refused,
+    })
+}
+
+/// The unique index that lets one command of a key run at a time: a claim that would start a
+/// second one fails on it (migration `0006_one_running_per_key.sql`).
+const ONE_RUNNING_PER_KEY: &str = "commands_one_running_per_key";
+
+/// How often a claim asks again after another claim of the same key beat it. Each retry follows
+/// a run that committed, so more than a few mean a storm of claims of one key; the worker then
+/// puts the deliveries back.
+const CONFLICT_TRIES: u32 = 3;
+
+/// The claim's statement: starts the runs of `claims` (in lock order) that may start.
+async fn start_runs<'c>(
+    executor: impl PgExecutor<'c>,
+    claims: &[&Claim],
+    worker: &str,
+    lease: Duration,
+    lane: Option<&str>,
+) -> Result<Vec<CommandRow>, StoreError> {
     let ids: Vec<Uuid> = claims.iter().map(|c| c.id).collect();
     let generations: Vec<i32> = claims.iter().map(|c| c.generation).collect();
-    let claimed: Vec<CommandRow> = sqlx::query_as(AssertSqlSafe(format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "with claimed as (
              update commands c
                 set status = 'running', attempt = c.attempt + 1, worker = $3,
@@ -142,35 +191,25 @@ pub async fn claim<'c, E: PgExecutor<'c> + Copy>(
     .bind(lease.as_secs_f64())
     .bind(lane)
     .fetch_all(executor)
-    .await?;
-    let refused: Vec<&Claim> = claims
-        .iter()
-        .copied()
-        .filter(|c| !claimed.iter().any(|row| row.id == c.id))
-        .collect();
-    let refused = if refused.is_empty() {
-        Ok(Vec::new())
-    } else {
-        refusals(executor, &refused).await
-    };
-    Ok(Claims {
-        runs: claimed,
-        refused,
-    })
+    .await?)
 }
 
-/// Why each of `refused` was not claimed, as the command's row says right after the claim.
+/// Why each of `refused` was not claimed, as the command's row says right after the claim. A
+/// failure parked in the claimant's `lane` was claimable but for its key's turn: it waits, so
+/// that the lane's message is kept until the key is free.
 async fn refusals<'c>(
     executor: impl PgExecutor<'c>,
     refused: &[&Claim],
+    lane: Option<&str>,
 ) -> Result<Vec<(Uuid, Refusal)>, StoreError> {
     let ids: Vec<Uuid> = refused.iter().map(|c| c.id).collect();
     let generations: Vec<i32> = refused.iter().map(|c| c.generation).collect();
     let rows: Vec<(Uuid, String)> = sqlx::query_as(AssertSqlSafe(format!(
         "select d.id,
                 case when c.id is null then 'unknown'
-                     when c.generation <> d.generation or c.cancel_requested
-                          or c.status not in ('new', 'queue') then 'duplicate'
+                     when c.generation <> d.generation or c.cancel_requested then 'duplicate'
+                     when c.status = 'fail' and c.lane = $3 then 'waiting_for_predecessor'
+                     when c.status not in ('new', 'queue') then 'duplicate'
                      when {ATTEMPTS_LEFT} then 'waiting_for_predecessor'
                      else 'exhausted' end
            from unnest($1::uuid[], $2::int4[]) as d(id, generation)
@@ -178,6 +217,7 @@ async fn refusals<'c>(
     )))
     .bind(&ids)
     .bind(&generations)
+    .bind(lane)
     .fetch_all(executor)
     .await?;
     Ok(rows

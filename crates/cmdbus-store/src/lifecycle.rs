@@ -69,6 +69,13 @@ impl Outcome {
 /// (and says so, clearing `redeliver_at`); past it the api's sweep parks the message instead.
 const PARK_OWED_AFTER: u32 = 10;
 
+/// A released run of an exception lane (`c.lane` is the lane the run was claimed from) goes back
+/// to where it was: parked in that lane, its parking publish owed, for the lane to run it again.
+/// The plain queue is no place for it: its attempts are used up (`ATTEMPTS_LEFT`), so no worker
+/// there would ever claim it.
+const BACK_TO_LANE: &str =
+    "(f.history = 'released' and c.lane is not null and not c.cancel_requested)";
+
 /// The end of one run, as the worker that holds its claim reports it.
 #[derive(Debug, Clone)]
 pub struct Finish {
@@ -85,7 +92,8 @@ pub struct Finish {
 /// Ends runs, each fenced by its claim token: a run that lost its claim changes nothing. A run
 /// that ends in `queue` (a retry or a release) while a cancel was requested ends `cancelled`
 /// instead, in the same statement, so a missed cancel signal cannot leave a command waiting for a
-/// message nobody will send. `redeliver_after` is how long past its due time a `queue` row waits
+/// message nobody will send; a released run of an exception lane goes back to its lane
+/// (`BACK_TO_LANE`). `redeliver_after` is how long past its due time a `queue` row waits
 /// before the sweep publishes it again; a parked failure owes its parking publish until the
 /// worker confirms it (`redelivered`). Returns the rows that changed.
 pub async fn finish<'c>(
@@ -123,12 +131,17 @@ pub async fn finish<'c>(
         "with finished as (
              update commands c
                 set status = case when f.status = 'queue' and c.cancel_requested then 'cancelled'
+                                  when {BACK_TO_LANE} then 'fail'
                                   else f.status end,
                     result = f.result, error = coalesce(f.error, c.error),
-                    lane = case when f.status = 'fail' then f.lane end,
+                    lane = case when f.status = 'fail' then f.lane
+                                when {BACK_TO_LANE} then c.lane end,
                     next_attempt_at = case when f.status = 'queue' and not c.cancel_requested
+                                                and not {BACK_TO_LANE}
                                            then now() + make_interval(secs => f.retry_in) end,
-                    redeliver_at = case when f.status = 'queue' and not c.cancel_requested
+                    redeliver_at = case when {BACK_TO_LANE}
+                                        then now() + make_interval(secs => {PARK_OWED_AFTER})
+                                        when f.status = 'queue' and not c.cancel_requested
                                         then now() + make_interval(secs => f.retry_in + $9)
                                         when f.status = 'fail' and f.lane is not null
                                         then now() + make_interval(secs => {PARK_OWED_AFTER})
@@ -136,6 +149,7 @@ pub async fn finish<'c>(
                     releases = c.releases + (f.history = 'released')::int,
                     progress = case when f.status = 'success' then 1 else c.progress end,
                     finished_at = case when f.status <> 'queue' or c.cancel_requested
+                                            or {BACK_TO_LANE}
                                        then now() end,
                     worker = case when f.status = 'queue' and not c.cancel_requested then null
                                   else c.worker end,

@@ -10,15 +10,23 @@ use uuid::Uuid;
 pub(crate) const CHANGED: &str =
     "version = nextval('command_version'), changed_xid = pg_current_xact_id()";
 
-/// The ordering predicate: command `c` is in its turn, when no earlier command of its ordering
-/// key and tenant is unfinished (created earlier, ties broken by id). A claim starts only a
-/// command in its turn, and the redelivery sweep publishes no copy of one that waits: order by
-/// key is a property of the database, not of message position.
+/// The ordering predicate: command `c` is in its turn when no other command of its ordering key
+/// and tenant is `running`, and no earlier one (created earlier, ties broken by id) is unfinished
+/// (`new`, `queue` or `running`). A key never has two commands running, whatever made a command
+/// unfinished again: a replayed or lane re-run earlier command waits until a later one that is
+/// running now has finished, and from then on the later commands that are still unfinished wait
+/// for it, as they waited for it the first time. A claim starts only a command in its turn, and
+/// the redelivery sweep publishes no copy of one that waits: order by key is a property of the
+/// database, not of message position. The predicate reads the key in the statement's snapshot;
+/// the unique index `commands_one_running_per_key` holds the same rule between two claims under
+/// way at once (`claim.rs` asks again when it fails on it).
 pub(crate) const IN_TURN: &str = "(c.ordering_key is null or not exists (
                      select 1 from commands e
                       where e.tenant = c.tenant and e.ordering_key = c.ordering_key
-                        and e.status in ('new', 'queue', 'running')
-                        and (e.created_at, e.id) < (c.created_at, c.id)))";
+                        and e.id <> c.id
+                        and (e.status = 'running'
+                             or (e.status in ('new', 'queue')
+                                 and (e.created_at, e.id) < (c.created_at, c.id)))))";
 
 /// The attempt budget: command `c` may start another run. Runs that lost their lease or were
 /// given back at shutdown do not use up `max_attempts` (the worker's

@@ -5,6 +5,7 @@
 //! number of api processes can sweep without publishing the same row twice.
 
 use chrono::{DateTime, Utc};
+use cmdbus_domain::Lane;
 // The dynamic SQL below only splices this crate's own constants, never input.
 use sqlx::{AssertSqlSafe, PgExecutor};
 use std::time::Duration;
@@ -43,7 +44,8 @@ pub async fn take_unpublished<'c>(
 
 /// Takes up to `limit` rows whose message is due again: `queue` rows nobody claimed by their
 /// `redeliver_at` (published to their queue again; copies are harmless, the claim decides) —
-/// unless an earlier command of their ordering key is unfinished — and `fail` rows whose parking
+/// unless their key is not their turn (`IN_TURN`: another command of the key runs, or an
+/// earlier one is unfinished) — and `fail` rows whose parking
 /// publish is owed (published to their lane).
 pub async fn take_redeliveries<'c>(
     executor: impl PgExecutor<'c>,
@@ -55,8 +57,9 @@ pub async fn take_redeliveries<'c>(
           where c.id in (
                 select id from commands c
                  where status in ('queue', 'fail') and redeliver_at <= now()
-                   -- A command waiting for an earlier one of its key has its message cycling
-                   -- through a delay tier; a copy would only cycle beside it.
+                   -- A command waiting for its key has its message cycling through a delay
+                   -- tier; a copy would only cycle beside it. Once the key is its turn, the
+                   -- sweep publishes it again if that message was lost.
                    and (status = 'fail' or {IN_TURN})
                  order by redeliver_at
                  limit $2
@@ -90,24 +93,31 @@ pub async fn redelivered<'c>(
 }
 
 /// Running rows whose lease expired more than `grace` ago lose their run: the attempt is
-/// recorded as `lease_lost`, and the command goes back to `queue` (due for redelivery at once),
-/// or to `cancelled` when a cancel was requested, or — after more than `max_lease_losses`
-/// losses — to `fail` with the code `lease_lost`, parked in `exceptions1` (its parking publish
-/// owed). A run of an exception lane goes back to its lane. Lost runs do not use up
-/// `max_attempts`; the bound on them is what keeps a command from cycling forever.
+/// recorded as `lease_lost`, and the command goes back to where the run came from — `queue` (due
+/// for redelivery at once), or, for a run of an exception lane, parked in that lane again (its
+/// parking publish owed) — or to `cancelled` when a cancel was requested. After more than
+/// `max_lease_losses` losses, in every lane alike, the next loss fails the command with the code
+/// `lease_lost`, parked in the lane after the run's own (`Lane::parked_in`: the main queue's go to
+/// `exceptions1`, a lane's to the other lane), as a failure of the run would be. Lost runs do not
+/// use up `max_attempts`; the bound on them is what keeps a command from cycling forever, in a
+/// lane as in the main queue.
 pub async fn reap_expired<'c>(
     executor: impl PgExecutor<'c>,
     grace: Duration,
     max_lease_losses: i32,
     now: Option<DateTime<Utc>>,
 ) -> Result<Vec<CommandRow>, StoreError> {
+    // The lane sequence is the domain's; the statement looks it up rather than spelling it.
+    let lanes = [Lane::Main, Lane::Exceptions1, Lane::Exceptions2];
+    let from: Vec<Option<&str>> = lanes.iter().map(|lane| lane.suffix()).collect();
+    let parked_in: Vec<Option<&str>> = lanes.iter().map(|lane| lane.parked_in().suffix()).collect();
     Ok(sqlx::query_as(AssertSqlSafe(format!(
         "with reaped as (
-             update commands
+             update commands c
                 set status = case when cancel_requested then 'cancelled'
                                   when lane is not null or lease_losses >= $2 then 'fail'
                                   else 'queue' end,
-                    error = case when cancel_requested or lane is not null then error
+                    error = case when cancel_requested then error
                                  when lease_losses >= $2 then jsonb_build_object(
                                      'code', 'lease_lost',
                                      'message', format('the run lost its lease %s times '
@@ -116,8 +126,11 @@ pub async fn reap_expired<'c>(
                                      'retryable', false)
                                  else error end,
                     lane = case when cancel_requested then null
-                                when lane is not null then lane
-                                when lease_losses >= $2 then 'exceptions1' end,
+                                when lease_losses >= $2 then (
+                                    select p.parked_in
+                                      from unnest($4::text[], $5::text[]) as p(lane, parked_in)
+                                     where p.lane is not distinct from c.lane)
+                                else lane end,
                     lease_losses = lease_losses + 1,
                     finished_at = case when cancel_requested or lane is not null
                                             or lease_losses >= $2 then now() end,
@@ -139,11 +152,14 @@ pub async fn reap_expired<'c>(
     .bind(grace.as_secs_f64())
     .bind(max_lease_losses)
     .bind(now)
+    .bind(&from)
+    .bind(&parked_in)
     .fetch_all(executor)
     .await?)
 }
 
-/// Deletes up to `limit` commands (with their attempts) that finished before `cutoff`. Walks the
+/// Deletes up to `limit` commands (with their attempts) that finished before `cutoff` — as they
+/// are when the delete holds them: one a concurrent replay made unfinished is kept. Walks the
 /// primary key: ids are UUID v7, so every command created after the cutoff is skipped without
 /// being read, and no index is kept on `finished_at` just for this.
 pub async fn purge_finished<'c>(
@@ -156,11 +172,16 @@ pub async fn purge_finished<'c>(
         u64::try_from(cutoff.timestamp()).unwrap_or(0),
         cutoff.timestamp_subsec_nanos(),
     ));
+    // The delete states the condition again: the subquery chose its rows from the statement's
+    // snapshot, and a row it chose may be changed (a replay makes it unfinished) before the
+    // delete locks it. PostgreSQL re-checks the delete's own condition on the row as it is once
+    // locked, never the subquery's, so only the condition written here keeps that row.
     let deleted = sqlx::query(
         "delete from commands
           where id in (select id from commands
                         where id < $1 and finished_at < $2
-                        order by id limit $3)",
+                        order by id limit $3)
+            and id < $1 and finished_at < $2",
     )
     .bind(newest)
     .bind(cutoff)

@@ -1,8 +1,9 @@
-//! Order by key: a command with an ordering key is claimable only when no earlier command of the
-//! same key and tenant is unfinished (`new`, `queue` or `running`), so a key never has two runs.
+//! Order by key: a command with an ordering key is claimable only when no other command of the
+//! same key and tenant runs and no earlier one is unfinished (`new`, `queue` or `running`), so a
+//! key never has two runs, replays and lane re-runs included.
 
 use cmdbus_domain::Status;
-use cmdbus_store::{NewCommand, Outcome, Refusal, cancel};
+use cmdbus_store::{Claimed, NewCommand, Outcome, Refusal, cancel};
 use serde_json::json;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -152,10 +153,6 @@ async fn a_later_command_that_finished_does_not_hold_back_an_earlier_one(pool: P
 }
 
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
-#[ignore = "bug: the claim's ordering predicate looks only at earlier commands of the key, so a \
-            replayed or lane re-run earlier command starts while a later one of its key runs: \
-            two running commands of one key (DESIGN.md: replays and lane re-runs cannot reorder \
-            a key, and a key never has two commands running)"]
 async fn a_replayed_predecessor_waits_while_a_later_command_of_its_key_runs(
     pool: PgPool,
 ) -> Checked {
@@ -183,12 +180,28 @@ async fn a_replayed_predecessor_waits_while_a_later_command_of_its_key_runs(
         running.id
     );
     assert_eq!(running_now, 1);
+    assert_eq!(
+        refusal(&pool, delivery(&replayed)).await?,
+        Refusal::WaitingForPredecessor,
+        "the replayed command keeps its message while it waits"
+    );
+
+    // The running one finishes: the replayed earlier command has its turn, and a command
+    // submitted after both waits for it, as the later ones waited for it the first time.
+    let last = queued(&pool, keyed("account-7")).await?;
+    finish(&pool, &running, Outcome::Success(json!(null))).await?;
+    assert_eq!(
+        refusal(&pool, delivery(&last)).await?,
+        Refusal::WaitingForPredecessor
+    );
+    let rerun = claim_one(&pool, &replayed)
+        .await?
+        .expect("claimable once the later one finished");
+    assert_eq!(status(&rerun), Status::Running);
     Ok(())
 }
 
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
-#[ignore = "bug: as above, for a lane re-run: a failure parked in its lane is claimed by the \
-            lane's worker while a later command of its key runs"]
 async fn a_lane_rerun_waits_while_a_later_command_of_its_key_runs(pool: PgPool) -> Checked {
     let earlier = queued(&pool, keyed("account-7")).await?;
     let later = queued(&pool, keyed("account-7")).await?;
@@ -211,6 +224,11 @@ async fn a_lane_rerun_waits_while_a_later_command_of_its_key_runs(pool: PgPool) 
     assert!(
         rerun.is_empty(),
         "a lane re-run started beside a running command of its key"
+    );
+    assert_eq!(
+        refusal_in(&pool, delivery(&parked), Some("exceptions1")).await?,
+        Refusal::WaitingForPredecessor,
+        "the lane keeps its message while the key is busy"
     );
     Ok(())
 }
@@ -243,5 +261,60 @@ async fn the_key_is_handed_on_only_when_the_predecessors_finish_commits(pool: Pg
 
     assert_eq!(refused, Refusal::WaitingForPredecessor);
     assert!(next.is_some(), "the committed finish handed the key on");
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_lane_rerun_and_a_later_command_claimed_at_once_start_one_run(pool: PgPool) -> Checked {
+    use sqlx::Acquire as _;
+    let earlier = queued(&pool, keyed("account-7")).await?;
+    let later = queued(&pool, keyed("account-7")).await?;
+    let run = claim_one(&pool, &earlier).await?.expect("claimed");
+    let parked = finish_with_token(
+        &pool,
+        run.id,
+        run.claim.expect("token"),
+        Outcome::Fail(error("boom")),
+        Some("exceptions1"),
+    )
+    .await?
+    .remove(0);
+    // A transaction holds both rows, so that each claim has read its key (nothing runs) before
+    // either can start its run: the predicate alone sees no conflict in either snapshot.
+    let mut conn = pool.acquire().await?;
+    let mut holder = conn.begin().await?;
+    sqlx::query("select 1 from commands where id = any($1) for update")
+        .bind(vec![parked.id, later.id])
+        .execute(&mut *holder)
+        .await?;
+    let race =
+        |row: &cmdbus_store::CommandRow, worker: &'static str, lane: Option<&'static str>| {
+            let pool = pool.clone();
+            let delivery = delivery(row);
+            tokio::spawn(async move { claim_answers(&pool, &[delivery], worker, lane).await })
+        };
+    let (rerun, next) = (
+        race(&parked, "operator", Some("exceptions1")),
+        race(&later, "worker-1", None),
+    );
+    until_blocked(&pool, 2).await?;
+    holder.commit().await?;
+    let mut answers = rerun.await.expect("the lane's claim ran")?;
+    answers.extend(next.await.expect("the main claim ran")?);
+
+    let running_now: i64 = sqlx::query_scalar(
+        "select count(*) from commands where ordering_key = 'account-7' and status = 'running'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(running_now, 1, "two runs of one key: {answers:?}");
+    let refused: Vec<Refusal> = answers
+        .iter()
+        .filter_map(|(_, answer)| match answer {
+            Claimed::Refused(why) => Some(*why),
+            Claimed::Run(_) => None,
+        })
+        .collect();
+    assert_eq!(refused, vec![Refusal::WaitingForPredecessor]);
     Ok(())
 }

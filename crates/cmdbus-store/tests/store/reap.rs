@@ -1,7 +1,7 @@
 //! `reap_expired`: a run whose lease ended more than `grace` ago loses it. The command goes back
 //! to the queue (due for redelivery at once), or ends cancelled when a cancel was requested, or
-//! fails as `lease_lost` once it lost too many leases; a run of an exception lane goes back to
-//! its lane. A claim never takes a run away by itself, however stale its lease.
+//! fails as `lease_lost` once it lost too many leases (parked in the next lane, in every lane
+//! alike); a run of an exception lane within the bound goes back to its lane. A claim never takes a run away by itself, however stale its lease.
 
 use cmdbus_domain::Status;
 use cmdbus_store::{Outcome, Refusal, reap_expired};
@@ -188,6 +188,61 @@ async fn a_reaped_run_of_an_exception_lane_goes_back_to_its_lane(pool: PgPool) -
     assert!(
         reaped.redeliver_at.is_some(),
         "parked again: the publish is owed"
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_lane_run_that_loses_too_many_leases_fails_on_to_the_next_lane(pool: PgPool) -> Checked {
+    // The case: `max_attempts` 1 and no lease loss allowed. The lane re-runs it once;
+    // that run is lost: the bound holds in the lane as in the main queue, so it fails as
+    // `lease_lost` and moves on to the next lane instead of being parked in its own lane again
+    // (where its lane's worker would run it again, and again, with no bound).
+    let held = claim_one(
+        &pool,
+        &queued(
+            &pool,
+            cmdbus_store::NewCommand {
+                max_attempts: 1,
+                ..command()
+            },
+        )
+        .await?,
+    )
+    .await?
+    .expect("claimed");
+    let parked = finish_with_token(
+        &pool,
+        held.id,
+        run(&held).claim,
+        Outcome::Fail(error("boom")),
+        Some("exceptions1"),
+    )
+    .await?
+    .remove(0);
+    let rerun = claim_in(&pool, &[delivery(&parked)], "operator", Some("exceptions1"))
+        .await?
+        .remove(0);
+    end_lease(&pool, rerun.id, Duration::from_secs(1)).await?;
+
+    let reaped = reap_expired(&pool, Duration::ZERO, 0, None)
+        .await?
+        .remove(0);
+
+    assert_eq!(status(&reaped), Status::Fail);
+    assert_eq!(
+        lane(&reaped).as_deref(),
+        Some("exceptions2"),
+        "not its own lane again"
+    );
+    let lost = reaped.error_info().expect("an error");
+    assert_eq!((lost.code.as_str(), lost.retryable), ("lease_lost", false));
+    assert!(reaped.redeliver_at.is_some(), "the parking publish is owed");
+    assert!(
+        claim_in(&pool, &[delivery(&reaped)], "operator", Some("exceptions1"))
+            .await?
+            .is_empty(),
+        "its own lane cannot run it again"
     );
     Ok(())
 }

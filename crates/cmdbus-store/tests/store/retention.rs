@@ -105,3 +105,42 @@ async fn a_purge_deletes_at_most_its_limit(pool: PgPool) -> Checked {
     }
     Ok(())
 }
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_command_a_concurrent_replay_made_unfinished_is_not_purged(pool: PgPool) -> Checked {
+    use sqlx::Acquire as _;
+    let held = claim_one(&pool, &queued(&pool, created_days_ago(10)).await?)
+        .await?
+        .expect("claimed");
+    finish(&pool, &held, Outcome::Fail(error("boom"))).await?;
+    sqlx::query("update commands set finished_at = now() - make_interval(days => 9) where id = $1")
+        .bind(held.id)
+        .execute(&pool)
+        .await?;
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(3);
+
+    // The replay holds the row, uncommitted, until the purge (which chose the row while it was
+    // still finished) waits for it; then it commits.
+    let mut conn = pool.acquire().await?;
+    let mut replaying = conn.begin().await?;
+    cmdbus_store::replay(&mut *replaying, TENANT, held.id)
+        .await?
+        .expect("replayed");
+    let purge = tokio::spawn({
+        let pool = pool.clone();
+        async move { purge_finished(&pool, cutoff, 100).await }
+    });
+    until_blocked(&pool, 1).await?;
+    replaying.commit().await?;
+    let deleted = purge.await.expect("the purge ran")?;
+
+    assert_eq!(
+        deleted, 0,
+        "the purge deleted a command a replay had made unfinished"
+    );
+    let row = cmdbus_store::lookup(&pool, held.id)
+        .await?
+        .expect("the replayed command is still there");
+    assert_eq!(status(&row), cmdbus_domain::Status::New);
+    Ok(())
+}

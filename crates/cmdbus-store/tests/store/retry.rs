@@ -198,10 +198,6 @@ async fn a_retry_or_release_after_a_cancel_request_ends_cancelled(pool: PgPool) 
 }
 
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
-#[ignore = "bug: a released run of an exception lane goes back to the plain queue with its lane \
-            cleared, where its used-up budget (the lane claim does not check it) keeps every \
-            worker from claiming it: it stays `queue` forever, redelivered by the sweep. The \
-            reaper sends the same run back to its lane instead"]
 async fn a_released_run_of_an_exception_lane_can_be_claimed_again(pool: PgPool) -> Checked {
     let waiting = queued(
         &pool,
@@ -226,6 +222,15 @@ async fn a_released_run_of_an_exception_lane_can_be_claimed_again(pool: PgPool) 
         .remove(0);
 
     let released = finish(&pool, &rerun, Outcome::Released).await?.remove(0);
+    assert_eq!(
+        (status(&released), lane(&released).as_deref()),
+        (Status::Fail, Some("exceptions1")),
+        "back to its lane, as the reaper sends a lost lane run"
+    );
+    assert!(
+        released.redeliver_at.is_some(),
+        "its parking publish is owed"
+    );
 
     let by_anyone = claim(&pool, &[delivery(&released)], "worker-1").await?;
     let by_its_lane = if by_anyone.is_empty() {

@@ -148,6 +148,34 @@ async fn redelivery_skips_a_command_waiting_for_its_predecessor(pool: PgPool) ->
 }
 
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn redelivery_skips_a_replayed_command_while_a_later_one_of_its_key_runs(
+    pool: PgPool,
+) -> Checked {
+    let earlier = queued(&pool, keyed("account-7")).await?;
+    let later = queued(&pool, keyed("account-7")).await?;
+    let run = claim_one(&pool, &earlier).await?.expect("claimed");
+    finish(&pool, &run, Outcome::Fail(error("boom"))).await?;
+    let running = claim_one(&pool, &later).await?.expect("handed on");
+    let replayed = cmdbus_store::replay(&pool, TENANT, earlier.id)
+        .await?
+        .expect("replayed");
+    mark_queued(&pool, &[replayed.id], REDELIVER_AFTER).await?;
+    due_ago(&pool, replayed.id, Duration::from_secs(1)).await?;
+
+    let while_running = take_redeliveries(&pool, PUBLISH_LEASE, 10).await?;
+    finish(&pool, &running, Outcome::Success(serde_json::json!(null))).await?;
+    let after = take_redeliveries(&pool, PUBLISH_LEASE, 10).await?;
+
+    assert_eq!(ids(&while_running), Vec::<Uuid>::new());
+    assert_eq!(
+        ids(&after),
+        vec![replayed.id],
+        "its turn once the later one finished"
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
 async fn a_confirmed_redelivery_waits_again_and_a_confirmed_parking_owes_nothing(
     pool: PgPool,
 ) -> Checked {
