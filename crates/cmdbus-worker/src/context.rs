@@ -120,7 +120,10 @@ impl Context {
             cmdbus_store::heartbeat(&self.shared.pool, &[self.lease.run], self.shared.lease).await;
         match renewed {
             Ok(rows) if !rows.is_empty() => {
-                self.lease.renewed(sent, self.shared.lease);
+                // A row held by this handler's own transaction is still ours, not renewed.
+                if rows.iter().any(|(_, _, renewed)| *renewed) {
+                    self.lease.renewed(sent, self.shared.lease);
+                }
                 true
             }
             Ok(_) => {

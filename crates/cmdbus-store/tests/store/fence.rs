@@ -117,7 +117,7 @@ async fn a_heartbeat_renews_the_lease_without_a_visible_change(pool: PgPool) -> 
 
     let renewed = heartbeat(&pool, &[run(&held)], LEASE).await?;
 
-    assert_eq!(renewed, vec![(run(&held).claim, false)]);
+    assert_eq!(renewed, vec![(run(&held).claim, false, true)]);
     let after = reload(&pool, held.id).await?;
     assert!(after.lease_until > Some(db_now(&pool).await? + chrono::Duration::seconds(250)));
     assert_eq!(
@@ -238,6 +238,48 @@ async fn a_finish_racing_the_reaper_over_an_ended_lease_is_the_only_outcome(
     assert_eq!(
         attempts(&pool, held.id).await?[0].3.as_deref(),
         Some("success")
+    );
+    Ok(())
+}
+
+/// How long a statement that should not wait at all may take before the test calls it blocked:
+/// a failure detector, not a synchronisation.
+const NO_WAIT: Duration = Duration::from_secs(5);
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_held_claim_never_delays_another_runs_lease(pool: PgPool) -> Checked {
+    let held = claim_one(&pool, &queued(&pool, command()).await?)
+        .await?
+        .expect("claimed");
+    let other = claim_one(&pool, &queued(&pool, command()).await?)
+        .await?
+        .expect("claimed");
+    end_lease(&pool, other.id, Duration::from_secs(1)).await?;
+    let mut handler = pool.acquire().await?;
+    let mut effects = handler.begin().await?;
+    assert!(hold_claim(&mut effects, run(&held)).await?);
+
+    let renewed =
+        tokio::time::timeout(NO_WAIT, heartbeat(&pool, &[run(&held), run(&other)], LEASE))
+            .await
+            .expect("the renewal waited for the handler's transaction")?;
+
+    assert!(
+        renewed.contains(&(run(&other).claim, false, true)),
+        "the other run is renewed at once: {renewed:?}"
+    );
+    assert!(
+        renewed.contains(&(run(&held).claim, false, false)),
+        "the held run is still ours, not renewed yet: {renewed:?}"
+    );
+    let after = reload(&pool, other.id).await?;
+    assert!(after.lease_until > Some(db_now(&pool).await? + chrono::Duration::seconds(250)));
+
+    effects.commit().await?;
+    assert_eq!(
+        heartbeat(&pool, &[run(&held)], LEASE).await?,
+        vec![(run(&held).claim, false, true)],
+        "the next renewal after the handler's commit renews the held run"
     );
     Ok(())
 }
