@@ -192,22 +192,51 @@ pub struct Run {
     pub claim: Uuid,
 }
 
-/// Renews the leases of `runs`. Returns, for each run whose claim still holds, its token and
-/// whether a cancel was requested; a run that is missing has lost its claim.
+/// Renews the leases of `runs`. Returns, for each run whose claim still holds, its token, whether
+/// a cancel was requested, and whether its lease was renewed; a run that is missing has lost its
+/// claim.
+///
+/// A row its own handler holds (`hold_claim`, a share lock for the length of the handler's effect
+/// transaction) is not waited for: the rows are locked `for no key update skip locked` in id
+/// order, so one held row never delays the other runs' leases. A held row is reported as still
+/// held but not renewed (read from the statement's snapshot); its lease stands as its last
+/// renewal left it, and the next renewal retries it. The reaper skips a held row too
+/// (`reap_expired`), so while the handler's transaction is open nobody can take the claim away;
+/// once it ends, either the next renewal finds the lease still standing and renews it, or the
+/// lease ran out — then the worker has already lost the run by its own deadline (which counts
+/// from before the last renewal was sent, so never past the row's), and the reaper may take it.
 pub async fn heartbeat<'c>(
     executor: impl PgExecutor<'c>,
     runs: &[Run],
     lease: Duration,
-) -> Result<Vec<(Uuid, bool)>, StoreError> {
+) -> Result<Vec<(Uuid, bool, bool)>, StoreError> {
     let runs = in_lock_order(runs, |r| r.id);
     let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
     let claims: Vec<Uuid> = runs.iter().map(|r| r.claim).collect();
     Ok(sqlx::query_as(
-        "update commands c
-            set lease_until = now() + make_interval(secs => $3)
-           from unnest($1::uuid[], $2::uuid[]) as r(id, claim)
-          where c.id = r.id and c.claim = r.claim and c.status = 'running'
-          returning c.claim, c.cancel_requested",
+        "with ours as (
+             select c.id, c.claim, c.cancel_requested
+               from commands c
+               join unnest($1::uuid[], $2::uuid[]) as r(id, claim)
+                 on c.id = r.id and c.claim = r.claim
+              where c.status = 'running'
+         ), free as (
+             select c.id
+               from commands c join ours on c.id = ours.id
+              where c.status = 'running' and c.claim = ours.claim
+              order by c.id
+                for no key update of c skip locked
+         ), renewed as (
+             update commands c
+                set lease_until = now() + make_interval(secs => $3)
+               from free
+              where c.id = free.id
+             returning c.claim, c.cancel_requested
+         )
+         select claim, cancel_requested, true from renewed
+         union all
+         select claim, cancel_requested, false from ours
+          where id not in (select id from free)",
     )
     .bind(&ids)
     .bind(&claims)
@@ -246,7 +275,9 @@ pub async fn progress<'c>(
 /// Inside the caller's own transaction: locks the command row (`for share`) if `run` still holds
 /// its claim with a live lease, and says whether it does. A handler that writes its effects in
 /// the same transaction after a `true` can never have them land after another run or a later
-/// generation took over: the reaper, a replay and a cancel all wait for the lock.
+/// generation took over: a replay and a cancel wait for the lock, and the reaper skips the row
+/// while it is held. The lock never delays a renewal: `heartbeat` skips the held row (renewing
+/// every other) and retries it at its next tick.
 pub async fn hold_claim(conn: &mut PgConnection, run: Run) -> Result<bool, StoreError> {
     let held: Option<bool> = sqlx::query_scalar(
         "select true from commands

@@ -101,6 +101,13 @@ pub async fn redelivered<'c>(
 /// `exceptions1`, a lane's to the other lane), as a failure of the run would be. Lost runs do not
 /// use up `max_attempts`; the bound on them is what keeps a command from cycling forever, in a
 /// lane as in the main queue.
+///
+/// Rows are taken `for no key update skip locked`: a row another transaction holds — above all a
+/// handler's effect transaction inside `hold_claim` — is skipped, never waited for, so a paused
+/// handler cannot stall the sweeps, and every other expired run is reaped on time. Skipping is
+/// also what keeps the fence: a held claim cannot be taken away while its transaction is open;
+/// the row is reaped by the first sweep after the lock is gone, if its lease has not been
+/// renewed by then.
 pub async fn reap_expired<'c>(
     executor: impl PgExecutor<'c>,
     grace: Duration,
@@ -137,7 +144,13 @@ pub async fn reap_expired<'c>(
                     redeliver_at = case when cancel_requested then null else now() end,
                     worker = null, claim = null, lease_until = null, next_attempt_at = null,
                     {CHANGED}
-              where status = 'running'
+              where c.id in (
+                    select id from commands
+                     where status = 'running'
+                       and lease_until < coalesce($3, now()) - make_interval(secs => $1)
+                     order by id
+                       for no key update skip locked)
+                and status = 'running'
                 and lease_until < coalesce($3, now()) - make_interval(secs => $1)
              returning *
          ), history as (

@@ -70,8 +70,9 @@ impl Context {
     /// Call inside your own transaction before writing the handler's effects: it locks the
     /// command row if this run still holds its claim with a live lease, and says whether it does.
     /// Write only after `true`, in the same transaction: then no effect can ever land after the
-    /// run lost its lease, was taken over, or a replay started a later generation (those wait for
-    /// the lock). With an idempotent write (a unique key per command and generation), effects
+    /// run lost its lease, was taken over, or a replay started a later generation (a replay and
+    /// a cancel wait for the lock, the reaper skips the row while it is held; the lease renewal
+    /// skips it too and renews it at its next tick, so the lock delays no other run's lease). With an idempotent write (a unique key per command and generation), effects
     /// are exactly once per generation.
     pub async fn hold_claim(&self, conn: &mut PgConnection) -> Result<bool, StoreError> {
         if self.lease.is_lost() {
@@ -120,7 +121,10 @@ impl Context {
             cmdbus_store::heartbeat(&self.shared.pool, &[self.lease.run], self.shared.lease).await;
         match renewed {
             Ok(rows) if !rows.is_empty() => {
-                self.lease.renewed(sent, self.shared.lease);
+                // A row held by this handler's own transaction is still ours, not renewed.
+                if rows.iter().any(|(_, _, renewed)| *renewed) {
+                    self.lease.renewed(sent, self.shared.lease);
+                }
                 true
             }
             Ok(_) => {

@@ -186,8 +186,11 @@ pub(crate) async fn renew_loop(
             cmdbus_store::heartbeat(&shared.pool, &runs, shared.lease),
         )
         .await;
-        let renewed: HashMap<Uuid, bool> = match renewed {
-            Ok(Ok(renewed)) => renewed.into_iter().collect(),
+        let renewed: HashMap<Uuid, (bool, bool)> = match renewed {
+            Ok(Ok(renewed)) => renewed
+                .into_iter()
+                .map(|(claim, cancel_requested, renewed)| (claim, (cancel_requested, renewed)))
+                .collect(),
             Ok(Err(error)) => {
                 tracing::warn!(%error, "cannot renew leases");
                 continue;
@@ -200,8 +203,12 @@ pub(crate) async fn renew_loop(
         for lease in leases {
             match renewed.get(&lease.run.claim) {
                 None => lease.lose("the claim is no longer ours"),
-                Some(cancel_requested) => {
-                    lease.renewed(sent, shared.lease);
+                Some((cancel_requested, renewed)) => {
+                    // Not renewed: its own handler holds the row (`hold_claim`); the lease
+                    // stands as last renewed, and the next tick tries again.
+                    if *renewed {
+                        lease.renewed(sent, shared.lease);
+                    }
                     if *cancel_requested {
                         lease.request_cancel();
                     }

@@ -44,7 +44,7 @@ async fn a_running_command_is_asked_to_stop_and_its_heartbeat_says_so(pool: PgPo
     );
     assert_eq!(
         heartbeat(&pool, &[run(&held)], LEASE).await?,
-        vec![(run(&held).claim, true)]
+        vec![(run(&held).claim, true, true)]
     );
     assert!(
         cancel(&pool, TENANT, held.id).await?.is_none(),

@@ -162,7 +162,7 @@ async fn behind_pgbouncer_the_fenced_writes_keep_their_contract_and_commit(
     assert!(progress(&db, forged, 0.5, None).await?.is_none());
     assert_eq!(
         heartbeat(&db, &[run(&held)], LEASE).await?,
-        vec![(run(&held).claim, false)]
+        vec![(run(&held).claim, false, true)]
     );
     let reported = progress(&db, run(&held), 0.5, None)
         .await?

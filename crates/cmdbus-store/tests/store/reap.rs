@@ -4,8 +4,10 @@
 //! alike); a run of an exception lane within the bound goes back to its lane. A claim never takes a run away by itself, however stale its lease.
 
 use cmdbus_domain::Status;
-use cmdbus_store::{Outcome, Refusal, reap_expired};
-use sqlx::PgPool;
+use cmdbus_store::{
+    Outcome, Refusal, hold_claim, reap_expired, take_redeliveries, take_unpublished,
+};
+use sqlx::{Acquire as _, PgPool};
 use std::time::Duration;
 
 use crate::common::*;
@@ -244,5 +246,77 @@ async fn a_lane_run_that_loses_too_many_leases_fails_on_to_the_next_lane(pool: P
             .is_empty(),
         "its own lane cannot run it again"
     );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_held_row_stalls_no_sweep_and_cannot_be_reaped_while_held(pool: PgPool) -> Checked {
+    // A failure detector for a sweep that waits on the lock, not a synchronisation.
+    const NO_WAIT: Duration = Duration::from_secs(5);
+    let held = claim_one(&pool, &queued(&pool, command()).await?)
+        .await?
+        .expect("claimed");
+    let dead = claim_one(&pool, &queued(&pool, command()).await?)
+        .await?
+        .expect("claimed");
+    let unpublished = submit_one(&pool, command()).await?;
+    let overdue = queued(&pool, command()).await?;
+    sqlx::query(
+        "update commands set created_at = now() - interval '1 hour',
+                             redeliver_at = now() - interval '1 minute'
+          where id = any($1)",
+    )
+    .bind(vec![unpublished.id, overdue.id])
+    .execute(&pool)
+    .await?;
+    let mut handler = pool.acquire().await?;
+    let mut effects = handler.begin().await?;
+    assert!(hold_claim(&mut effects, run(&held)).await?);
+    // Both leases look long ended to the reaper: the held run's paused handler outlived its lease.
+    let later = Some(db_now(&pool).await? + chrono::Duration::hours(1));
+
+    let reaped = tokio::time::timeout(NO_WAIT, reap_expired(&pool, Duration::ZERO, 5, later))
+        .await
+        .expect("the reaper waited for the handler's transaction")?;
+    let relayed = tokio::time::timeout(
+        NO_WAIT,
+        take_unpublished(&pool, Duration::from_secs(30), LEASE, 10),
+    )
+    .await
+    .expect("the relay waited")?;
+    let redelivered = tokio::time::timeout(NO_WAIT, take_redeliveries(&pool, LEASE, 10))
+        .await
+        .expect("the redelivery sweep waited")?;
+
+    let ids = |rows: &[cmdbus_store::CommandRow]| {
+        let mut ids: Vec<_> = rows.iter().map(|r| r.id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ids(&reaped),
+        vec![dead.id],
+        "the dead run is reaped on time"
+    );
+    assert_eq!(ids(&relayed), vec![unpublished.id]);
+    assert_eq!(
+        ids(&redelivered),
+        {
+            let mut both = vec![overdue.id, dead.id];
+            both.sort();
+            both
+        },
+        "the reaped run is published again at once"
+    );
+    let row = reload(&pool, held.id).await?;
+    assert_eq!(
+        (status(&row), row.claim),
+        (Status::Running, held.claim),
+        "a held claim is not taken away while its transaction is open"
+    );
+
+    effects.commit().await?;
+    let reaped = reap_expired(&pool, Duration::ZERO, 5, later).await?;
+    assert_eq!(ids(&reaped), vec![held.id], "reaped once the lock is gone");
     Ok(())
 }
