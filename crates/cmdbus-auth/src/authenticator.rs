@@ -223,6 +223,8 @@ impl Authenticator {
         let claims = crate::token::verify(token, &self.inner.secret, now).map_err(|error| {
             AuthError::Unauthorized(match error {
                 TokenError::Expired => "token expired",
+                TokenError::NotYetValid => "token not yet valid",
+                TokenError::Audience => "token is for another issuer or audience",
                 TokenError::Signature => "bad token signature",
                 TokenError::Algorithm => "unsupported token algorithm (only HS256)",
                 TokenError::Malformed => "not an API key or a token",
