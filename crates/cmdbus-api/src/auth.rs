@@ -240,6 +240,9 @@ pub(crate) async fn mint(
         scopes: scopes.names(),
         exp: expires_at,
         iat: Some(now),
+        nbf: None,
+        iss: None,
+        aud: None,
         key: principal.key_id(),
     };
     let token = state.auth.mint(&claims);

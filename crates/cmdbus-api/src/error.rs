@@ -20,6 +20,10 @@ pub enum ApiError {
     /// No `Content-Type: application/json`.
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
+    /// A `Content-Encoding` other than `identity`: the api does not decode bodies, and reading
+    /// gzip as JSON would only fail later with a misleading reason.
+    #[error("unsupported Content-Encoding {0:?}: send the body uncompressed")]
+    UnsupportedContentEncoding(String),
     /// Body over the limit.
     #[error("request body is too large")]
     PayloadTooLarge,
@@ -69,7 +73,9 @@ impl ApiError {
             ApiError::MalformedJson(_) | ApiError::InvalidId(_) | ApiError::InvalidQuery(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedContentEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             // A reused Idempotency-Key with another request is 422, as the IETF
             // Idempotency-Key draft says: the request cannot be processed as sent.
@@ -93,6 +99,7 @@ impl ApiError {
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::InvalidBody(_) => "invalid_body",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UnsupportedContentEncoding(_) => "unsupported_content_encoding",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnknownType(_) => "unknown_type",
             ApiError::InvalidField { .. } => "invalid_field",
@@ -147,6 +154,16 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::Auth(error) => error.into_response(),
+            // RFC 9110 section 15.5.16: name the codings that would have been accepted.
+            error @ ApiError::UnsupportedContentEncoding(_) => {
+                let mut response =
+                    problem_response(error.status(), error.code(), error.to_string());
+                response.headers_mut().insert(
+                    axum::http::header::ACCEPT_ENCODING,
+                    axum::http::HeaderValue::from_static("identity"),
+                );
+                response
+            }
             error => problem_response(error.status(), error.code(), error.to_string()),
         }
     }

@@ -4,7 +4,7 @@
 
 use axum::{
     extract::{FromRequest, FromRequestParts, Path, Query, Request, rejection::JsonRejection},
-    http::{StatusCode, request::Parts},
+    http::{StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use serde::{Serialize, de::DeserializeOwned};
@@ -24,6 +24,16 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // Bodies are read as sent: any coding but `identity` is refused before the body is.
+        for coding in request.headers().get_all(header::CONTENT_ENCODING) {
+            let coding = String::from_utf8_lossy(coding.as_bytes());
+            if coding
+                .split(',')
+                .any(|one| !one.trim().is_empty() && !one.trim().eq_ignore_ascii_case("identity"))
+            {
+                return Err(ApiError::UnsupportedContentEncoding(coding.into_owned()));
+            }
+        }
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(match rejection {

@@ -28,7 +28,8 @@ pub(crate) struct Conflict(Problem);
 #[response(content_type = "application/problem+json")]
 pub(crate) struct PayloadTooLarge(Problem);
 
-/// `unsupported_media_type`: the body is not sent as `Content-Type: application/json`.
+/// `unsupported_media_type`: the body is not sent as `Content-Type: application/json`; or
+/// `unsupported_content_encoding`: it is sent with a `Content-Encoding` other than `identity`.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub(crate) struct UnsupportedMediaType(Problem);

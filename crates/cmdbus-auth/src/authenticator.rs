@@ -223,6 +223,8 @@ impl Authenticator {
         let claims = crate::token::verify(token, &self.inner.secret, now).map_err(|error| {
             AuthError::Unauthorized(match error {
                 TokenError::Expired => "token expired",
+                TokenError::NotYetValid => "token not yet valid",
+                TokenError::Audience => "token is for another issuer or audience",
                 TokenError::Signature => "bad token signature",
                 TokenError::Algorithm => "unsupported token algorithm (only HS256)",
                 TokenError::Malformed => "not an API key or a token",
@@ -258,7 +260,7 @@ impl Authenticator {
         let (reach, limit_key) = match (&claims.sub, claims.ids.is_empty()) {
             (_, false) => (
                 Reach::Ids(Arc::new(claims.ids.iter().copied().collect())),
-                format!("token:{}:ids:{}", claims.tenant, claims.ids[0]),
+                format!("token:{}:ids:{}", claims.tenant, ids_bucket(&claims.ids)),
             ),
             (Some(sub), true) => (
                 Reach::Subject(sub.clone()),
@@ -388,4 +390,19 @@ impl Authenticator {
     pub fn mint(&self, claims: &Claims) -> String {
         crate::token::sign(claims, &self.inner.secret)
     }
+}
+
+/// The rate bucket of a token for named ids: a digest of the whole set (order aside), so two
+/// tokens that share a first id do not pay for each other's requests.
+fn ids_bucket(ids: &[Uuid]) -> String {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    use sha2::{Digest as _, Sha256};
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut digest = Sha256::new();
+    for id in &sorted {
+        digest.update(id.as_bytes());
+    }
+    URL_SAFE_NO_PAD.encode(digest.finalize())
 }

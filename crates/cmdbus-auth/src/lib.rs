@@ -28,4 +28,4 @@ pub use key::{
 };
 pub use limits::{Budget, Slot};
 pub use principal::{Credential, Principal, Reach, Scope, Scopes};
-pub use token::{Claims, TokenError, sign, verify};
+pub use token::{AUDIENCE, Audience, Claims, ISSUER, LEEWAY_SECS, TokenError, sign, verify};

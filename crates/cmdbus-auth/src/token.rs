@@ -30,10 +30,46 @@ pub struct Claims {
     /// Issued at, Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
+    /// Not before, Unix seconds: refused until then (less [`LEEWAY_SECS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// The issuer: when present, it must be [`ISSUER`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// The audience, one string or a list: when present, it must name [`AUDIENCE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
     /// The API key that minted it through `POST /v1/tokens`: revoking the key revokes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Uuid>,
 }
+
+/// A JWT `aud`: one name or several (RFC 7519 section 4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// One audience.
+    One(String),
+    /// Several; the token is for cmdbus if one of them is.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn names(&self, name: &str) -> bool {
+        match self {
+            Audience::One(one) => one == name,
+            Audience::Many(many) => many.iter().any(|one| one == name),
+        }
+    }
+}
+
+/// The clock skew allowed between the minting backend and this server, for `nbf` and `iat`.
+pub const LEEWAY_SECS: i64 = 60;
+/// The only `iss` a token may carry, if it carries one.
+pub const ISSUER: &str = "cmdbus";
+/// The `aud` a token must name, if it carries one: a token minted for another service with
+/// the same secret is not one for cmdbus.
+pub const AUDIENCE: &str = "cmdbus";
 
 fn read_only() -> Vec<String> {
     vec!["read".to_owned()]
@@ -54,6 +90,12 @@ pub enum TokenError {
     /// Past `exp`.
     #[error("token expired")]
     Expired,
+    /// Before `nbf`, or issued (`iat`) in the future, beyond the leeway.
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// An `iss` or `aud` that is not cmdbus's.
+    #[error("token is for another issuer or audience")]
+    Audience,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -87,7 +129,8 @@ pub fn sign(claims: &Claims, secret: &[u8]) -> String {
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
-/// Checks a token's signature and expiry (`now` in Unix seconds) and returns its claims.
+/// Checks a token's signature, its time window (`exp`, `nbf`, `iat`, with `now` in Unix
+/// seconds) and its `iss` and `aud`, and returns its claims.
 pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<Claims, TokenError> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
@@ -113,6 +156,15 @@ pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<Claims, TokenError
         serde_json::from_slice(&decode(payload)?).map_err(|_| TokenError::Malformed)?;
     if claims.exp <= now {
         return Err(TokenError::Expired);
+    }
+    let future = |at: Option<i64>| at.is_some_and(|at| at > now.saturating_add(LEEWAY_SECS));
+    if future(claims.nbf) || future(claims.iat) {
+        return Err(TokenError::NotYetValid);
+    }
+    if claims.iss.as_deref().is_some_and(|iss| iss != ISSUER)
+        || claims.aud.as_ref().is_some_and(|aud| !aud.names(AUDIENCE))
+    {
+        return Err(TokenError::Audience);
     }
     Ok(claims)
 }
@@ -143,8 +195,53 @@ mod tests {
             scopes: read_only(),
             exp: 2_000,
             iat: Some(1_000),
+            nbf: None,
+            iss: None,
+            aud: None,
             key: None,
         }
+    }
+
+    #[test]
+    fn a_token_is_refused_before_nbf_or_when_issued_in_the_future() {
+        let secret = b"secret-secret-secret-secret-32by";
+        let at = |nbf: Option<i64>, iat: Option<i64>| {
+            let mut claims = claims();
+            claims.nbf = nbf;
+            claims.iat = iat;
+            verify(&sign(&claims, secret), secret, 1_500)
+        };
+        assert_eq!(at(Some(1_600), None), Err(TokenError::NotYetValid));
+        assert_eq!(at(None, Some(1_600)), Err(TokenError::NotYetValid));
+        // Within the leeway, a backend's clock slightly ahead is forgiven.
+        assert!(at(Some(1_500 + LEEWAY_SECS), Some(1_500 + LEEWAY_SECS)).is_ok());
+        assert!(at(Some(1_000), Some(1_000)).is_ok());
+    }
+
+    #[test]
+    fn a_token_for_another_issuer_or_audience_is_refused() {
+        let secret = b"secret-secret-secret-secret-32by";
+        let with = |iss: Option<&str>, aud: Option<Audience>| {
+            let mut claims = claims();
+            claims.iss = iss.map(str::to_owned);
+            claims.aud = aud;
+            verify(&sign(&claims, secret), secret, 1_500)
+        };
+        let one = |name: &str| Some(Audience::One(name.to_owned()));
+        let many = |names: &[&str]| {
+            Some(Audience::Many(
+                names.iter().map(|n| (*n).to_owned()).collect(),
+            ))
+        };
+        assert_eq!(with(Some("billing"), None), Err(TokenError::Audience));
+        assert_eq!(with(None, one("billing")), Err(TokenError::Audience));
+        assert_eq!(
+            with(None, many(&["billing", "chat"])),
+            Err(TokenError::Audience)
+        );
+        assert!(with(Some("cmdbus"), one("cmdbus")).is_ok());
+        assert!(with(None, many(&["billing", "cmdbus"])).is_ok());
+        assert!(with(None, None).is_ok());
     }
 
     #[test]

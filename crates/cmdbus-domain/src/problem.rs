@@ -22,7 +22,8 @@ pub struct Problem {
     /// What exactly was wrong with this request.
     pub detail: String,
     /// Stable, machine-readable snake_case code: `malformed_json`, `invalid_body`,
-    /// `unsupported_media_type`, `payload_too_large`, `unknown_type`, `invalid_field`,
+    /// `unsupported_media_type`, `unsupported_content_encoding`, `payload_too_large`,
+    /// `unknown_type`, `invalid_field`,
     /// `idempotency_key_reused`, `invalid_id`, `invalid_query`, `not_found`, `conflict`,
     /// `not_websocket`, `upgrade_required`, `unavailable`, `internal`, `unauthorized`,
     /// `forbidden`, `rate_limited`, `quota_exceeded`, `host_not_allowed`, `origin_not_allowed`,

@@ -45,8 +45,8 @@ pub use commands::{
 pub use db::Db;
 pub use group::GroupCommit;
 pub use keys::{
-    KeyRecord, NewKey, count_configured_keys, count_unfinished_of, create_key, find_key, key_by_id,
-    list_keys, revoke_development_keys, revoke_key, token_secret,
+    COUNT_UNFINISHED_OF, KeyRecord, NewKey, count_configured_keys, count_unfinished_of, create_key,
+    find_key, key_by_id, list_keys, revoke_development_keys, revoke_key, token_secret,
 };
 pub use lifecycle::{Finish, Outcome, Run, finish, heartbeat, hold_claim, progress};
 pub use replay::{replay, replay_matching};

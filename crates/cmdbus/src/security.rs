@@ -211,13 +211,17 @@ fn request_host(request: &Request) -> Option<&str> {
         })
 }
 
-/// Probes that address the server by whatever name reaches it (a pod's IP, a container's name):
-/// they reveal nothing a rebinding page could use, and refusing them would fail deployments.
+/// Probes that address the server by whatever name reaches it (a pod's IP, a container's name),
+/// from any origin (a status page, a dashboard): they need no credential and reveal nothing a
+/// rebinding or foreign page could use, and refusing them would fail deployments.
 pub(crate) const PROBES: [&str; 2] = ["/healthz", "/readyz"];
 
 async fn check(State(policy): State<Arc<Policy>>, request: Request, next: Next) -> Response {
     let host = request_host(&request);
-    if !policy.allows_host(host) && !PROBES.contains(&request.uri().path()) {
+    if PROBES.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    if !policy.allows_host(host) {
         return cmdbus_api::problem(
             StatusCode::BAD_REQUEST,
             "host_not_allowed",

@@ -2,8 +2,9 @@
 //! secret, revoked once, and development keys never count as configured access.
 
 use cmdbus_store::{
-    Db, NewKey, count_configured_keys, count_unfinished_of, create_key, find_key, heartbeat,
-    key_by_id, list_keys, progress, revoke_development_keys, revoke_key, token_secret,
+    COUNT_UNFINISHED_OF, Db, NewKey, count_configured_keys, count_unfinished_of, create_key,
+    find_key, heartbeat, key_by_id, list_keys, progress, revoke_development_keys, revoke_key,
+    token_secret,
 };
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -133,6 +134,44 @@ async fn a_tenants_quota_counts_its_unfinished_commands(pool: PgPool) -> Checked
     assert_eq!(count_unfinished_of(&pool, TENANT).await?, 3);
     finish(&pool, &running, cmdbus_store::Outcome::Fail(error("boom"))).await?;
     assert_eq!(count_unfinished_of(&pool, TENANT).await?, 2);
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn the_quota_count_reads_only_unfinished_commands_through_their_index(
+    pool: PgPool,
+) -> Checked {
+    // 100,000 finished commands of two tenants, as a long-lived deployment holds.
+    sqlx::query(
+        "insert into commands (id, tenant, type, payload, status, finished_at)
+         select gen_random_uuid(), case when i % 2 = 0 then $1 else 'globex' end,
+                'demo.echo', '{}', 'success', now()
+           from generate_series(1, 100000) i",
+    )
+    .bind(TENANT)
+    .execute(&pool)
+    .await?;
+    submit_one(&pool, command()).await?;
+    queued(&pool, command()).await?;
+    claim_one(&pool, &queued(&pool, command()).await?)
+        .await?
+        .expect("claimed");
+    sqlx::query("analyze commands").execute(&pool).await?;
+
+    assert_eq!(count_unfinished_of(&pool, TENANT).await?, 3);
+    assert_eq!(count_unfinished_of(&pool, "globex").await?, 0);
+    let plan: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "explain (format json) {COUNT_UNFINISHED_OF}"
+    )))
+    .bind(TENANT)
+    .fetch_one(&pool)
+    .await?;
+    let plan = plan.to_string();
+    assert!(
+        plan.contains(r#""Index Name":"commands_unfinished_per_tenant""#),
+        "the quota count does not use its index: {plan}"
+    );
+    assert!(!plan.contains("Seq Scan"), "{plan}");
     Ok(())
 }
 

@@ -304,3 +304,45 @@ async fn bad_input_gets_a_problem_and_writes_nothing() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_content_encoded_body_gets_415_and_writes_nothing() {
+    let app = TestApp::start().await;
+    let post = |coding: &'static str| {
+        app.http
+            .post(app.url("/v1/commands"))
+            .header("content-type", "application/json")
+            .header("content-encoding", coding)
+            .body(r#"{"type":"demo.echo"}"#)
+            .send()
+    };
+    // The body is plain JSON: a server that ignored the header would take it as sent.
+    for coding in ["gzip", "br", "identity, gzip"] {
+        let response = post(coding).await.expect("submit");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{coding}"
+        );
+        assert_eq!(
+            response.headers()["accept-encoding"],
+            "identity",
+            "{coding}"
+        );
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{coding}"
+        );
+        let problem: Value = response.json().await.expect("problem");
+        assert_eq!(problem["code"], "unsupported_content_encoding", "{problem}");
+    }
+    assert_eq!(app.count("select count(*) from commands").await, 0);
+    let response = post("identity").await.expect("submit");
+    assert_eq!(
+        response.status(),
+        StatusCode::ACCEPTED,
+        "identity is no coding"
+    );
+    app.stop().await;
+}

@@ -156,3 +156,55 @@ async fn long_polls_sockets_and_unfinished_commands_are_capped() {
     drop(open);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn tokens_for_different_ids_do_not_share_a_rate_bucket() {
+    let app = TestApp::start_tweaked(|config| {
+        config.auth.token_secret = Some(crate::SECRET.to_owned());
+        config.auth.rate_limit = 5;
+        config.auth.rate_burst = 10;
+    })
+    .await;
+    let first = uuid::Uuid::now_v7();
+    let token_for = |ids: Vec<uuid::Uuid>| {
+        let now = chrono::Utc::now().timestamp();
+        cmdbus_auth::sign(
+            &cmdbus_auth::Claims {
+                tenant: "default".to_owned(),
+                sub: None,
+                ids,
+                scopes: vec!["read".to_owned()],
+                exp: now + 300,
+                iat: Some(now),
+                nbf: None,
+                iss: None,
+                aud: None,
+                key: None,
+            },
+            crate::SECRET.as_bytes(),
+        )
+    };
+    // Both name `first` first: a bucket keyed by the first id would make one pay for the other.
+    let flooder = http_client_with(&token_for(vec![first, uuid::Uuid::now_v7()]));
+    let other = http_client_with(&token_for(vec![first, uuid::Uuid::now_v7()]));
+    let url = app.url(&format!("/v1/commands/{first}"));
+    let mut refused = false;
+    for _ in 0..50 {
+        let response = flooder.get(&url).send().await.expect("request");
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused = true;
+            break;
+        }
+    }
+    assert!(
+        refused,
+        "a flood of 50 within the burst of 10 was never refused"
+    );
+    let served = other.get(&url).send().await.expect("request");
+    assert_ne!(
+        served.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "another token naming the same first id pays for the flood"
+    );
+    app.stop().await;
+}

@@ -268,3 +268,34 @@ async fn every_v1_answer_is_marked_no_store() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn health_probes_answer_whatever_the_origin() {
+    let app = app().await;
+    for path in ["/healthz", "/readyz"] {
+        let response = app
+            .http
+            .get(app.url(path))
+            .header("origin", "http://evil.example")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200, "{path} from a foreign origin");
+        // Answered, but not shared: the foreign page is not told it may read the answer.
+        assert_eq!(
+            header(&response, "access-control-allow-origin"),
+            "",
+            "{path}"
+        );
+    }
+    // The API itself is still closed to that origin.
+    let response = app
+        .http
+        .get(app.url("/v1/types"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 403);
+    app.stop().await;
+}
