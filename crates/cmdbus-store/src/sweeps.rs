@@ -185,15 +185,17 @@ pub async fn purge_finished<'c>(
         u64::try_from(cutoff.timestamp()).unwrap_or(0),
         cutoff.timestamp_subsec_nanos(),
     ));
-    // The delete states the condition again: the subquery chose its rows from the statement's
-    // snapshot, and a row it chose may be changed (a replay makes it unfinished) before the
-    // delete locks it. PostgreSQL re-checks the delete's own condition on the row as it is once
-    // locked, never the subquery's, so only the condition written here keeps that row.
+    // A sweep never waits on a row lock: a row someone holds (a replay under way, a handler's
+    // `hold_claim`) is skipped now and considered again by the next pass. The delete states the
+    // condition again: the subquery chose its rows from the statement's snapshot, and
+    // PostgreSQL re-checks only the delete's own condition on the row as it is once locked, so
+    // a row changed in between (a replay made it unfinished) is kept.
     let deleted = sqlx::query(
         "delete from commands
           where id in (select id from commands
                         where id < $1 and finished_at < $2
-                        order by id limit $3)
+                        order by id limit $3
+                        for update skip locked)
             and id < $1 and finished_at < $2",
     )
     .bind(newest)

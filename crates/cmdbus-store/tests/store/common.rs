@@ -263,6 +263,10 @@ pub(crate) async fn db_now(pool: &PgPool) -> Result<chrono::DateTime<chrono::Utc
     Ok(sqlx::query_scalar("select now()").fetch_one(pool).await?)
 }
 
+/// How long a statement may take before a test calls it waiting on a lock it must skip: a
+/// failure detector, never a synchronisation.
+pub(crate) const NO_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Returns once `waiters` statements of this test's database wait for a lock: the point at which
 /// a concurrent statement is known to be queued behind another transaction (an event, not a
 /// guess at how long it takes). Gives up after a few thousand looks.

@@ -244,7 +244,6 @@ async fn a_finish_racing_the_reaper_over_an_ended_lease_is_the_only_outcome(
 
 /// How long a statement that should not wait at all may take before the test calls it blocked:
 /// a failure detector, not a synchronisation.
-const NO_WAIT: Duration = Duration::from_secs(5);
 
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
 async fn a_held_claim_never_delays_another_runs_lease(pool: PgPool) -> Checked {

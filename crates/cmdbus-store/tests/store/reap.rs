@@ -252,7 +252,6 @@ async fn a_lane_run_that_loses_too_many_leases_fails_on_to_the_next_lane(pool: P
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
 async fn a_held_row_stalls_no_sweep_and_cannot_be_reaped_while_held(pool: PgPool) -> Checked {
     // A failure detector for a sweep that waits on the lock, not a synchronisation.
-    const NO_WAIT: Duration = Duration::from_secs(5);
     let held = claim_one(&pool, &queued(&pool, command()).await?)
         .await?
         .expect("claimed");

@@ -119,21 +119,17 @@ async fn a_command_a_concurrent_replay_made_unfinished_is_not_purged(pool: PgPoo
         .await?;
     let cutoff = chrono::Utc::now() - chrono::Duration::days(3);
 
-    // The replay holds the row, uncommitted, until the purge (which chose the row while it was
-    // still finished) waits for it; then it commits.
+    // The replay holds the row, uncommitted, while the purge runs: the purge must neither wait
+    // for it (no sweep waits on a row lock) nor delete it; then the replay commits.
     let mut conn = pool.acquire().await?;
     let mut replaying = conn.begin().await?;
     cmdbus_store::replay(&mut *replaying, TENANT, held.id)
         .await?
         .expect("replayed");
-    let purge = tokio::spawn({
-        let pool = pool.clone();
-        async move { purge_finished(&pool, cutoff, 100).await }
-    });
-    until_blocked(&pool, 1).await?;
+    let deleted = tokio::time::timeout(NO_WAIT, purge_finished(&pool, cutoff, 100))
+        .await
+        .expect("the purge waited for the replay's row lock")?;
     replaying.commit().await?;
-    let deleted = purge.await.expect("the purge ran")?;
-
     assert_eq!(
         deleted, 0,
         "the purge deleted a command a replay had made unfinished"
