@@ -180,6 +180,27 @@ pub(crate) async fn finish(
     finish_with_token(pool, row.id, run(row).claim, outcome, None).await
 }
 
+/// A command that ran once and failed into `lane`: queued, claimed, finished `fail` with a
+/// permanent-looking error and parked there (its parking publish owed).
+pub(crate) async fn parked(
+    pool: &PgPool,
+    command: NewCommand,
+    lane: &str,
+) -> Result<CommandRow, StoreError> {
+    let held = claim_one(pool, &queued(pool, command).await?)
+        .await?
+        .expect("claimed");
+    Ok(finish_with_token(
+        pool,
+        held.id,
+        run(&held).claim,
+        Outcome::Fail(error("boom")),
+        Some(lane),
+    )
+    .await?
+    .remove(0))
+}
+
 /// Ends the run of command `id` held by `token`, with `outcome`, parked in `lane` if it fails.
 pub(crate) async fn finish_with_token(
     pool: &PgPool,

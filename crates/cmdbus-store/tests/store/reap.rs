@@ -158,18 +158,7 @@ async fn a_reaped_run_whose_cancel_was_requested_ends_cancelled(pool: PgPool) ->
 
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
 async fn a_reaped_run_of_an_exception_lane_goes_back_to_its_lane(pool: PgPool) -> Checked {
-    let held = claim_one(&pool, &queued(&pool, command()).await?)
-        .await?
-        .expect("claimed");
-    let parked = finish_with_token(
-        &pool,
-        held.id,
-        run(&held).claim,
-        Outcome::Fail(error("boom")),
-        Some("exceptions2"),
-    )
-    .await?
-    .remove(0);
+    let parked = parked(&pool, command(), "exceptions2").await?;
     let rerun = claim_in(&pool, &[delivery(&parked)], "operator", Some("exceptions2"))
         .await?
         .remove(0);

@@ -180,18 +180,7 @@ async fn a_confirmed_redelivery_waits_again_and_a_confirmed_parking_owes_nothing
     pool: PgPool,
 ) -> Checked {
     let waiting = queued(&pool, command()).await?;
-    let held = claim_one(&pool, &queued(&pool, command()).await?)
-        .await?
-        .expect("claimed");
-    let parked = finish_with_token(
-        &pool,
-        held.id,
-        run(&held).claim,
-        Outcome::Fail(error("boom")),
-        Some("exceptions1"),
-    )
-    .await?
-    .remove(0);
+    let parked = parked(&pool, command(), "exceptions1").await?;
     let running = claim_one(&pool, &queued(&pool, command()).await?)
         .await?
         .expect("claimed");
