@@ -4,8 +4,12 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates crates
 COPY tools tools
+# A workspace member (the example worker): cargo reads every member's manifest.
+COPY examples examples
 COPY migrations migrations
 COPY web web
+# The browser library the binary serves at /v1/client.js (built and committed: no Node here).
+COPY clients/js/dist clients/js/dist
 RUN cargo build --release --locked -p cmdbus
 
 FROM debian:bookworm-slim

@@ -3,7 +3,7 @@
 # fresh database with a known key, runs the scenarios asked for, stops cmdbus and deletes its
 # broker namespace. Prints figures; never fails on speed.
 #
-#   scripts/bench.sh [e2e] [fanout] [limits]      (default: all three)
+#   scripts/bench.sh [e2e] [fanout] [limits] [keyed]      (default: the first three)
 #
 # Settings (environment): CMDBUS_BENCH_PORT (the first free port from 18080), CMDBUS_BENCH_PG (the server, default
 # postgres://postgres@127.0.0.1:5432), CMDBUS_AMQP_URL, CMDBUS_BENCH_RATES (open-loop rates, "100 500 2000"),
@@ -16,8 +16,8 @@ scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(e2e fanout limits)
 for scenario in "${scenarios[@]}"; do
   case "$scenario" in
-    e2e | fanout | limits) ;;
-    *) echo "unknown scenario $scenario (e2e, fanout, limits)" >&2; exit 2 ;;
+    e2e | fanout | limits | keyed) ;;
+    *) echo "unknown scenario $scenario (e2e, fanout, limits, keyed)" >&2; exit 2 ;;
   esac
 done
 
@@ -67,6 +67,7 @@ CMDBUS_BOOTSTRAP_KEY="$key" \
 CMDBUS_RATE_LIMIT=0 \
 CMDBUS_MAX_SOCKETS_PER_TENANT=$((sockets + 100)) \
 CMDBUS_MAX_CONNECTIONS=$((sockets + 1000)) \
+CMDBUS_MAX_CONNECTIONS_PER_ADDRESS=0 \
   "${CMDBUS_BENCH_SERVER:-target/release/cmdbus}" all >"$out/cmdbus.log" 2>&1 &
 server=$!
 ready=
@@ -107,6 +108,11 @@ for scenario in "${scenarios[@]}"; do
       ;;
     fanout)
       "$bench" fanout "${run[@]}" --concurrency 32 --sockets "$sockets"
+      ;;
+    keyed)
+      # Issue 16's workload: 8 keys x 1,000 with 1 in 20 failing once, and 8 x 500 with none.
+      "$bench" keyed --keys 8 --per-key 1000 --fail-every 20
+      "$bench" keyed --keys 8 --per-key 500 --fail-every 0
       ;;
     limits)
       against=()

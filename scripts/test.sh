@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against the real local services. On a fresh machine it first
 # installs and starts what the tests need: PostgreSQL, RabbitMQ, Debian's Chromium with its
-# driver for the browser tests, PgBouncer for the PgBouncer test (which starts its own), and
-# Schemathesis in .venv for the conformance tests. Safe to run again: it only does what is
-# missing.
+# driver for the browser tests, PgBouncer for the PgBouncer test (which starts its own),
+# Schemathesis in .venv for the conformance tests, and systemd-analyze and docker-compose for
+# the deployment files. Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,11 +69,31 @@ fi
 # No module of any crate imports its way back to itself: the layout shows the flow.
 python3 scripts/circles.py
 
+# The systemd unit and the compose files, checked without systemd running or a Docker engine
+# (Debian's systemd for systemd-analyze, Debian's docker-compose without the engine it
+# recommends).
+deploy_tools=()
+command -v systemd-analyze >/dev/null || deploy_tools+=(systemd)
+command -v docker-compose >/dev/null || deploy_tools+=(docker-compose)
+if [ ${#deploy_tools[@]} -gt 0 ]; then
+  echo "installing: ${deploy_tools[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${deploy_tools[@]}" >/dev/null
+fi
+scripts/check-deploy.sh
+
+# The browser library and its React hooks: type-checked, and no generated file (wire types from
+# /openapi.json, the bundle the server serves, the declarations) stale. Installs its pinned dev
+# tools from the npm registry on first use.
+command -v npm >/dev/null || { as_root apt-get update -qq; as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+clients/js/check.sh
+
 # cargo prints one "test result" line per test binary; the sum is the suite's closing line.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --workspace "$@" 2>&1 | tee "$log"
+cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 sum() { grep -E '^test result:' "$log" | grep -Eo "[0-9]+ $1" | awk '{n += $1} END {print n + 0}'; }

@@ -1,6 +1,6 @@
 // Signing in and out: the sign-in form, who is signed in (tenant, scopes, Sign out) in the top
 // bar, and the warning that a server runs without authentication. The console itself starts
-// and stops through the two callbacks; the credential lives in client.js.
+// and stops through the two callbacks; the key lives in bus.js.
 
 const RETRY_MS = 2000; // the server did not answer whether the key is good: ask again
 
@@ -10,7 +10,7 @@ const $ = (sel) => document.querySelector(sel);
  * Signs in with the key this tab holds (or asks for one), then calls `onSignedIn(identity)`;
  * whenever the session ends (Sign out, a 401, the socket closed with 4401) calls
  * `onSignedOut()` and asks for a key again, with the server's reason.
- * @param {import('./client.js').Client} client
+ * @param {import('./bus.js').Session} client
  * @param {{onSignedIn: (identity: object) => void, onSignedOut: () => void}} callbacks
  */
 export function startSession(client, { onSignedIn, onSignedOut }) {

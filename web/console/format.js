@@ -90,3 +90,14 @@ export function progressPercent(v) {
  * @type {(value: unknown) => string}
  */
 export const pretty = (value) => JSON.stringify(value, null, 2);
+
+const timeFmt = new Intl.DateTimeFormat(undefined, {
+  hour: '2-digit', minute: '2-digit', second: '2-digit', fractionalSecondDigits: 3,
+});
+
+/**
+ * The time of day of a timestamp, to the millisecond (the attempt timeline, where the day is the
+ * command's); '—' when there is none.
+ * @type {(s: string|null|undefined) => string}
+ */
+export const fmtTime = (s) => (s && !Number.isNaN(parseTime(s)) ? timeFmt.format(parseTime(s)) : '—');

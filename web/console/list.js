@@ -1,24 +1,43 @@
 // Loading the list of commands: page one for the current filters, "Load more" for the next
-// page, and a refresh that merges page one again (after a fresh subscription, and every
-// 2 s while polling). Stale answers (the filters changed meanwhile) are dropped.
+// page, and a refresh that merges page one again (once live updates first caught up, and
+// after a reset of them). Stale answers (the filters changed meanwhile) are dropped.
 
-import { PAGE_SIZE, api, state } from './state.js';
-import { compareNewestFirst } from './format.js';
-import { ingest } from './store.js';
-import { clearRows, listStatus, removeRow, updateListChrome } from './table.js';
+import { FILTER_KEYS, PAGE_SIZE, ROW_CAP, api, state } from './state.js';
+import { flush, ingest } from './store.js';
+import { listStatus } from './table.js';
+import { clearRows, updateListChrome } from './rows.js';
 import { notify } from './notice.js';
+import { notAvailable } from '../bus.js';
+
+/** Pages with nothing for the filter (the server looks through a bounded window per page) that
+ *  are skipped at once, so a rare status still shows instead of "No commands match". */
+const EMPTY_PAGES_FOLLOWED = 20;
+
+/**
+ * The current filters as query parameters (`time` filters as RFC 3339).
+ * @param {boolean} [withStatus] include the status (the counts route takes none)
+ * @returns {URLSearchParams}
+ */
+export function filterParams(withStatus = true) {
+  const q = new URLSearchParams();
+  for (const k of FILTER_KEYS) {
+    const value = state.filter[k];
+    if (!value || (k === 'status' && !withStatus)) continue;
+    q.set(k, k.startsWith('created_') ? new Date(value).toISOString() : value);
+  }
+  return q;
+}
 
 function listQuery(cursor) {
-  const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
-  if (state.filter.status) q.set('status', state.filter.status);
-  if (state.filter.type) q.set('type', state.filter.type);
+  const q = filterParams();
+  q.set('limit', String(PAGE_SIZE));
   if (cursor) q.set('cursor', cursor);
   return `/v1/commands?${q}`;
 }
 
 /**
  * mode 'reset': filters changed, start over. 'more': next page. 'refresh': merge page one again
- * (after a fresh subscription, and every 2 s in polling mode).
+ * (once live updates first caught up, and after a reset of them).
  * @param {'reset'|'more'|'refresh'} mode
  * @returns {Promise<void>} settles (never rejects) once the answer is shown
  */
@@ -27,29 +46,38 @@ export async function loadList(mode) {
     state.listEpoch++;
     state.cursor = null;
     state.pagesLoaded = 0;
+    state.rowCap = ROW_CAP;
     clearRows();
   }
+  if (mode === 'more') state.rowCap = Math.max(state.rowCap, state.rows.length + PAGE_SIZE);
   const epoch = state.listEpoch;
   const cursor = mode === 'more' ? state.cursor : null;
   if (mode === 'more' && !cursor) return;
   listStatus.loading = true;
   updateListChrome();
   try {
-    const { data } = await api('GET', listQuery(cursor));
-    if (epoch !== state.listEpoch) return; // the filters changed while we waited
-    listStatus.error = '';
-    const items = Array.isArray(data?.items) ? data.items : [];
-    if (mode === 'refresh' && state.pagesLoaded > 0) dropRowsMissingFrom(items, data.next_cursor);
-    for (const v of items) ingest(v, { listed: true });
-    // A refresh re-reads page one only; keep the cursor of the deepest page already loaded.
-    if (mode !== 'refresh' || state.pagesLoaded === 0) {
-      state.cursor = data?.next_cursor ?? null;
-      state.pagesLoaded++;
+    let next = cursor;
+    for (let page = 0; ; page++) {
+      const { data } = await api('GET', listQuery(next));
+      if (epoch !== state.listEpoch) return; // the filters changed while we waited
+      listStatus.error = '';
+      const items = Array.isArray(data?.items) ? data.items : [];
+      for (const v of items) ingest(v, { listed: true });
+      next = data?.next_cursor ?? null;
+      // A refresh re-reads page one only; keep the cursor of the deepest page already loaded.
+      if (mode !== 'refresh' || state.pagesLoaded === 0) {
+        state.cursor = next;
+        state.pagesLoaded++;
+      }
+      if (items.length || !next || mode === 'refresh' || page >= EMPTY_PAGES_FOLLOWED) break;
     }
+    flush();
   } catch (err) {
     if (epoch !== state.listEpoch) return;
     // Keep showing what we have; only an empty table needs the error in its place.
-    listStatus.error = `Could not load commands: ${err.message}`;
+    listStatus.error = notAvailable(err) || err.status === 400
+      ? `This server cannot list with these filters (${err.status}: ${err.message}).`
+      : `Could not load commands: ${err.message}`;
     if (mode !== 'refresh') notify(listStatus.error, 'error');
   } finally {
     if (epoch === state.listEpoch) listStatus.loading = false;
@@ -62,21 +90,4 @@ export function resetList() {
   state.listEpoch++;
   listStatus.loading = false;
   listStatus.error = '';
-}
-
-/**
- * In polling mode nobody tells us when a row stops matching the server-side filter
- * (e.g. "running" -> "success" under status=running). Rows inside the range page one covers
- * that page one no longer contains have left the filter.
- */
-function dropRowsMissingFrom(items, nextCursor) {
-  if (state.conn !== 'polling') return;
-  const present = new Set(items.map((v) => v.id));
-  const oldest = items[items.length - 1];
-  for (const id of [...state.rows]) {
-    const v = state.commands.get(id);
-    if (present.has(id) || !v) continue;
-    const covered = !nextCursor || (oldest && compareNewestFirst(v, oldest) <= 0);
-    if (covered) removeRow(id);
-  }
 }

@@ -1,23 +1,24 @@
-// Live updates of the console: the connection indicator in the top bar, and the client's
-// watch (client.js: the WebSocket when it works, polling when it does not) wired to the
-// table. Which commands get a long poll while polling is decided here: the open one, then the
-// rows on screen.
+// Live updates of the console: the connection indicator in the top bar, and every command in
+// the key's reach followed through the library (bus.js: the WebSocket when it works, else
+// Server-Sent Events, else the HTTP change feed, with reconnects and resume), each newer view
+// shown in the table.
 
 import { $ } from './dom.js';
 import { client, state } from './state.js';
-import { show } from './store.js';
+import { ingest } from './store.js';
 import { loadList } from './list.js';
-import { onScreen, tracksVisibility } from './table.js';
 import { notify } from './notice.js';
 
 const CONN_TITLES = {
-  live: 'Live: updates arrive over a WebSocket.',
+  live: 'Live: updates arrive as they happen.',
   reconnecting: 'The live connection dropped; reconnecting…',
-  polling: 'Live updates unavailable; refreshing every 2 seconds.',
+  polling: 'Live connections unavailable; following the change feed over HTTP.',
 };
 
-/** @type {import('../client.js').Watch|null} the watch of the signed-in session */
-let watch = null;
+/** @type {(() => void)|null} stops following, for the signed-in session */
+let stop = null;
+/** Whether the list was merged again since the first subscription of this session. */
+let caughtUp = false;
 
 /**
  * Shows how updates arrive now.
@@ -33,52 +34,30 @@ export function setConn(next) {
   if (text.textContent !== next) text.textContent = next; // exact text: live | reconnecting | polling
 }
 
-/** The commands worth a long poll while polling, most wanted first. */
-function* watched() {
-  if (state.detailId) yield state.detailId;
-  for (const id of state.rows) { // newest first
-    if (onScreen.has(id) || !tracksVisibility()) yield id;
+/** How changes arrive changed. The first time they do, the list is merged again: what changed
+ *  between the first page and the subscription is not in the stream. Later reconnects resume
+ *  from the cursor, and a gap the server cannot replay comes as a reset. */
+function onState(next) {
+  setConn(next);
+  if (next !== 'reconnecting' && !caughtUp) {
+    caughtUp = true;
+    loadList('refresh');
   }
 }
 
-function onStatus(status, reason) {
-  if (status === 'forbidden') { // the console only streams with `read`; a server that disagrees says why
-    notify(`Live updates refused: ${reason}`, 'error');
-    return;
-  }
-  setConn(status);
-}
-
-/** Starts watching the session's commands (polling from the start with ?transport=polling). */
+/** Starts following the session's commands (only the change feed with ?transport=polling). */
 export function startLive() {
-  watch = client.watch({
-    onCommand: (offered) => show(offered),
-    onResync: () => loadList('refresh'),
-    onPoll: () => loadList('refresh'),
-    onStatus,
-    watched,
-  }, { versions: state.commands, polling: state.forcedPolling });
-  watch.start();
+  caughtUp = false;
+  client.onFailure = (error) => notify(`Live updates refused: ${error.message}`, 'error');
+  stop = client.followAll({
+    onChange: (view) => ingest(view),
+    onReset: () => loadList('refresh'),
+    onState,
+  });
 }
 
-/** Stops the watch: no socket, no polling, no long poll left. */
+/** Stops following: no socket, no request left. */
 export function stopLive() {
-  watch?.stop();
-  watch = null;
+  stop?.();
+  stop = null;
 }
-
-/** What deserves a long poll may have changed (a view changed, rows moved, the dialog closed). */
-export function rewatch() {
-  watch?.rewatch();
-}
-
-/** The network came back: do not wait out the backoff. */
-export function onOnline() {
-  watch?.reconnectNow();
-}
-
-/**
- * The socket of the watch, for tests and debugging (window.cmdbus.ws).
- * @returns {WebSocket|null}
- */
-export const currentSocket = () => watch?.socket ?? null;

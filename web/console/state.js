@@ -1,14 +1,22 @@
 // Everything the console knows, in one object, and the one session it talks to the server
-// through. The views read and write `state`; the views of commands themselves are held in a
-// Versions store (client.js), so that the version rule decides what is newest.
+// through (bus.js, on the library @cmdbus/client). The views read and write `state`; the views
+// of commands themselves are held in a Held store (store.js), whose gate is the library's
+// version rule.
 
-import { Client, Versions, isAbort } from '../client.js';
+import { Session, isAbort } from '../bus.js';
+import { Held } from './held.js';
 
-export const STATUSES = ['new', 'queue', 'running', 'success', 'fail', 'cancelled'];
-export const CANCELLABLE = new Set(['new', 'queue', 'running']);
+export const STATUSES = ['scheduled', 'new', 'queue', 'running', 'success', 'fail', 'cancelled', 'discarded'];
+export const CANCELLABLE = new Set(['scheduled', 'new', 'queue', 'running']);
 
 export const PAGE_SIZE = 50;
-export const MAX_STORED = 5000;       // prune views that are not on screen past this many
+/** Rows the table shows at most before "Load more" (a burst pushes the oldest out). */
+export const ROW_CAP = 100;
+export const MAX_STORED = 20000;      // prune views that are not on screen past this many
+
+/** The list's filters, in the address bar and in GET /v1/commands. */
+export const FILTER_KEYS = ['status', 'type', 'q', 'error_code', 'lane', 'ordering_key',
+  'idempotency_key', 'created_after', 'created_before'];
 
 const params = new URLSearchParams(location.search);
 
@@ -17,25 +25,30 @@ export const state = {
   conn: 'reconnecting',                   // 'live' | 'reconnecting' | 'polling'
   forcedPolling: params.get('transport') === 'polling',
   types: [],                              // items of GET /v1/types
-  commands: new Versions(),               // id -> newest view we hold
+  commands: new Held(),                   // id -> newest view we hold
   payloads: new Map(),                    // id -> payload submitted from this page (the view has none)
   rows: [],                               // ids shown in the table, newest first
-  filter: {
-    status: STATUSES.includes(params.get('status')) ? params.get('status') : '',
-    type: params.get('type') || '',
-  },
+  rowCap: ROW_CAP,                        // rows shown at most; Load more raises it
+  selected: new Set(),                    // ids selected for a bulk action
+  /** @type {Record<string, string>} */
+  filter: Object.fromEntries(FILTER_KEYS.map((k) => [k, params.get(k) || ''])),
   cursor: null,                           // next_cursor of the deepest page loaded; null = nothing more
   pagesLoaded: 0,
   listEpoch: 0,                           // bumped on filter change so stale list answers are dropped
-  detailId: null,                         // command shown in the detail dialog
+  detailId: null,                         // command shown on the command page
+  cameFromList: false,                    // it was opened from the list: Back returns there
 };
 
-/** The signed-in session (session.js signs it in and out). */
-export const client = new Client();
+/** The signed-in session (session.js signs it in and out); `?transport=polling` keeps the
+ *  library to its HTTP change feed. */
+if (!STATUSES.includes(state.filter.status)) state.filter.status = '';
+
+export const client = new Session({ transports: params.get('transport') === 'polling' ? ['feed'] : undefined });
 
 /**
- * Every call goes through the session's client: it sends the key and signs out on a 401.
- * @type {(method: string, path: string, options?: object) => Promise<{status: number, data: any, res: Response}>}
+ * Every call goes through the session's library client: it sends the key, and a key the server
+ * refuses signs out.
+ * @type {(method: string, path: string, options?: object) => Promise<{status: number, data: any}>}
  */
 export const api = (method, path, options) => client.request(method, path, options);
 

@@ -5,9 +5,9 @@
 import { $, h, randomKey, shortId } from './dom.js';
 import { pretty } from './format.js';
 import { api, client, sessionEnded, state } from './state.js';
-import { ingest } from './store.js';
-import { flash, rowEls } from './table.js';
-import { openDetail } from './detail.js';
+import { flush, ingest } from './store.js';
+import { rowEls } from './table.js';
+import { openCommand } from './command.js';
 
 const form = $('#submit-form');
 const typeSelect = $('#type-select');
@@ -93,6 +93,19 @@ function readInt(input, errorEl, { min, max, optional, name }) {
 
 let submitting = false;
 
+/**
+ * The payload as typed, for JSON.stringify: a number that a JavaScript number would round (a
+ * big integer, many decimals) is sent as its own text, where the browser can (JSON.rawJSON).
+ * @param {string} text valid JSON
+ * @returns {unknown}
+ */
+function parseExact(text) {
+  if (typeof JSON.rawJSON !== 'function') return JSON.parse(text);
+  return JSON.parse(text, (_key, value, context) =>
+    (typeof value === 'number' && context?.source !== undefined && String(value) !== context.source
+      ? JSON.rawJSON(context.source) : value));
+}
+
 async function onSubmit(event) {
   event.preventDefault();
   if (submitting) return;
@@ -111,9 +124,13 @@ async function onSubmit(event) {
   const payloadText = payloadEl.value.trim();
   const orderingKey = $('#ordering-key').value.trim() || null;
   const idemKey = $('#idem-key').value.trim();
-  // Splice the user's JSON in verbatim: re-serialising would round big integers.
-  const rest = JSON.stringify({ priority: priority.value, ordering_key: orderingKey, max_attempts: maxAttempts.value });
-  const rawBody = `{"type":${JSON.stringify(type)},"payload":${payloadText},${rest.slice(1)}`;
+  const body = {
+    type,
+    payload: parseExact(payloadText),
+    priority: priority.value,
+    ordering_key: orderingKey,
+    max_attempts: maxAttempts.value,
+  };
 
   submitting = true;
   const btn = $('#submit');
@@ -121,7 +138,7 @@ async function onSubmit(event) {
   btn.textContent = 'Submitting…';
   try {
     const { status, data } = await api('POST', '/v1/commands', {
-      rawBody,
+      body,
       headers: idemKey ? { 'Idempotency-Key': idemKey } : {},
     });
     if (!data || typeof data.id !== 'string') {
@@ -147,9 +164,10 @@ function showSubmitted(view, status) {
     return;
   }
   ingest(view, { listed: true });
+  flush(); // the row the answer links to is drawn now, not at the next frame
   const shown = rowEls.get(view.id);
-  if (shown) flash(shown);
-  const open = h('button', { type: 'button', class: 'link-btn', onclick: () => openDetail(view.id) }, 'View details');
+  if (shown) shown.classList.add('flash');
+  const open = h('button', { type: 'button', class: 'link-btn', onclick: () => openCommand(view.id) }, 'View details');
   const what = status === 200
     ? 'Already submitted with this idempotency key; showing the existing command'
     : 'Submitted';
@@ -207,7 +225,6 @@ export async function loadTypes() {
     ? names.map((n) => h('option', { value: n }, n))
     : [h('option', { value: '' }, 'No types registered')]));
   fillTypeOptions($('#filter-type'), names, state.filter.type);
-  fillTypeOptions($('#bulk-type'), names, state.filter.type);
   currentType = '';
   onTypeChange();
 }

@@ -1,24 +1,20 @@
-// The commands table: one row per command shown, newest first, painted from the view held;
-// its keyboard moves, its action buttons, its empty state and count, and which rows are on
-// screen. It draws only: store.js decides which views enter and leave it.
+// The commands table's rows, painted from the view held: status, progress, attempt, times, the
+// selection box and the action buttons; and the table's clicks and keys (one tab stop for the
+// whole table, arrow keys between rows). It draws only: rows.js decides which rows are shown.
 
 import { $, h, shortId } from './dom.js';
-import {
-  compareNewestFirst, fmtAge, fmtDate, fmtDuration, parseTime, progressPercent, runDuration,
-} from './format.js';
+import { fmtAge, fmtDate, fmtDuration, parseTime, progressPercent, runDuration } from './format.js';
 import { CANCELLABLE, client, state } from './state.js';
 
 /** id -> its <tr>, for every row shown. */
 export const rowEls = new Map();
-/** ids whose rows intersect the viewport (polling mode long-polls only those). */
-export const onScreen = new Set();
 /** The list's loading state, shown in place of an empty table. list.js sets it. */
 export const listStatus = { loading: false, error: '' };
 
 const tbody = $('#rows');
-let visibilityListener = () => {};
 
 const ROW_TEMPLATE = `
+  <td class="c-select"><input type="checkbox" data-testid="select" tabindex="-1"></td>
   <td class="c-id" data-label="ID"><code></code></td>
   <td class="c-type" data-label="Type"></td>
   <td class="c-status" data-label="Status"><span class="badge" data-testid="status"></span></td>
@@ -32,13 +28,22 @@ const ROW_TEMPLATE = `
   <td class="c-duration" data-label="Took"></td>
   <td class="c-actions"></td>`;
 
-function createRow(v) {
+/**
+ * A new row for `v` (not yet in the table).
+ * @param {object} v a command view
+ * @returns {HTMLTableRowElement}
+ */
+export function createRow(v) {
   const tr = document.createElement('tr');
-  tr.tabIndex = 0;
+  tr.tabIndex = -1; // the table is one tab stop: arrow keys move between rows
   tr.dataset.testid = 'row';
   tr.dataset.id = v.id;
   tr.innerHTML = ROW_TEMPLATE; // static markup only; values go in via textContent below
-  updateRow(tr, v, null);
+  const box = /** @type {HTMLInputElement} */ (tr.querySelector('.c-select input'));
+  box.setAttribute('aria-label', `Select command ${shortId(v.id)}`);
+  box.checked = state.selected.has(v.id);
+  if (box.checked) tr.classList.add('selected');
+  updateRow(tr, v, false);
   return tr;
 }
 
@@ -79,12 +84,13 @@ export function paintBadge(badge, status) {
 }
 
 /**
- * Repaints a row for `v`; flashes it when the status moved on from `previous`.
+ * Repaints a row for `v`; with `flash`, highlights it when its status moved on.
  * @param {HTMLTableRowElement} tr
  * @param {object} v the view now held
- * @param {object|null|undefined} previous the view the row showed before
+ * @param {boolean} flash
  */
-export function updateRow(tr, v, previous) {
+export function updateRow(tr, v, flash) {
+  const moved = tr.dataset.status !== undefined && tr.dataset.status !== v.status;
   tr.dataset.status = v.status;
   const code = tr.querySelector('.c-id code');
   code.textContent = shortId(v.id);
@@ -92,7 +98,9 @@ export function updateRow(tr, v, previous) {
   tr.querySelector('.c-type').textContent = v.type;
   paintBadge(tr.querySelector('.badge'), v.status);
   paintProgress(tr.querySelector('.progress'), tr.querySelector('.progress-note'), v);
-  tr.querySelector('.c-attempt').textContent = `${v.attempt}/${v.max_attempts}`;
+  const waiting = v.status === 'queue' && v.next_attempt_at;
+  tr.querySelector('.c-attempt').textContent = `${v.attempt}/${v.max_attempts}${waiting ? ' ⟳' : ''}`;
+  tr.querySelector('.c-attempt').title = waiting ? `next attempt ${fmtDate(v.next_attempt_at)}` : '';
   const time = tr.querySelector('.c-age time');
   time.dateTime = v.created_at;
   time.title = fmtDate(v.created_at);
@@ -100,7 +108,9 @@ export function updateRow(tr, v, previous) {
   paintActions(tr.querySelector('.c-actions'), v);
   const pct = v.status === 'running' && typeof v.progress === 'number' ? `, ${progressPercent(v)}%` : '';
   tr.setAttribute('aria-label', `${v.type} ${shortId(v.id)}, ${v.status}${pct}`);
-  if (previous && previous.status !== v.status) flash(tr);
+  // A highlight that is already playing is left to finish: restarting it needs a forced
+  // layout, and one per change froze the page under a burst.
+  if (flash && moved) tr.classList.add('flash');
 }
 
 /** Age and duration change every second; the ticker calls this for every row. */
@@ -126,145 +136,92 @@ function paintActions(cell, v) {
 }
 
 /**
- * What the signed-in key may do to `v` now: retry and cancel need the operate scope.
+ * What the signed-in key may do to `v` now (the operate scope): retry a failed or cancelled
+ * command, cancel an unfinished one.
  * @param {object} v a command view
  * @returns {Array<'retry'|'cancel'>}
  */
 export function operations(v) {
   if (!client.can('operate')) return [];
-  if (v.status === 'fail') return ['retry'];
+  if (v.status === 'fail' || v.status === 'cancelled') return ['retry'];
   return CANCELLABLE.has(v.status) ? ['cancel'] : [];
 }
 
 /**
- * A Retry or Cancel button for command `id` (small in a row, large in the detail dialog).
- * @param {'retry'|'cancel'} action
+ * A Retry or Cancel button for command `id` (small in a row, large on the command page). A
+ * row's buttons are not tab stops: the keyboard reaches them on the command page, or through
+ * the selection.
+ * @param {'retry'|'cancel'|'discard'} action
  * @param {string} id
  * @param {{large?: boolean}} [options]
  * @returns {HTMLButtonElement}
  */
 export function actionButton(action, id, { large = false } = {}) {
-  const label = action === 'retry' ? 'Retry' : 'Cancel';
+  const label = { retry: 'Retry', cancel: 'Cancel', discard: 'Discard' }[action];
   return h('button', {
     type: 'button',
-    class: `btn ${large ? '' : 'small'} ${action === 'cancel' ? 'ghost-danger' : ''}`.trim(),
+    class: `btn ${large ? '' : 'small'} ${action === 'retry' ? '' : 'ghost-danger'}`.trim(),
     'data-action': action,
     'data-testid': action,
     'data-id': id,
+    tabindex: large ? null : '-1',
     'aria-label': large ? null : `${label} command ${shortId(id)}`,
   }, label);
 }
 
-/**
- * Brief highlight so a status change is noticed without reading every row.
- * @param {HTMLTableRowElement} tr
- */
-export function flash(tr) {
-  tr.classList.remove('flash');
-  void tr.offsetWidth; // restart the CSS animation
-  tr.classList.add('flash');
-}
-
-/**
- * Adds a row for `v` in its place, newest first.
- * @param {object} v a command view
- * @returns {HTMLTableRowElement}
- */
-export function insertRow(v) {
-  const tr = createRow(v);
-  // rows are newest first; find the first one older than v
-  let i = 0;
-  while (i < state.rows.length && compareNewestFirst(state.commands.get(state.rows[i]), v) <= 0) i++;
-  const before = i < state.rows.length ? rowEls.get(state.rows[i]) : null;
-  tbody.insertBefore(tr, before);
-  state.rows.splice(i, 0, v.id);
-  rowEls.set(v.id, tr);
-  visibility?.observe(tr);
-  updateListChrome();
-  return tr;
-}
-
-/**
- * Removes the row of `id`, keeping keyboard focus in the table.
- * @param {string} id
- */
-export function removeRow(id) {
-  const tr = rowEls.get(id);
-  if (!tr) return;
-  // Do not drop keyboard users into <body> when their row leaves the filter.
-  if (tr.contains(document.activeElement)) {
-    const next = tr.nextElementSibling || tr.previousElementSibling;
-    (next || $('#list-h').closest('section')).focus();
-  }
-  visibility?.unobserve(tr);
-  onScreen.delete(id);
-  tr.remove();
-  rowEls.delete(id);
-  state.rows.splice(state.rows.indexOf(id), 1);
-  updateListChrome();
-}
-
-/** Removes every row. */
-export function clearRows() {
-  for (const tr of rowEls.values()) visibility?.unobserve(tr);
-  tbody.replaceChildren();
-  rowEls.clear();
-  onScreen.clear();
-  state.rows = [];
-}
-
-/** Empty state, row count and the "Load more" button. */
-export function updateListChrome() {
-  const empty = $('#empty');
-  const filtered = state.filter.status || state.filter.type;
-  if (state.rows.length) {
-    empty.hidden = true;
-  } else {
-    empty.hidden = false;
-    empty.classList.toggle('error', Boolean(listStatus.error));
-    empty.textContent = listStatus.error
-      || (listStatus.loading ? 'Loading commands…'
-        : filtered ? 'No commands match these filters.' : 'No commands yet. Submit one to see it here.');
-  }
-  $('#count').textContent = state.rows.length
-    ? `${state.rows.length} shown${state.cursor ? ', more available' : ''}` : '';
-  const more = $('#load-more');
-  more.hidden = !state.cursor;
-  more.disabled = listStatus.loading;
-  more.textContent = listStatus.loading && state.pagesLoaded > 0 ? 'Loading…' : 'Load more';
-}
-
+/** Moves the table's one tab stop to `tr` and focuses it. */
 function focusRow(tr) {
   if (!tr) return;
+  for (const other of tbody.querySelectorAll('tr[tabindex="0"]')) other.tabIndex = -1;
+  tr.tabIndex = 0;
   tr.focus();
   tr.scrollIntoView({ block: 'nearest' });
 }
 
 /**
- * Clicks and keys on the table: an action button runs `act`, a row (Enter, Space, a click)
- * opens with `open`, arrow keys, Home and End move between rows.
- * @param {{open: (id: string) => void, act: (action: string, id: string, btn: HTMLButtonElement) => void}} handlers
+ * Clicks and keys on the table: an action button runs `act`, a row (Enter, a click) opens
+ * with `open`, its box (Space, x, a click) selects it with `select`; arrow keys, Home and End
+ * move between rows.
+ * @param {{open: (id: string) => void, act: (action: string, id: string, btn: HTMLButtonElement) => void,
+ *   select: (id: string, on: boolean, range: boolean) => void}} handlers
  */
-export function bindTable({ open, act }) {
+export function bindTable({ open, act, select }) {
   tbody.addEventListener('click', (event) => {
-    const btn = event.target.closest('button[data-action]');
+    const target = /** @type {HTMLElement} */ (event.target);
+    const btn = target.closest('button[data-action]');
     if (btn) { act(btn.dataset.action, btn.dataset.id, btn); return; }
-    const tr = event.target.closest('tr[data-id]');
-    // Let people select text (e.g. to copy an id) without opening the dialog.
-    if (tr && !window.getSelection()?.toString()) open(tr.dataset.id);
+    const tr = target.closest('tr[data-id]');
+    if (!tr) return;
+    if (target.closest('.c-select')) {
+      const box = tr.querySelector('.c-select input');
+      if (target !== box) box.checked = !box.checked;
+      select(tr.dataset.id, box.checked, event.shiftKey);
+      focusRow(tr);
+      return;
+    }
+    // Let people select text (e.g. to copy an id) without opening the command.
+    if (!window.getSelection()?.toString()) open(tr.dataset.id);
   });
-  tbody.addEventListener('keydown', (event) => onTableKeydown(event, open));
+  tbody.addEventListener('keydown', (event) => onTableKeydown(event, open, select));
+  tbody.addEventListener('animationend', (event) => {
+    /** @type {HTMLElement} */ (event.target).classList.remove('flash');
+  });
 }
 
-function onTableKeydown(event, openDetail) {
+function onTableKeydown(event, openCommand, select) {
   const tr = event.target;
   if (!(tr instanceof HTMLTableRowElement) || !tr.dataset.id) return;
   switch (event.key) {
-    case 'Enter':
+    case 'Enter': event.preventDefault(); openCommand(tr.dataset.id); break;
     case ' ':
+    case 'x': {
+      if (!client.can('operate')) return;
       event.preventDefault();
-      openDetail(tr.dataset.id);
+      const box = tr.querySelector('.c-select input');
+      box.checked = !box.checked;
+      select(tr.dataset.id, box.checked, event.shiftKey);
       break;
+    }
     case 'ArrowDown': event.preventDefault(); focusRow(tr.nextElementSibling); break;
     case 'ArrowUp': event.preventDefault(); focusRow(tr.previousElementSibling); break;
     case 'Home': event.preventDefault(); focusRow(tbody.firstElementChild); break;
@@ -272,29 +229,6 @@ function onTableKeydown(event, openDetail) {
     default:
   }
 }
-
-/** Track which rows are on screen: polling mode long-polls only those. */
-const visibility = 'IntersectionObserver' in window
-  ? new IntersectionObserver((entries) => {
-    for (const e of entries) {
-      const id = e.target.dataset.id;
-      if (e.isIntersecting) onScreen.add(id); else onScreen.delete(id);
-    }
-    visibilityListener();
-  })
-  : null;
-
-/**
- * Whether rows can be told on screen from off screen (else every row counts as on screen).
- * @returns {boolean}
- */
-export const tracksVisibility = () => visibility !== null;
-
-/**
- * `listener()` runs whenever rows scroll into or out of sight.
- * @param {() => void} listener
- */
-export function onVisibilityChange(listener) { visibilityListener = listener; }
 
 /**
  * Ages and running durations of every row, as of `now` (the ticker calls this every second).

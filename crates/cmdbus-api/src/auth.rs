@@ -3,12 +3,13 @@
 //! browser tokens (`POST /v1/tokens`).
 
 use axum::{
-    extract::{FromRequestParts, State},
+    extract::{ConnectInfo, FromRequestParts, State},
     http::{StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use cmdbus_auth::{Claims, Credential, Principal, Reach, Scope, Scopes};
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -36,7 +37,11 @@ impl FromRequestParts<ApiState> for Caller {
                 cmdbus_auth::AuthError::Unauthorized("the Authorization header is not ASCII")
             })?),
         };
-        let principal = state.auth.authorization(header).await?;
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(address)| address.ip());
+        let principal = state.auth.authorization_from(header, address).await?;
         state.auth.admit(&principal)?;
         Ok(Caller(principal))
     }

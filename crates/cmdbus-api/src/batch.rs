@@ -72,7 +72,10 @@ impl Batcher {
 
 /// Inserts a batch; when the database refuses it, each command on its own, so that one command
 /// the database refuses does not fail the others.
-async fn insert_batch(pool: Db, commands: Vec<NewCommand>) -> Vec<Result<Submitted, StoreError>> {
+pub(crate) async fn insert_batch(
+    pool: Db,
+    commands: Vec<NewCommand>,
+) -> Vec<Result<Submitted, StoreError>> {
     match insert(&pool, &commands).await {
         Ok(submitted) => submitted.into_iter().map(Ok).collect(),
         Err(error) if commands.len() == 1 => vec![Err(error)],

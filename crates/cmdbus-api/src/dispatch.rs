@@ -31,6 +31,8 @@ pub(crate) async fn publish(broker: &Broker, rows: &[CommandRow]) -> Vec<Uuid> {
 }
 
 /// Publishes `rows` (all `new`) and returns them as they are afterwards, in the same order.
+/// A command whose key is not its turn is not published at all: it becomes `queue` held in
+/// PostgreSQL, and the finish of its predecessor publishes it (`cmdbus_store::hold_new`).
 pub(crate) async fn dispatch(
     pool: &Db,
     broker: &Broker,
@@ -40,8 +42,32 @@ pub(crate) async fn dispatch(
     if rows.is_empty() {
         return Ok(rows);
     }
-    let confirmed = publish(broker, &rows).await;
-    let mut queued = cmdbus_store::mark_queued(pool, &confirmed, redeliver_after).await?;
+    let keyed: Vec<Uuid> = rows
+        .iter()
+        .filter(|row| row.ordering_key.is_some())
+        .map(|row| row.id)
+        .collect();
+    let mut queued = if keyed.is_empty() {
+        Vec::new()
+    } else {
+        match cmdbus_store::hold_new(pool, &keyed).await {
+            Ok(held) => held,
+            Err(error) => {
+                // Published all the same: a worker holds the ones that are not their turn.
+                tracing::warn!(%error, "cannot hold commands for their key");
+                Vec::new()
+            }
+        }
+    };
+    metrics::counter!("cmdbus_held_total").increment(queued.len() as u64);
+    let unheld: Vec<CommandRow> = rows
+        .iter()
+        .filter(|row| !queued.iter().any(|held| held.id == row.id))
+        .cloned()
+        .collect();
+    let confirmed = publish(broker, &unheld).await;
+    queued.extend(cmdbus_store::mark_queued(pool, &confirmed, redeliver_after).await?);
+    // Held and published alike, in one events message.
     broker.announce(queued.iter().map(CommandRow::event)).await;
     // A confirmed row that was not `new` any more moved on already (a fast worker claimed it
     // before the confirm came back): answer with what it is now, not with a stale `new`.

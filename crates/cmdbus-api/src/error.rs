@@ -6,7 +6,17 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use cmdbus_auth::{AuthError, problem_response};
+use cmdbus_domain::{FieldError, PROBLEM_JSON, Problem};
 use cmdbus_store::StoreError;
+
+/// The problem a change feed's reset answers: a `Problem` and the cursor to go on from.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ResetProblem {
+    #[serde(flatten)]
+    problem: Problem,
+    /// Reload what you show, then go on from this cursor.
+    cursor: String,
+}
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -38,21 +48,55 @@ pub enum ApiError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The payload does not follow its type's JSON Schema.
+    #[error(
+        "the payload does not follow the JSON Schema of its type (GET /v1/types): {} error(s), \
+         each in `errors`",
+        .0.len()
+    )]
+    InvalidPayload(Vec<FieldError>),
     /// The same idempotency key was used for a different command.
     #[error("Idempotency-Key was already used for a different command")]
     IdempotencyKeyReused,
+    /// A schedule's cron pattern cannot be read, or never fires.
+    #[error("invalid cron: {0}")]
+    InvalidCron(String),
+    /// A schedule's time zone is not an IANA zone name.
+    #[error("invalid timezone: {0}")]
+    InvalidTimezone(String),
     /// The path's id is not a UUID.
     #[error("not an id: {0:?}")]
     InvalidId(String),
     /// A query parameter is wrong.
     #[error("{0}")]
     InvalidQuery(String),
+    /// A `since` that is not a cursor this server hands out.
+    #[error("{0}")]
+    BadCursor(String),
+    /// A cursor the change feed cannot serve: reload, then go on from `cursor`.
+    #[error("{}", if *.ahead {
+        "this cursor is ahead of the status database (from another deployment or a restored backup): reload, then go on from `cursor`"
+    } else {
+        "more changed since this cursor than the change feed replays: reload, then go on from `cursor`"
+    })]
+    Reset {
+        /// A sound cursor to go on from.
+        cursor: String,
+        /// From the future (`409`); else owing too much (`410`).
+        ahead: bool,
+    },
     /// No such command (or not the caller's to see).
     #[error("no such command")]
     NotFound,
     /// No such key of the caller's tenant.
     #[error("no such key")]
     KeyNotFound,
+    /// No such schedule of the caller's tenant.
+    #[error("no such schedule")]
+    ScheduleNotFound,
+    /// No such registered command type, named in a path (`/v1/types/{name}/pause`).
+    #[error("no such command type {0:?}")]
+    TypeNotFound(String),
     /// Not authenticated, not allowed, or over a limit.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -70,9 +114,14 @@ pub enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::MalformedJson(_) | ApiError::InvalidId(_) | ApiError::InvalidQuery(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::MalformedJson(_)
+            | ApiError::InvalidId(_)
+            | ApiError::InvalidQuery(_)
+            | ApiError::BadCursor(_)
+            | ApiError::InvalidCron(_)
+            | ApiError::InvalidTimezone(_) => StatusCode::BAD_REQUEST,
+            ApiError::Reset { ahead: true, .. } => StatusCode::CONFLICT,
+            ApiError::Reset { ahead: false, .. } => StatusCode::GONE,
             ApiError::UnsupportedMediaType | ApiError::UnsupportedContentEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -82,8 +131,12 @@ impl ApiError {
             ApiError::InvalidBody(_)
             | ApiError::UnknownType(_)
             | ApiError::InvalidField { .. }
+            | ApiError::InvalidPayload(_)
             | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotFound | ApiError::KeyNotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound
+            | ApiError::KeyNotFound
+            | ApiError::TypeNotFound(_)
+            | ApiError::ScheduleNotFound => StatusCode::NOT_FOUND,
             ApiError::Auth(error) => error.status(),
             // The request is valid, and would be accepted in another state of the command: what
             // refuses it is state the server holds, which is what 409 says.
@@ -103,15 +156,37 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnknownType(_) => "unknown_type",
             ApiError::InvalidField { .. } => "invalid_field",
+            ApiError::InvalidPayload(_) => "invalid_payload",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::InvalidCron(_) => "invalid_cron",
+            ApiError::InvalidTimezone(_) => "invalid_timezone",
             ApiError::InvalidId(_) => "invalid_id",
             ApiError::InvalidQuery(_) => "invalid_query",
-            ApiError::NotFound | ApiError::KeyNotFound => "not_found",
+            ApiError::BadCursor(_) => "bad_cursor",
+            ApiError::Reset { .. } => "reset",
+            ApiError::NotFound
+            | ApiError::KeyNotFound
+            | ApiError::TypeNotFound(_)
+            | ApiError::ScheduleNotFound => "not_found",
             ApiError::Auth(error) => error.code(),
             ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal => "internal",
         }
+    }
+}
+
+impl ApiError {
+    /// The problem document this error answers with, as a value: what a batch submit puts in
+    /// the result of an item it refused.
+    pub(crate) fn to_problem(&self) -> Problem {
+        let status = self.status();
+        let reason = status.canonical_reason().unwrap_or("Error");
+        let mut problem = Problem::new(status.as_u16(), reason, self.code(), self.to_string());
+        if let ApiError::InvalidPayload(errors) = self {
+            problem.errors = errors.clone();
+        }
+        problem
     }
 }
 
@@ -152,19 +227,47 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let (status, code, detail) = (self.status(), self.code(), self.to_string());
+        let problem = || {
+            let reason = status.canonical_reason().unwrap_or("Error");
+            Problem::new(status.as_u16(), reason, code, detail.clone())
+        };
         match self {
             ApiError::Auth(error) => error.into_response(),
             // RFC 9110 section 15.5.16: name the codings that would have been accepted.
-            error @ ApiError::UnsupportedContentEncoding(_) => {
-                let mut response =
-                    problem_response(error.status(), error.code(), error.to_string());
+            ApiError::UnsupportedContentEncoding(_) => {
+                let mut response = problem_response(status, code, detail);
                 response.headers_mut().insert(
                     axum::http::header::ACCEPT_ENCODING,
                     axum::http::HeaderValue::from_static("identity"),
                 );
                 response
             }
-            error => problem_response(error.status(), error.code(), error.to_string()),
+            // Each field the schema refused, with its JSON pointer, in an `errors` member.
+            ApiError::InvalidPayload(errors) => {
+                let mut problem = problem();
+                problem.errors = errors;
+                problem_json(status, problem)
+            }
+            // The problem says where to go on from: a `cursor` member beside the usual ones.
+            ApiError::Reset { cursor, .. } => problem_json(
+                status,
+                ResetProblem {
+                    problem: problem(),
+                    cursor,
+                },
+            ),
+            _ => problem_response(status, code, detail),
         }
     }
+}
+
+/// A problem document with members of its own, as `application/problem+json`.
+fn problem_json(status: StatusCode, body: impl serde::Serialize) -> Response {
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(PROBLEM_JSON),
+    );
+    response
 }

@@ -1,12 +1,14 @@
 //! The api's extractors. Every rejection is an `ApiError`, so that a body, a query or a path
 //! the api cannot read gets the same problem+json answer as any other mistake, never axum's
-//! plain-text one.
+//! plain-text one. `read_json` reads a body with a bound of its own (the batch submit's).
 
 use axum::{
+    body::Body,
     extract::{FromRequest, FromRequestParts, Path, Query, Request, rejection::JsonRejection},
     http::{StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
+use futures_util::StreamExt as _;
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
@@ -36,16 +38,28 @@ where
         }
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(match rejection {
-                JsonRejection::JsonSyntaxError(error) => ApiError::MalformedJson(error.body_text()),
-                JsonRejection::JsonDataError(error) => ApiError::InvalidBody(error.body_text()),
-                JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
-                rejection if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                    ApiError::PayloadTooLarge
-                }
-                rejection => ApiError::MalformedJson(rejection.body_text()),
-            }),
+            Err(rejection) => Err(refusal(rejection)),
         }
+    }
+}
+
+/// A JSON body already read (a batch's, read with its own bound), refused like `ApiJson`'s.
+fn json_from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    axum::Json::<T>::from_bytes(bytes)
+        .map(|axum::Json(value)| value)
+        .map_err(refusal)
+}
+
+/// What a body `axum::Json` rejects answers.
+fn refusal(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonSyntaxError(error) => ApiError::MalformedJson(error.body_text()),
+        JsonRejection::JsonDataError(error) => ApiError::InvalidBody(error.body_text()),
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+        rejection if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge
+        }
+        rejection => ApiError::MalformedJson(rejection.body_text()),
     }
 }
 
@@ -99,9 +113,7 @@ pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
 /// A UUID in the hyphenated form only: `Uuid::parse_str` also takes the simple, braced and URN
 /// forms, which the description (`format: uuid`) does not allow.
 pub(crate) fn parse_uuid(raw: &str) -> Option<Uuid> {
-    (raw.len() == 36)
-        .then(|| Uuid::try_parse(raw).ok())
-        .flatten()
+    cmdbus_domain::parse_id(raw)
 }
 
 /// A list of ids in a body, each in the hyphenated form (`Uuid`'s own deserializer takes every
@@ -115,6 +127,56 @@ where
         .iter()
         .map(|raw| parse_uuid(raw).ok_or_else(|| D::Error::custom(format!("not an id: {raw:?}"))))
         .collect()
+}
+
+/// The body as JSON, read up to `limit` bytes: `ApiJson` with a bound of its own instead of the
+/// router's (which a batch of many commands outgrows), and the same refusals.
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    request: Request,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let (parts, body) = request.into_parts();
+    for coding in parts.headers.get_all(header::CONTENT_ENCODING) {
+        let coding = String::from_utf8_lossy(coding.as_bytes());
+        if coding
+            .split(',')
+            .any(|one| !one.trim().is_empty() && !one.trim().eq_ignore_ascii_case("identity"))
+        {
+            return Err(ApiError::UnsupportedContentEncoding(coding.into_owned()));
+        }
+    }
+    let json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| {
+            let essence = value.split(';').next().unwrap_or("").trim();
+            essence.eq_ignore_ascii_case("application/json")
+                || (essence.len() > 17
+                    && essence[..12].eq_ignore_ascii_case("application/")
+                    && essence[essence.len() - 5..].eq_ignore_ascii_case("+json"))
+        })
+        .unwrap_or(false);
+    if !json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let bytes = read_limited(body, limit).await?;
+    json_from_bytes(&bytes)
+}
+
+/// The body's bytes, refused past `limit`.
+async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut bytes = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|error| ApiError::MalformedJson(format!("cannot read the body: {error}")))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

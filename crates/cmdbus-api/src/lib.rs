@@ -3,15 +3,35 @@
 //! (the lease reaper).
 //!
 //! Layout. `lib.rs` builds the router and the state. The routes: `submit.rs` (validated by
-//! `fields.rs` and `payload.rs`, counted by `quota.rs`, recorded by `batch.rs`), `read.rs`
-//! (one command, long-poll, pages), `operate.rs` (replay, cancel), `keys.rs` (key management),
-//! `auth.rs` (the `Caller` extractor, whoami, tokens), `types.rs` (the type catalogue). Both
+//! `fields.rs` and `payload.rs`, counted by `quota.rs`, recorded by `batch.rs`; its `prepare`
+//! also checks each command of `batch_submit.rs`, the batch route), `run_at.rs` (when a
+//! submit asks to run), `delayed.rs` (re-timing a scheduled command), `read.rs`
+//! (one command, long-poll), `search.rs` (pages, search and counts per status), `stats.rs`
+//! (runs per minute or hour, from the rollup), `changes.rs` (the change feed: many commands, one
+//! long-poll), `operate.rs` (replay, cancel), `keys.rs` (key management), `auth.rs` (the
+//! `Caller` extractor, whoami, tokens), `types.rs` (the type catalogue, with `schema.rs`'s
+//! compiled payload validators, which submit checks),
+//! `runs.rs` (a command's attempt history, the live workers), `bulk.rs` (bulk cancel),
+//! `discard.rs` (parked failures dropped, one or in bulk), `pause.rs` (pause and resume a type),
+//! `queues.rs` (queue depths), `schedules.rs` (recurring commands: create, list, pause, resume,
+//! delete; their cron and time zone read, and which ticks are due decided, by `recurrence.rs`;
+//! `schedule_file.rs` declares them from a startup file) and `audit.rs` (the operators' audit
+//! trail, which bulk actions, pauses and schedule changes write). Both
 //! submit and the sweeps hand rows to the broker through `dispatch.rs`; `sweep.rs` runs the
-//! relay, redelivery, reaper and retention. `extract.rs` and `error.rs` are the one way in and
-//! out (problem+json); `openapi.rs` and `responses.rs` derive the description.
+//! release of due delayed commands, the relay, redelivery, reaper (with the release of silent
+//! workers' runs) and retention; `schedule_sweep.rs` submits schedules' due ticks through the
+//! same store submit and dispatch. `extract.rs` and `error.rs` are the one way in and
+//! out (problem+json); `openapi.rs` and `responses.rs` derive the description,
+//! `type_schemas.rs` adds each typed command type's schemas to it.
 
+mod audit;
 mod auth;
 mod batch;
+mod batch_submit;
+mod bulk;
+mod changes;
+mod delayed;
+mod discard;
 mod dispatch;
 mod error;
 mod extract;
@@ -19,12 +39,24 @@ mod fields;
 mod keys;
 mod openapi;
 mod operate;
+mod pause;
 mod payload;
+mod queues;
 mod quota;
 mod read;
+mod recurrence;
 mod responses;
+mod run_at;
+mod runs;
+mod schedule_file;
+mod schedule_sweep;
+mod schedules;
+mod schema;
+mod search;
+mod stats;
 mod submit;
 mod sweep;
+mod type_schemas;
 mod types;
 
 use axum::{Router, extract::DefaultBodyLimit};
@@ -39,7 +71,11 @@ pub use cmdbus_auth::request_id::{REQUEST_ID_HEADER, current_request_id, request
 pub use error::ApiError;
 pub use extract::ApiJson;
 pub use openapi::{Deployment, describe_deployment, openapi, require_bearer};
+pub use recurrence::{Missed, Plan, Recurrence};
+pub use schedule_file::{ScheduleFileError, declare_schedules};
+pub use schedule_sweep::{MISSED_AFTER, ScheduleConfig, run_schedules, tick_key};
 pub use sweep::{SweepConfig, run_sweeps};
+pub use type_schemas::describe_type_schemas;
 
 /// Api settings.
 #[derive(Debug, Clone)]
@@ -93,6 +129,7 @@ impl ApiState {
             quota: Arc::new(quota::Quota::new(
                 pool.clone(),
                 config.max_unfinished_per_tenant,
+                auth.config().shares,
             )),
             auth,
             pool,

@@ -15,12 +15,14 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    ApiState, auth, keys, operate, read,
+    ApiState, audit, auth, batch_submit, bulk, changes, delayed, discard,
+    error::ResetProblem,
+    keys, operate, pause, queues, read,
     responses::{
-        BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, RateLimited, Unauthorized,
-        Unavailable, UnprocessableEntity, UnsupportedMediaType,
+        BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, RateLimited, ResetGone,
+        ResetNotServed, Unauthorized, Unavailable, UnprocessableEntity, UnsupportedMediaType,
     },
-    submit, types,
+    runs, schedules, search, stats, submit, types,
 };
 
 #[derive(OpenApi)]
@@ -31,8 +33,10 @@ use crate::{
                        Errors are `application/problem+json` (RFC 9457) with a stable `code`.",
     ),
     components(
-        schemas(Problem),
+        schemas(Problem, ResetProblem),
         responses(
+            ResetNotServed,
+            ResetGone,
             BadRequest,
             NotFound,
             Conflict,
@@ -47,7 +51,7 @@ use crate::{
     ),
     tags(
         (name = "commands", description = "Submit and read commands."),
-        (name = "operate", description = "What operators do: replay and cancel."),
+        (name = "operate", description = "What operators do: replay, cancel and discard (one or in bulk), re-time a scheduled command, pause and resume a type, recurring commands (schedules), see the workers and queues, read the audit trail."),
         (name = "access", description = "Who is calling, browser tokens and API keys."),
     ),
 )]
@@ -57,12 +61,30 @@ struct ApiDoc;
 /// from here.
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(submit::submit, read::list))
+        .routes(routes!(submit::submit, search::list))
+        .routes(routes!(search::counts))
+        .routes(routes!(stats::stats))
+        .routes(routes!(batch_submit::submit_batch))
         .routes(routes!(operate::retry_matching))
+        .routes(routes!(bulk::cancel_matching))
+        .routes(routes!(discard::discard_matching))
         .routes(routes!(read::show))
+        .routes(routes!(changes::changes))
+        .routes(routes!(runs::attempts))
+        .routes(routes!(runs::workers))
         .routes(routes!(operate::retry))
         .routes(routes!(operate::cancel))
+        .routes(routes!(discard::discard))
+        .routes(routes!(delayed::reschedule))
         .routes(routes!(types::list))
+        .routes(routes!(pause::pause))
+        .routes(routes!(pause::resume))
+        .routes(routes!(queues::list))
+        .routes(routes!(schedules::create, schedules::list))
+        .routes(routes!(schedules::pause))
+        .routes(routes!(schedules::resume))
+        .routes(routes!(schedules::delete))
+        .routes(routes!(audit::list))
         .routes(routes!(auth::whoami))
         .routes(routes!(auth::mint))
         .routes(routes!(keys::create, keys::list))

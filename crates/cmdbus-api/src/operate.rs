@@ -1,4 +1,5 @@
-//! What operators do to commands: replay failed ones (one or in bulk) and cancel.
+//! What operators do to commands: replay failed ones (one or in bulk) and cancel (one; in bulk
+//! in `bulk.rs`; discard in `discard.rs`).
 
 use axum::{
     extract::State,
@@ -9,17 +10,19 @@ use chrono::{DateTime, Utc};
 use cmdbus_auth::{Principal, Reach, Scope};
 use cmdbus_domain::CommandView;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::{
-    ApiError, ApiJson, ApiState,
+    ApiError, ApiJson, ApiState, audit,
     auth::Caller,
     dispatch::dispatch,
     extract::{PathId, parse_id},
-    fields::{check_name, nullable_name_schema},
+    fields::{check_name, integer, nullable_name_schema},
     responses::{
-        BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, UnprocessableEntity,
-        UnsupportedMediaType,
+        BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unavailable,
+        UnprocessableEntity, UnsupportedMediaType,
     },
     submit::publish_now,
 };
@@ -40,7 +43,7 @@ async fn reachable(
 
 /// Refuses, before anything changes, a command outside a token's subject or ids. A key reaches
 /// its whole tenant, and the change itself is scoped by tenant: it needs no read first.
-async fn check_reach(
+pub(crate) async fn check_reach(
     state: &ApiState,
     principal: &Principal,
     id: uuid::Uuid,
@@ -52,14 +55,19 @@ async fn check_reach(
 }
 
 /// Why an operation is refused, when the command exists.
-async fn refusal(state: &ApiState, principal: &Principal, id: uuid::Uuid, verb: &str) -> ApiError {
+pub(crate) async fn refusal(
+    state: &ApiState,
+    principal: &Principal,
+    id: uuid::Uuid,
+    verb: &str,
+) -> ApiError {
     match reachable(state, principal, id).await {
         Ok(row) => ApiError::Conflict(format!("cannot {verb} a command in state {}", row.status)),
         Err(error) => error,
     }
 }
 
-fn accepted(row: &cmdbus_store::CommandRow) -> Result<Response, ApiError> {
+pub(crate) fn accepted(row: &cmdbus_store::CommandRow) -> Result<Response, ApiError> {
     Ok((StatusCode::ACCEPTED, ApiJson(row.view())).into_response())
 }
 
@@ -89,6 +97,8 @@ pub(crate) async fn retry(
     let principal = caller.require(Scope::Operate)?;
     let id = parse_id(&id)?;
     check_reach(&state, principal, id).await?;
+    // A replay makes a finished command unfinished again: it counts like a submit.
+    state.quota.admit(principal, 1).await?;
     let Some(row) = cmdbus_store::replay(&state.pool, &principal.tenant, id).await? else {
         return Err(refusal(&state, principal, id, "retry").await);
     };
@@ -140,6 +150,9 @@ pub(crate) async fn cancel(
     accepted(&row)
 }
 
+/// Commands a bulk replay reads, replays and publishes at once: what one request holds.
+const RETRY_PAGE: i64 = 200;
+
 /// `POST /v1/commands/retry` body: which failed commands to replay.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -153,8 +166,14 @@ pub(crate) struct RetryMatching {
     error_code: Option<String>,
     /// Only failures finished at or after this time.
     since: Option<DateTime<Utc>>,
-    /// Only failures finished before this time.
+    /// Only failures finished before this time. A dry run answers the bound it counted with:
+    /// send it back with the action.
     until: Option<DateTime<Utc>>,
+    /// Replay at most this many: send the dry run's `matched`, so that the action never takes
+    /// more than the preview counted.
+    #[serde(default, deserialize_with = "integer")]
+    #[schema(minimum = 0)]
+    limit: Option<i64>,
     /// Count, change nothing.
     #[serde(default)]
     #[schema(default = false)]
@@ -167,14 +186,117 @@ pub(crate) struct RetryCount {
     /// Failed commands that match.
     #[schema(minimum = 0)]
     matched: i64,
-    /// Replayed now (0 on a dry run).
+    /// Replayed now (0 on a dry run); at most `matched` and `limit`, fewer when some changed
+    /// meanwhile.
     #[schema(minimum = 0)]
     retried: i64,
+    /// The bound counted with (the request's `until`, or the database's time of the count):
+    /// send it with the action.
+    until: DateTime<Utc>,
 }
+
+/// What a bulk action over the whole tenant starts from: the caller, allowed to operate on every
+/// command of its tenant, and the bound of the count. Without a bound, commands that land
+/// between the count and the action would be acted on too ("preview 10, retried 11"): the
+/// count's time is the bound, and the answer says it.
+pub(crate) struct Bulk {
+    pub(crate) principal: cmdbus_auth::Principal,
+    pub(crate) until: DateTime<Utc>,
+}
+
+impl Bulk {
+    /// Checks the caller (`operate`, over its whole tenant: a browser token is refused), the
+    /// filter's `type` and `error_code` names and the `limit`; `until` is the request's, or now.
+    pub(crate) async fn check(
+        state: &ApiState,
+        caller: &Caller,
+        [kind, error_code]: [Option<&str>; 2],
+        limit: Option<i64>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Self, ApiError> {
+        let principal = caller.require(Scope::Operate)?;
+        if principal.reach != Reach::Tenant {
+            return Err(cmdbus_auth::AuthError::Forbidden("operate (on the whole tenant)").into());
+        }
+        for (field, value) in [("type", kind), ("error_code", error_code)] {
+            if let Some(value) = value {
+                check_name(field, value)?;
+            }
+        }
+        if limit.is_some_and(|limit| limit < 0) {
+            return Err(ApiError::InvalidField {
+                field: "limit",
+                reason: "must be 0 or more".to_owned(),
+            });
+        }
+        let until = match until {
+            Some(until) => until,
+            None => cmdbus_store::database_time(&state.pool).await?,
+        };
+        Ok(Self {
+            principal: principal.clone(),
+            until,
+        })
+    }
+
+    /// Refuses a selection of more than `MAX_IDS` commands.
+    pub(crate) fn check_ids(ids: &[Uuid]) -> Result<(), ApiError> {
+        if ids.len() > MAX_IDS {
+            return Err(ApiError::InvalidField {
+                field: "ids",
+                reason: format!("at most {MAX_IDS}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Acts on what the count `matched` found, at most `limit` of it (the dry run's count, sent
+    /// back), a page of `BULK_PAGE` at a time: `page(after, limit)` changes the next page of
+    /// rows past id `after` and returns them as they are now; each page is announced. Returns
+    /// how many rows changed: fewer than bound when some changed meanwhile.
+    pub(crate) async fn in_pages<F, Fut>(
+        state: &ApiState,
+        matched: i64,
+        limit: Option<i64>,
+        mut page: F,
+    ) -> Result<i64, ApiError>
+    where
+        F: FnMut(Option<Uuid>, i64) -> Fut,
+        Fut: Future<Output = Result<Vec<cmdbus_store::CommandRow>, ApiError>>,
+    {
+        let bound = limit.map_or(matched, |limit| limit.min(matched));
+        let mut changed = 0;
+        let mut after = None;
+        while changed < bound {
+            let rows = page(after, (bound - changed).min(BULK_PAGE)).await?;
+            let Some(last) = rows.last() else {
+                break;
+            };
+            after = Some(last.id);
+            changed += rows.len() as i64;
+            state
+                .broker
+                .announce(rows.iter().map(cmdbus_store::CommandRow::event))
+                .await;
+        }
+        Ok(changed)
+    }
+}
+
+/// The most commands a bulk action's selection (`ids`) names.
+pub(crate) const MAX_IDS: usize = 1000;
+
+/// Rows a bulk cancel or discard changes per statement: each page is one conditional statement,
+/// so no action holds a million rows' locks (or memory) at once.
+const BULK_PAGE: i64 = 200;
 
 /// Replay failed commands in bulk.
 ///
-/// Every failed command that matches runs again as a new generation; `dry_run` only counts.
+/// Every failed command that matches runs again as a new generation; `dry_run` only counts,
+/// and answers `until`: the action sent with that `until` and the count as `limit` replays no
+/// more than the preview counted, however many fail meanwhile. Recorded in the audit trail
+/// (`GET /v1/audit`). They count against the tenant's quota of unfinished commands: when they do not all fit,
+/// none is replayed (`429 quota_exceeded`).
 #[utoipa::path(
     post,
     path = "/v1/commands/retry",
@@ -184,6 +306,7 @@ pub(crate) struct RetryCount {
     responses(
         (status = 200, description = "How many matched and were replayed.", body = RetryCount),
         (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = UnprocessableEntity),
@@ -195,47 +318,85 @@ pub(crate) async fn retry_matching(
     caller: Caller,
     ApiJson(request): ApiJson<RetryMatching>,
 ) -> Result<ApiJson<RetryCount>, ApiError> {
-    let principal = caller.require(Scope::Operate)?;
-    if principal.reach != Reach::Tenant {
-        return Err(cmdbus_auth::AuthError::Forbidden("operate (on the whole tenant)").into());
-    }
-    for (field, value) in [("type", &request.kind), ("error_code", &request.error_code)] {
-        if let Some(value) = value {
-            check_name(field, value)?;
-        }
-    }
-    let (matched, rows) = cmdbus_store::replay_matching(
-        &state.pool,
-        &principal.tenant,
-        request.kind.as_deref(),
-        request.error_code.as_deref(),
-        (request.since, request.until),
-        request.dry_run,
+    let Bulk { principal, until } = Bulk::check(
+        &state,
+        &caller,
+        [request.kind.as_deref(), request.error_code.as_deref()],
+        request.limit,
+        request.until,
     )
     .await?;
-    let retried = if request.dry_run { 0 } else { matched };
-    state
-        .broker
-        .announce(rows.iter().map(cmdbus_store::CommandRow::event))
-        .await;
-    // Rows not confirmed now stay `new` and the relay publishes them.
-    for chunk in rows.chunks(500) {
-        dispatch(
+    let filter = cmdbus_store::FailedFilter {
+        tenant: &principal.tenant,
+        kind: request.kind.as_deref(),
+        error_code: request.error_code.as_deref(),
+        since: request.since,
+        until: Some(until),
+    };
+    let matched = cmdbus_store::count_failed(&state.pool, &filter).await?;
+    if request.dry_run {
+        return Ok(ApiJson(RetryCount {
+            matched,
+            retried: 0,
+            until,
+        }));
+    }
+    let bound = request.limit.map_or(matched, |limit| limit.min(matched));
+    // Every replayed command is unfinished again: all of them fit in the tenant's quota, or
+    // none is replayed (`429 quota_exceeded`; narrow the filter, or let work finish).
+    state.quota.admit(&principal, bound).await?;
+    // A page of ids at a time, each page replayed in one statement and published before the
+    // next is read: whatever a tenant has failed, one page is all this request holds. Never
+    // more than were counted against the quota, though more may fail meanwhile.
+    let mut retried = 0;
+    let mut after = None;
+    while retried < bound {
+        let limit = (bound - retried).min(RETRY_PAGE);
+        let ids = cmdbus_store::failed_ids_after(&state.pool, &filter, after, limit).await?;
+        let Some(&last) = ids.last() else {
+            break;
+        };
+        after = Some(last);
+        let rows = cmdbus_store::replay_failed(&state.pool, &filter, &ids).await?;
+        retried += rows.len() as i64;
+        state
+            .broker
+            .announce(rows.iter().map(cmdbus_store::CommandRow::event))
+            .await;
+        // The replay is committed: rows not confirmed now, or not marked `queue` (the statement
+        // failed — a deadlock with a worker's claim, say), stay `new` and the relay publishes
+        // them, as it does for a submit's batch. The answer counts them all the same.
+        if let Err(error) = dispatch(
             &state.pool,
             &state.broker,
             state.config.redeliver_after,
-            chunk.to_vec(),
+            rows,
         )
-        .await?;
+        .await
+        {
+            tracing::warn!(%error, "replayed, but not all published; the relay will");
+        }
     }
-    Ok(ApiJson(RetryCount { matched, retried }))
+    let recorded = json!({
+        "type": request.kind,
+        "error_code": request.error_code,
+        "since": request.since,
+        "until": until,
+        "limit": request.limit,
+    });
+    audit::record(&state, &principal, "retry", &recorded, retried).await;
+    Ok(ApiJson(RetryCount {
+        matched,
+        retried,
+        until,
+    }))
 }
 
 // A field whose schema comes from a function loses its doc comment: these say it again.
-fn kind_filter() -> utoipa::openapi::Object {
+pub(crate) fn kind_filter() -> utoipa::openapi::Object {
     nullable_name_schema("Only this type.")
 }
 
-fn error_code_filter() -> utoipa::openapi::Object {
+pub(crate) fn error_code_filter() -> utoipa::openapi::Object {
     nullable_name_schema("Only failures with this error code.")
 }

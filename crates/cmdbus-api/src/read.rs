@@ -1,14 +1,15 @@
-//! Reading commands: one (with its payload, an `ETag` and a long-poll), or a page of them.
+//! Reading one command: with its payload, an `ETag` and a long-poll (pages and searches are in
+//! `search.rs`).
 
 use axum::{
     extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use cmdbus_auth::{Reach, Scope};
-use cmdbus_domain::{CommandView, Status};
+use cmdbus_auth::Scope;
+use cmdbus_domain::CommandView;
 use cmdbus_feed::Routed;
-use cmdbus_store::{CommandRow, ListFilter};
+use cmdbus_store::CommandRow;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::time::Duration;
@@ -18,15 +19,12 @@ use utoipa::{IntoParams, ToSchema};
 use crate::{
     ApiError, ApiJson, ApiState,
     auth::Caller,
-    extract::{ApiQuery, PathId, parse_id, parse_uuid},
-    fields::{check_filter, name_schema},
+    extract::{ApiQuery, PathId, parse_id},
     responses::{BadRequest, Forbidden, NotFound, Unavailable},
 };
 
 /// Longest long-poll, in seconds.
 const MAX_WAIT: u64 = 60;
-/// Largest page.
-const MAX_LIMIT: i64 = 500;
 
 /// The view plus the payload: what `GET /v1/commands/{id}` shows (lists and pushes leave the
 /// payload out to stay small).
@@ -201,130 +199,4 @@ pub(crate) async fn show(
             }
         }
     }
-}
-
-/// Query of `GET /v1/commands`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct ListQuery {
-    /// Only commands in this status.
-    status: Option<Status>,
-    /// Only commands of this type.
-    #[serde(rename = "type")]
-    #[param(schema_with = kind_filter)]
-    kind: Option<String>,
-    /// Only commands of this subject.
-    #[param(schema_with = subject_filter)]
-    subject: Option<String>,
-    /// Commands per page.
-    #[param(minimum = 1, maximum = 500, default = 50)]
-    limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
-    #[param(format = Uuid)]
-    cursor: Option<String>,
-}
-
-/// A page of commands.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Page {
-    /// Newest first.
-    items: Vec<CommandView>,
-    /// Pass as `cursor` for the next (older) page; `null` on the last page. A `status` or
-    /// `type` filter looks through at most 2,000 commands per page, so its page can be short (or
-    /// empty) and still have a next one.
-    #[schema(required = true, format = Uuid)]
-    next_cursor: Option<String>,
-    /// The resume point of this read: a WebSocket subscription with `since` set to it misses no
-    /// change made after the page was read.
-    since: String,
-}
-
-/// List commands, newest first.
-#[utoipa::path(
-    get,
-    path = "/v1/commands",
-    operation_id = "listCommands",
-    tag = "commands",
-    params(ListQuery),
-    responses(
-        (status = 200, description = "A page of commands.", body = Page),
-        (status = 400, response = BadRequest),
-        (status = 403, response = Forbidden),
-        (status = 503, response = Unavailable),
-    ),
-)]
-pub(crate) async fn list(
-    State(state): State<ApiState>,
-    caller: Caller,
-    ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<ApiJson<Page>, ApiError> {
-    let principal = caller.require(Scope::Read)?;
-    for (parameter, value) in [("type", &query.kind), ("subject", &query.subject)] {
-        if let Some(value) = value {
-            check_filter(parameter, value)?;
-        }
-    }
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::InvalidQuery(format!(
-            "limit must be 1 to {MAX_LIMIT}"
-        )));
-    }
-    let before = match &query.cursor {
-        None => None,
-        Some(cursor) => Some(
-            parse_uuid(cursor)
-                .ok_or_else(|| ApiError::InvalidQuery(format!("bad cursor {cursor:?}")))?,
-        ),
-    };
-    let (subject, ids) = match &principal.reach {
-        Reach::Tenant => (query.subject, None),
-        Reach::Subject(mine) => {
-            if query.subject.as_ref().is_some_and(|asked| asked != mine) {
-                return Err(ApiError::InvalidQuery(
-                    "a token lists its own subject only".to_owned(),
-                ));
-            }
-            (Some(mine.clone()), None)
-        }
-        Reach::Ids(ids) => (query.subject, Some(ids.iter().copied().collect())),
-    };
-    let filter = ListFilter {
-        status: query.status.map(|status| status.as_str().to_owned()),
-        kind: query.kind,
-        subject,
-        ids,
-        before,
-        limit: limit + 1,
-    };
-    let cmdbus_store::Listed {
-        mut rows,
-        cursor: since,
-        scanned_to,
-    } = cmdbus_store::list(&state.pool, &principal.tenant, &filter).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    // A full page continues after its last command; a status or type filter that looked
-    // through its whole window continues where the window ended, even with a short page.
-    let next_cursor = if more {
-        rows.last().map(|row| row.id)
-    } else {
-        scanned_to
-    }
-    .map(|id| id.to_string());
-    let items = rows.iter().map(CommandRow::view).collect();
-    Ok(ApiJson(Page {
-        items,
-        next_cursor,
-        since: since.as_str().to_owned(),
-    }))
-}
-
-// A field whose schema comes from a function loses its doc comment: these say it again.
-fn kind_filter() -> utoipa::openapi::Object {
-    name_schema("Only commands of this type.")
-}
-
-fn subject_filter() -> utoipa::openapi::Object {
-    name_schema("Only commands of this subject (a browser token lists its own only).")
 }

@@ -5,11 +5,16 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use cmdbus_auth::{Reach, Scope};
-use cmdbus_domain::{CommandView, MAX_PRIORITY};
+use chrono::{DateTime, Utc};
+use cmdbus_auth::{Principal, Reach, Scope};
+use cmdbus_domain::{
+    CommandView, MAX_PRIORITY, Status, TraceParent,
+    trace::{self, TRACEPARENT_HEADER},
+};
 use cmdbus_store::{CommandRow, NewCommand};
 use serde::Deserialize;
 use serde_json::Value;
+use tracing::Instrument as _;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -23,6 +28,7 @@ use crate::{
         BadRequest, Forbidden, PayloadTooLarge, Unavailable, UnprocessableEntity,
         UnsupportedMediaType,
     },
+    run_at::run_at_of,
 };
 
 /// `POST /v1/commands` body.
@@ -32,26 +38,34 @@ pub(crate) struct SubmitRequest {
     /// A registered command type (`GET /v1/types`).
     #[serde(rename = "type")]
     #[schema(schema_with = kind_schema)]
-    kind: String,
+    pub(crate) kind: String,
     /// The handler's input; `null` when absent.
     #[serde(default)]
     #[schema(value_type = Payload)]
-    payload: Value,
+    pub(crate) payload: Value,
     /// 0 (lowest, the default) to 9 (highest).
     #[serde(default, deserialize_with = "integer")]
     #[schema(minimum = 0, maximum = 9)]
-    priority: Option<i16>,
+    pub(crate) priority: Option<i16>,
     /// Commands of one tenant sharing a key run one at a time, in submission order.
     #[schema(schema_with = ordering_key_schema)]
-    ordering_key: Option<String>,
+    pub(crate) ordering_key: Option<String>,
     /// Attempts allowed before the command fails for good; the type's default when absent.
     #[serde(default, deserialize_with = "integer")]
     #[schema(minimum = 1, maximum = 100)]
-    max_attempts: Option<i32>,
+    pub(crate) max_attempts: Option<i32>,
     /// The end user it belongs to: a browser token for this subject sees it. A token that
     /// submits always submits for its own subject.
     #[schema(schema_with = subject_schema)]
-    subject: Option<String>,
+    pub(crate) subject: Option<String>,
+    /// When to run it (RFC 3339, compared with the database's clock): a time to come records
+    /// the command `scheduled`, and it waits in PostgreSQL until then; one already past runs at
+    /// once. Not with `delay`.
+    pub(crate) run_at: Option<DateTime<Utc>>,
+    /// Seconds from now to run it (fractions allowed, at most a year): the same as a `run_at`
+    /// of now plus this. Not with `run_at`.
+    #[schema(minimum = 0, maximum = 31_622_400)]
+    pub(crate) delay: Option<f64>,
 }
 
 /// The named `Payload` schema (`payload::payload_schema`), for references.
@@ -75,37 +89,57 @@ pub(crate) struct SubmitHeaders {
     /// the tenant's, kept as long as the command); the same key with other fields is refused.
     #[param(rename = "Idempotency-Key", schema_with = idempotency_key_schema)]
     idempotency_key: Option<String>,
+    /// W3C Trace Context: the caller's span. The command records it, and its spans in every
+    /// process (worker, notifier) join the caller's trace; one that does not read is ignored.
+    #[param(rename = "traceparent", schema_with = traceparent_schema)]
+    traceparent: Option<String>,
 }
 
 // A field whose schema comes from a function loses its doc comment: these say it again.
-fn kind_schema() -> utoipa::openapi::Object {
+pub(crate) fn kind_schema() -> utoipa::openapi::Object {
     name_schema("A registered command type (`GET /v1/types`).")
 }
 
-fn ordering_key_schema() -> utoipa::openapi::Object {
+pub(crate) fn ordering_key_schema() -> utoipa::openapi::Object {
     nullable_name_schema(
         "Commands of one tenant sharing a key run one at a time, in submission order.",
     )
 }
 
-fn subject_schema() -> utoipa::openapi::Object {
+pub(crate) fn subject_schema() -> utoipa::openapi::Object {
     nullable_name_schema(
         "The end user it belongs to: a browser token for this subject sees it. A token that \
          submits always submits for its own subject.",
     )
 }
 
+fn traceparent_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .description(Some(
+            "W3C Trace Context (`00-<trace id>-<parent id>-<flags>`, lowercase hex): the \
+             command records it, and its spans in the api, the worker and the notifier join \
+             the caller's trace. One that does not read is ignored and the command starts a \
+             trace of its own, as the standard asks.",
+        ))
+        .pattern(Some("^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}"))
+        .build()
+}
+
 fn idempotency_key_schema() -> utoipa::openapi::Object {
     header_key_schema(
         "A repeat with the same key answers `200` with the command recorded first; the same \
-         key with other fields is refused (`422 idempotency_key_reused`).",
+         key with other fields is refused (`422 idempotency_key_reused`). Keys are per caller: \
+         the tenant's API keys share one key space, a browser token's are its subject's own.",
     )
 }
 
 /// Submit a command.
 ///
 /// The command is recorded before anything is published; the answer says `queue` once the
-/// broker confirmed its message (or `new` when the confirm takes longer, and it moves on).
+/// broker confirmed its message (or `new` when the confirm takes longer, and it moves on). One
+/// with a `run_at` (or `delay`) to come is answered `scheduled`: it waits in PostgreSQL, and
+/// the api's sweep publishes it once due.
 #[utoipa::path(
     post,
     path = "/v1/commands",
@@ -140,17 +174,65 @@ pub(crate) async fn submit(
     let principal = caller.require(Scope::Submit)?;
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
-        Some(value) => {
-            let key = value.to_str().map_err(|_| ApiError::InvalidField {
-                field: "Idempotency-Key",
-                reason: "must be visible ASCII".to_owned(),
-            })?;
-            check_name("Idempotency-Key", key)?;
-            Some(key.to_owned())
-        }
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::InvalidField {
+                    field: "Idempotency-Key",
+                    reason: "must be visible ASCII".to_owned(),
+                })?
+                .to_owned(),
+        ),
     };
+    let command = prepare(
+        &state,
+        principal,
+        request,
+        idempotency_key,
+        "Idempotency-Key",
+    )
+    .await?;
+    let (command, span) = traced(command, &headers);
+    async move {
+        state.quota.admit(principal, 1).await?;
+        let submitted = state.batcher.insert(command.clone()).await?;
+        if !submitted.created {
+            let row = submitted.row;
+            if !same_command(&row, &command) {
+                return Err(ApiError::IdempotencyKeyReused);
+            }
+            return command_response(StatusCode::OK, &row);
+        }
+        metrics::counter!("cmdbus_commands_submitted_total", "type" => command.kind.clone())
+            .increment(1);
+        let row = match submitted.row.status {
+            // It waits in PostgreSQL: the sweep publishes it once due.
+            Status::Scheduled => submitted.row,
+            _ => publish_now(&state, submitted.row).await,
+        };
+        tracing::debug!(status = row.status.as_str(), "submitted");
+        command_response(StatusCode::ACCEPTED, &row)
+    }
+    .instrument(span)
+    .await
+}
+
+/// A submit checked against every rule a command must meet, and made ready to record: the same
+/// for a command submitted alone and for each item of a batch (`batch_submit.rs`).
+/// `key_field` names where the idempotency key came from, for its error.
+pub(crate) async fn prepare(
+    state: &ApiState,
+    principal: &Principal,
+    request: SubmitRequest,
+    idempotency_key: Option<String>,
+    key_field: &'static str,
+) -> Result<NewCommand, ApiError> {
+    if let Some(key) = &idempotency_key {
+        check_name(key_field, key)?;
+    }
     check_name("type", &request.kind)?;
-    let info = state.types.get(&request.kind).await?;
+    let kind = state.types.get(&request.kind).await?;
+    let info = kind.info;
     let priority = request.priority.unwrap_or(0);
     if !(0..=i16::from(MAX_PRIORITY)).contains(&priority) {
         return Err(ApiError::InvalidField {
@@ -171,6 +253,7 @@ pub(crate) async fn submit(
     if let Some(subject) = &request.subject {
         check_name("subject", subject)?;
     }
+    let run_at = run_at_of(request.run_at, request.delay)?;
     let subject = match &principal.reach {
         Reach::Tenant => request.subject,
         Reach::Subject(mine) if request.subject.as_ref().is_none_or(|asked| asked == mine) => {
@@ -187,7 +270,16 @@ pub(crate) async fn submit(
         }
     };
     check_payload(&request.payload)?;
-    let command = NewCommand {
+    if let Some(schema) = &kind.schema {
+        schema.check(&request.payload)?;
+    }
+    // An end user's keys live in the end user's own key space, apart from the backend's.
+    let idempotency_scope = match &principal.reach {
+        Reach::Tenant => None,
+        Reach::Subject(mine) => Some(mine.clone()),
+        Reach::Ids(_) => None, // refused above
+    };
+    Ok(NewCommand {
         id: Uuid::now_v7(),
         tenant: principal.tenant.clone(),
         kind: request.kind,
@@ -195,27 +287,41 @@ pub(crate) async fn submit(
         priority,
         ordering_key: request.ordering_key,
         idempotency_key,
+        idempotency_scope,
         max_attempts,
         subject,
-    };
-    state.quota.admit(&command.tenant, 1).await?;
-    let submitted = state.batcher.insert(command.clone()).await?;
-    if !submitted.created {
-        let row = submitted.row;
-        if !same_command(&row, &command) {
-            return Err(ApiError::IdempotencyKeyReused);
-        }
-        return command_response(StatusCode::OK, &row);
-    }
-    metrics::counter!("cmdbus_commands_submitted_total", "type" => command.kind.clone())
-        .increment(1);
-    let row = publish_now(&state, submitted.row).await;
-    command_response(StatusCode::ACCEPTED, &row)
+        run_at,
+        traceparent: None,
+    })
+}
+
+/// The `submit` span of `command` (a child of the request's span, which joined the caller's
+/// trace, `traceparent`), and the command with the trace context it records: the context its
+/// worker's and notifier's spans join. The span's fields are on every line logged about the
+/// command while it is recorded. A `traceparent` that does not read is ignored (W3C Trace
+/// Context: a new trace starts), never refused.
+fn traced(mut command: NewCommand, headers: &HeaderMap) -> (NewCommand, tracing::Span) {
+    let span = tracing::error_span!(
+        "submit",
+        command.id = %command.id,
+        command.type = %command.kind,
+        tenant = %command.tenant,
+        trace_id = tracing::field::Empty,
+    );
+    let incoming = headers
+        .get(TRACEPARENT_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(TraceParent::parse);
+    let traceparent = trace::context(&span, incoming.as_ref());
+    span.record("trace_id", traceparent.trace_id_hex());
+    command.traceparent = Some(traceparent);
+    (command, span)
 }
 
 /// Whether an earlier command recorded under the same idempotency key is this one: every field
-/// the client chose must match.
-fn same_command(row: &CommandRow, command: &NewCommand) -> bool {
+/// the client chose must match, but when it runs (a `delay` is relative to each request, so a
+/// repeat answers with the command as first recorded, whatever its timing).
+pub(crate) fn same_command(row: &CommandRow, command: &NewCommand) -> bool {
     row.kind == command.kind
         && serde_json::from_str::<Value>(row.payload.get()).is_ok_and(|p| p == command.payload)
         && row.priority == command.priority
@@ -241,7 +347,7 @@ pub(crate) async fn publish_now(state: &ApiState, row: CommandRow) -> CommandRow
 }
 
 /// A command view with its `ETag` and `Location`.
-fn command_response(status: StatusCode, row: &CommandRow) -> Result<Response, ApiError> {
+pub(crate) fn command_response(status: StatusCode, row: &CommandRow) -> Result<Response, ApiError> {
     let view = row.view();
     let mut response = (status, ApiJson(&view)).into_response();
     let headers = response.headers_mut();

@@ -1,8 +1,11 @@
 //! Background sweeps of the api role, which keep every row moving whatever was lost on the way:
-//! the lease reaper (runs whose worker died or paused), the outbox relay (rows the broker never
-//! confirmed), redelivery (`queue` rows whose message is overdue, `fail` rows whose parking
-//! publish is owed) and retention. Rows are taken with a short publish lease, so several api
-//! processes sweep side by side without publishing the same row twice.
+//! the lease reaper (runs whose worker died or paused, cut short when the worker's heartbeat row
+//! went silent), the release of delayed commands that are due, the outbox relay (rows the broker never confirmed), redelivery (`queue` rows
+//! whose message is overdue, `fail` rows whose parking publish is owed), the hand-on of held
+//! keyed commands whose turn came another way, retention, and the fold of the console's counters
+//! and run rollup. Rows are taken with a short
+//! publish lease, so several api processes sweep side by side without publishing the same row
+//! twice.
 
 use cmdbus_bus::Broker;
 use cmdbus_store::{CommandRow, Db};
@@ -15,11 +18,25 @@ use crate::dispatch::{dispatch, publish};
 const PUBLISH_LEASE: Duration = Duration::from_secs(10);
 /// Rows published per sweep and kind.
 const BATCH: i64 = 500;
+/// Due `scheduled` rows released per statement; a pass goes on while statements come back
+/// full, up to `RELEASE_BATCHES` of them, so that many commands due at once drain in one pass.
+const RELEASE_BATCH: i64 = 1_000;
+const RELEASE_BATCHES: usize = 50;
+/// Released batches being published at once.
+const RELEASE_IN_FLIGHT: usize = 3;
 /// Finished commands deleted per statement, and statements per retention pass.
 const PURGE_BATCH: i64 = 1_000;
 const PURGE_BATCHES: usize = 20;
-/// How often retention runs.
+/// How often retention runs (and long-dead workers' rows are forgotten).
 const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// A worker's heartbeat row unwritten this long is deleted: its runs went to others long ago.
+const FORGET_WORKERS_AFTER: Duration = Duration::from_secs(3600);
+/// How often the counters and the run rollup are folded (each key's appended rows into one).
+const FOLD_EVERY: Duration = Duration::from_secs(10);
+/// The minutes of the run rollup a fold looks at: runs are appended to the minute they end in.
+const FOLD_RECENT: Duration = Duration::from_secs(600);
+/// How long the run rollup is kept (`GET /v1/stats` reads hours back this far).
+const STATS_KEPT: Duration = Duration::from_secs(8 * 24 * 3600);
 
 /// Sweep settings.
 #[derive(Debug, Clone)]
@@ -46,6 +63,8 @@ pub async fn run_sweeps(
     shutdown: CancellationToken,
 ) {
     let mut purged_at: Option<Instant> = None;
+    let mut forgot_at: Option<Instant> = None;
+    let mut folded_at: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -53,8 +72,10 @@ pub async fn run_sweeps(
         }
         reap(&config, &pool, &broker).await;
         if broker.is_connected() {
+            release(&config, &pool, &broker).await;
             relay(&config, &pool, &broker).await;
             redeliver(&config, &pool, &broker).await;
+            hand_on(&config, &pool, &broker).await;
         }
         if let Some(retention) = config.retention
             && purged_at.is_none_or(|at| at.elapsed() >= PURGE_EVERY)
@@ -62,10 +83,34 @@ pub async fn run_sweeps(
             purged_at = Some(Instant::now());
             purge(&pool, retention).await;
         }
+        if folded_at.is_none_or(|at| at.elapsed() >= FOLD_EVERY) {
+            folded_at = Some(Instant::now());
+            if let Err(error) = cmdbus_store::fold(&pool, FOLD_RECENT, STATS_KEPT).await {
+                tracing::warn!(%error, "cannot fold the counters and the run rollup");
+            }
+        }
+        if forgot_at.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+            forgot_at = Some(Instant::now());
+            if let Err(error) = cmdbus_store::forget_workers(&pool, FORGET_WORKERS_AFTER).await {
+                tracing::warn!(%error, "cannot forget long-dead workers");
+            }
+        }
     }
 }
 
 async fn reap(config: &SweepConfig, pool: &Db, broker: &Broker) {
+    // First cut the leases of workers that stopped heartbeating, so that this pass reaps them.
+    match cmdbus_store::release_silent_workers(pool).await {
+        Ok(0) => {}
+        Ok(count) => {
+            tracing::warn!(
+                count,
+                "released the runs of workers that stopped heartbeating"
+            );
+            metrics::counter!("cmdbus_worker_runs_released_total").increment(count);
+        }
+        Err(error) => tracing::warn!(%error, "cannot release silent workers' runs"),
+    }
     match cmdbus_store::reap_expired(pool, config.reap_after, config.max_lease_losses, None).await {
         Ok(rows) if !rows.is_empty() => {
             tracing::warn!(
@@ -78,6 +123,65 @@ async fn reap(config: &SweepConfig, pool: &Db, broker: &Broker) {
         }
         Ok(_) => {}
         Err(error) => tracing::warn!(%error, "reaper failed"),
+    }
+}
+
+/// Releases the `scheduled` commands that are due: each batch moves to `new` in one statement
+/// and is published in one burst of confirms (then `queue`, or held for its key), like a fresh
+/// submit. A row whose publish is not confirmed stays `new`, and the relay publishes it. The
+/// next batch is taken while earlier ones are published (`RELEASE_IN_FLIGHT` at once), so the
+/// database and the broker work side by side.
+async fn release(config: &SweepConfig, pool: &Db, broker: &Broker) {
+    let started = Instant::now();
+    let mut released = 0;
+    let mut publishing = tokio::task::JoinSet::new();
+    for _ in 0..RELEASE_BATCHES {
+        let rows = match cmdbus_store::release_due(pool, PUBLISH_LEASE, RELEASE_BATCH).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(%error, "cannot release due commands");
+                break;
+            }
+        };
+        let full = rows.len() as i64 == RELEASE_BATCH;
+        released += rows.len();
+        if !rows.is_empty() {
+            let (pool, broker) = (pool.clone(), broker.clone());
+            let redeliver_after = config.redeliver_after;
+            // Their change is announced once, by the dispatch, as `queue` (or `new` by the
+            // tail, should the publish fail): one events message per batch, not two.
+            publishing.spawn(async move { dispatch(&pool, &broker, redeliver_after, rows).await });
+        }
+        while publishing.len() >= RELEASE_IN_FLIGHT {
+            published(publishing.join_next().await);
+        }
+        if !full {
+            break;
+        }
+    }
+    while let Some(done) = publishing.join_next().await {
+        published(Some(done));
+    }
+    if released > 0 {
+        tracing::info!(
+            count = released,
+            took_ms = started.elapsed().as_millis() as u64,
+            "released due commands"
+        );
+        metrics::counter!("cmdbus_released_total").increment(released as u64);
+    }
+}
+
+/// Logs a released batch whose `queue` update failed (the relay publishes it again).
+fn published(
+    done: Option<Result<Result<Vec<CommandRow>, cmdbus_store::StoreError>, tokio::task::JoinError>>,
+) {
+    match done {
+        Some(Ok(Err(error))) => {
+            tracing::warn!(%error, "cannot mark released commands queued; the relay will");
+        }
+        Some(Err(error)) => tracing::warn!(%error, "releasing due commands failed"),
+        Some(Ok(Ok(_))) | None => {}
     }
 }
 
@@ -96,18 +200,37 @@ async fn relay(config: &SweepConfig, pool: &Db, broker: &Broker) {
 }
 
 async fn redeliver(config: &SweepConfig, pool: &Db, broker: &Broker) {
-    let rows = match cmdbus_store::take_redeliveries(pool, PUBLISH_LEASE, BATCH).await {
+    let rows = cmdbus_store::take_redeliveries(pool, PUBLISH_LEASE, BATCH).await;
+    publish_taken(config, pool, broker, rows, "cmdbus_redelivered_total").await;
+}
+
+/// Publishes held commands whose key's turn came without a hand-on (a cancel, a run reaped into
+/// a lane, a worker that died between its finish and its hand-on).
+async fn hand_on(config: &SweepConfig, pool: &Db, broker: &Broker) {
+    let rows = cmdbus_store::take_turns(pool, PUBLISH_LEASE, BATCH).await;
+    publish_taken(config, pool, broker, rows, "cmdbus_handed_on_total").await;
+}
+
+/// Publishes the rows a sweep took (counted in `counter`) and records which the broker
+/// confirmed; the others are taken again once their publish lease ends.
+async fn publish_taken(
+    config: &SweepConfig,
+    pool: &Db,
+    broker: &Broker,
+    taken: Result<Vec<CommandRow>, cmdbus_store::StoreError>,
+    counter: &'static str,
+) {
+    let rows = match taken {
         Ok(rows) if rows.is_empty() => return,
         Ok(rows) => rows,
         Err(error) => {
-            tracing::warn!(%error, "redelivery failed");
+            tracing::warn!(%error, counter, "sweep failed");
             return;
         }
     };
-    tracing::info!(count = rows.len(), "publishing overdue messages again");
-    metrics::counter!("cmdbus_redelivered_total").increment(rows.len() as u64);
+    tracing::info!(count = rows.len(), counter, "publishing swept commands");
+    metrics::counter!(counter).increment(rows.len() as u64);
     let confirmed = publish(broker, &rows).await;
-    // Unconfirmed ones are taken again once their publish lease ends.
     if let Err(error) = cmdbus_store::redelivered(pool, &confirmed, config.redeliver_after).await {
         tracing::warn!(%error, "cannot record redelivery");
     }

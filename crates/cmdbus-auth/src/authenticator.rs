@@ -2,23 +2,21 @@
 //! limits. Keys are looked up by hash and cached for a short time (`key_cache_ttl`, 500 ms by
 //! default), so that a revocation reaches every process within that time without a database
 //! read per request; lookups of uncached keys are bounded so that a flood of made-up keys cannot
-//! take the database's connections.
+//! take the database's connections, and keys found before are re-read in a lane of their own
+//! (`lookup.rs`), so that such a flood does not delay them either. An address whose credentials
+//! fail too often is refused before any lookup.
 
 use cmdbus_store::Db;
 use cmdbus_store::KeyRecord;
-use std::{
-    collections::HashMap,
-    hash::Hash,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
-use tokio::sync::Semaphore;
+use std::{hash::Hash, net::IpAddr, sync::Arc, time::Duration};
 use uuid::Uuid;
 
 use crate::{
     AuthError, Credential, Principal, Reach, Scope, Scopes,
     key::{hash_key, looks_like_key},
-    limits::{RateLimit, Slot, Slots},
+    limits::{Bound, FailedAuth, RateLimit, Slot, Slots},
+    lookup::Lookups,
+    shares::{Cap, Shares},
     token::{Claims, TokenError},
 };
 
@@ -39,6 +37,16 @@ pub struct AuthConfig {
     pub max_long_polls_per_key: usize,
     /// WebSockets one tenant holds open at once, per process (0: unlimited).
     pub max_sockets_per_tenant: usize,
+    /// Command ids one tenant's WebSockets follow at once, per process (0: unlimited).
+    pub max_ids_per_tenant: usize,
+    /// The shares of the per-tenant caps a browser token's subject may hold, and the reserve
+    /// tokens leave to keys.
+    pub shares: Shares,
+    /// Failed authentications one client address may make per second (0: unlimited); past its
+    /// burst, the address is refused before any lookup.
+    pub failed_auth_per_second: u32,
+    /// Failed authentications one address may make at once above that rate.
+    pub failed_auth_burst: u32,
     /// The longest a browser token may live.
     pub token_max_ttl: Duration,
     /// Whether development keys (and tokens they minted) are accepted: only by a server that
@@ -56,16 +64,15 @@ impl Default for AuthConfig {
             rate_burst: 200,
             max_long_polls_per_key: 100,
             max_sockets_per_tenant: 1_000,
+            max_ids_per_tenant: 100_000,
+            shares: Shares::default(),
+            failed_auth_per_second: 10,
+            failed_auth_burst: 100,
             token_max_ttl: Duration::from_secs(24 * 3_600),
             development_keys: false,
         }
     }
 }
-
-/// Lookups of uncached keys that may run at once.
-const CONCURRENT_LOOKUPS: usize = 4;
-/// Cached lookups kept before the cache starts over.
-const CACHED_LOOKUPS: usize = 100_000;
 
 /// Shared by every request of a process.
 #[derive(Debug, Clone)]
@@ -78,45 +85,13 @@ struct Inner {
     pool: Db,
     config: AuthConfig,
     secret: Vec<u8>,
-    by_hash: Cache<[u8; 32]>,
-    by_id: Cache<Uuid>,
-    lookups: Semaphore,
+    by_hash: Arc<Lookups<[u8; 32]>>,
+    by_id: Arc<Lookups<Uuid>>,
     rate: RateLimit,
+    failures: FailedAuth,
     long_polls: Slots,
-    sockets: Slots,
-}
-
-/// Recent key lookups, found or not.
-#[derive(Debug)]
-struct Cache<K> {
-    entries: Mutex<HashMap<K, (Option<KeyRecord>, Instant)>>,
-}
-
-impl<K: Eq + Hash + Copy> Cache<K> {
-    fn new() -> Self {
-        Self {
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn fresh(&self, key: &K, ttl: Duration) -> Option<Option<KeyRecord>> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let (record, at) = entries.get(key)?;
-        (at.elapsed() < ttl).then(|| record.clone())
-    }
-
-    fn put(&self, key: K, record: Option<KeyRecord>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= CACHED_LOOKUPS {
-            entries.clear();
-        }
-        entries.insert(key, (record, Instant::now()));
-    }
-
-    fn forget(&self, matches: impl Fn(&KeyRecord) -> bool) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.retain(|_, (record, _)| !record.as_ref().is_some_and(&matches));
-    }
+    /// Sockets and followed ids, per tenant and per token bucket.
+    holdings: Slots,
 }
 
 fn unix_now() -> i64 {
@@ -141,14 +116,14 @@ impl Authenticator {
         Ok(Self {
             inner: Arc::new(Inner {
                 rate: RateLimit::new(config.rate_per_second, config.rate_burst),
+                failures: FailedAuth::new(config.failed_auth_per_second, config.failed_auth_burst),
                 pool,
                 config,
                 secret,
-                by_hash: Cache::new(),
-                by_id: Cache::new(),
-                lookups: Semaphore::new(CONCURRENT_LOOKUPS),
+                by_hash: Arc::new(Lookups::new()),
+                by_id: Arc::new(Lookups::new()),
                 long_polls: Slots::default(),
-                sockets: Slots::default(),
+                holdings: Slots::default(),
             }),
         })
     }
@@ -183,6 +158,56 @@ impl Authenticator {
         self.bearer(bearer.trim()).await
     }
 
+    /// Authenticates an `Authorization` header value sent from `address`: an address that has
+    /// failed too often lately is refused (`429 too_many_failed_authentications`) before any
+    /// lookup, and a credential it sends that fails counts against it.
+    pub async fn authorization_from(
+        &self,
+        header: Option<&str>,
+        address: Option<IpAddr>,
+    ) -> Result<Principal, AuthError> {
+        match header {
+            // No credential sent: nothing was guessed, nothing looked up.
+            None => self.authorization(None).await,
+            Some(_) => {
+                self.counting_failures(address, self.authorization(header))
+                    .await
+            }
+        }
+    }
+
+    /// Authenticates a key or a token sent from `address`, as `authorization_from` does.
+    pub async fn bearer_from(
+        &self,
+        bearer: &str,
+        address: Option<IpAddr>,
+    ) -> Result<Principal, AuthError> {
+        self.counting_failures(address, self.bearer(bearer)).await
+    }
+
+    async fn counting_failures(
+        &self,
+        address: Option<IpAddr>,
+        authenticate: impl Future<Output = Result<Principal, AuthError>>,
+    ) -> Result<Principal, AuthError> {
+        let Some(address) = address else {
+            return authenticate.await;
+        };
+        self.inner
+            .failures
+            .check(address)
+            .map_err(|retry_after| AuthError::Limited {
+                code: "too_many_failed_authentications",
+                reason: "too many failed authentications from this address",
+                retry_after,
+            })?;
+        let authenticated = authenticate.await;
+        if let Err(AuthError::Unauthorized(_)) = authenticated {
+            self.inner.failures.failed(address);
+        }
+        authenticated
+    }
+
     /// Authenticates a key or a token.
     pub async fn bearer(&self, bearer: &str) -> Result<Principal, AuthError> {
         if self.is_open() {
@@ -198,7 +223,7 @@ impl Authenticator {
     async fn key(&self, key: &str) -> Result<Principal, AuthError> {
         let hash = hash_key(key);
         let record = self
-            .lookup(&self.inner.by_hash, hash, |pool| async move {
+            .lookup(&self.inner.by_hash, hash, move |pool| async move {
                 cmdbus_store::find_key(&pool, &hash).await
             })
             .await?;
@@ -284,7 +309,7 @@ impl Authenticator {
 
     async fn key_by_id(&self, id: Uuid) -> Result<Option<KeyRecord>, AuthError> {
         let record = self
-            .lookup(&self.inner.by_id, id, |pool| async move {
+            .lookup(&self.inner.by_id, id, move |pool| async move {
                 cmdbus_store::key_by_id(&pool, id).await
             })
             .await?;
@@ -300,38 +325,25 @@ impl Authenticator {
         })
     }
 
-    /// A cached lookup, or a bounded read of the database.
+    /// A cached lookup, or a bounded read of the database in the key's lane (`lookup.rs`).
     async fn lookup<K, F, Fut>(
         &self,
-        cache: &Cache<K>,
+        lookups: &Arc<Lookups<K>>,
         key: K,
         read: F,
     ) -> Result<Option<KeyRecord>, AuthError>
     where
-        K: Eq + Hash + Copy,
-        F: FnOnce(Db) -> Fut,
-        Fut: Future<Output = Result<Option<KeyRecord>, cmdbus_store::StoreError>>,
+        K: Eq + Hash + Copy + Send + Sync + 'static,
+        F: Fn(Db) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Option<KeyRecord>, cmdbus_store::StoreError>> + Send,
     {
         let ttl = self.inner.config.key_cache_ttl;
-        if let Some(record) = cache.fresh(&key, ttl) {
-            return Ok(record);
-        }
-        let _permit = self
-            .inner
-            .lookups
-            .acquire()
+        Lookups::get(lookups, key, ttl, &self.inner.pool, read)
             .await
-            .map_err(|_| AuthError::Unavailable)?;
-        // Someone may have read it while this request waited.
-        if let Some(record) = cache.fresh(&key, ttl) {
-            return Ok(record);
-        }
-        let record = read(self.inner.pool.clone()).await.map_err(|error| {
-            tracing::warn!(%error, "cannot look up a key");
-            AuthError::Unavailable
-        })?;
-        cache.put(key, record.clone());
-        Ok(record)
+            .map_err(|error| {
+                tracing::warn!(%error, "cannot look up a key");
+                AuthError::Unavailable
+            })
     }
 
     /// Whether key `id` still holds (is not revoked): what a live WebSocket authenticated by
@@ -358,32 +370,64 @@ impl Authenticator {
             })
     }
 
-    /// A slot for one long-poll of this principal's key.
-    pub fn long_poll(&self, principal: &Principal) -> Result<Slot, AuthError> {
+    /// Counts `items` more requests against the principal's rate, all or none: a batch submit's
+    /// items beyond the request that carried them, so that the rate limits commands, however
+    /// they are sent.
+    pub fn admit_items(&self, principal: &Principal, items: u32) -> Result<(), AuthError> {
         self.inner
-            .long_polls
-            .take(
-                &principal.limit_key,
-                self.inner.config.max_long_polls_per_key,
-            )
-            .ok_or(AuthError::Limited {
-                code: "rate_limited",
-                reason: "too many long-polls open for this credential",
-                retry_after: Duration::from_secs(1),
+            .rate
+            .check_n(&principal.limit_key, items)
+            .map_err(|wait| match wait {
+                Some(retry_after) => AuthError::Limited {
+                    code: "rate_limited",
+                    reason: "too many requests for this credential (a batch counts each item)",
+                    retry_after,
+                },
+                None => AuthError::Limited {
+                    code: "rate_limited",
+                    reason: "the batch holds more items than this credential's rate allows at \
+                             once (its burst): send smaller batches",
+                    retry_after: Duration::from_secs(1),
+                },
             })
     }
 
-    /// A slot for one WebSocket of this principal's tenant.
-    pub fn socket(&self, principal: &Principal) -> Result<Slot, AuthError> {
-        let tenant: Arc<str> = Arc::from(principal.tenant.as_str());
-        self.inner
-            .sockets
-            .take(&tenant, self.inner.config.max_sockets_per_tenant)
-            .ok_or(AuthError::Limited {
-                code: "rate_limited",
-                reason: "too many WebSockets open for this tenant",
-                retry_after: Duration::from_secs(5),
+    /// A slot for one long-poll of this principal's key.
+    pub fn long_poll(&self, principal: &Principal) -> Result<Slot, AuthError> {
+        let max = self.inner.config.max_long_polls_per_key;
+        let bounds = (max != 0)
+            .then(|| Bound {
+                key: Arc::clone(&principal.limit_key),
+                max,
+                refusal: AuthError::Limited {
+                    code: "rate_limited",
+                    reason: "too many long-polls open for this credential",
+                    retry_after: Duration::from_secs(1),
+                },
             })
+            .into_iter()
+            .collect();
+        self.inner.long_polls.hold(bounds, 1)
+    }
+
+    /// A slot for one WebSocket of this principal: within its tenant's cap, and for a browser
+    /// token within its subject's share and short of the keys' reserve (`shares.rs`).
+    pub fn socket(&self, principal: &Principal) -> Result<Slot, AuthError> {
+        let config = &self.inner.config;
+        let bounds = config
+            .shares
+            .bounds(principal, Cap::Sockets, config.max_sockets_per_tenant);
+        self.inner.holdings.hold(bounds, 1)
+    }
+
+    /// What a WebSocket of this principal follows by id, holding none yet: `Slot::resize` takes
+    /// more within the tenant's cap of followed ids and the token's share of it.
+    pub fn followed_ids(&self, principal: &Principal) -> Slot {
+        let config = &self.inner.config;
+        let bounds = config
+            .shares
+            .bounds(principal, Cap::Ids, config.max_ids_per_tenant);
+        self.inner.holdings.empty(bounds)
     }
 
     /// Signs claims with this deployment's secret.

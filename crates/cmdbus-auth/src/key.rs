@@ -127,7 +127,7 @@ pub async fn issue_key<'c>(
 }
 
 /// Whether `bearer` has the shape of a key (rather than of a token).
-pub(crate) fn looks_like_key(bearer: &str) -> bool {
+pub fn looks_like_key(bearer: &str) -> bool {
     bearer.starts_with(KEY_PREFIX)
 }
 

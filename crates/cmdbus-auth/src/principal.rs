@@ -170,6 +170,28 @@ impl Principal {
         }
     }
 
+    /// Which commands a read of changes covers for this principal: the named `ids`, or with
+    /// `all` every command it reaches (its tenant's, its subject's, or its token's ids, which
+    /// `ids_of_token` holds as a slice). The WebSocket's and SSE's resume and the HTTP change
+    /// feed read through it.
+    pub fn changes_scope<'a>(
+        &'a self,
+        ids: &'a [Uuid],
+        all: bool,
+        ids_of_token: &'a mut Vec<Uuid>,
+    ) -> cmdbus_store::Scope<'a> {
+        let tenant = self.tenant.as_str();
+        match (&self.reach, all) {
+            (_, false) => cmdbus_store::Scope::Ids(tenant, ids),
+            (Reach::Tenant, true) => cmdbus_store::Scope::Tenant(tenant),
+            (Reach::Subject(subject), true) => cmdbus_store::Scope::Subject(tenant, subject),
+            (Reach::Ids(reach), true) => {
+                *ids_of_token = reach.iter().copied().collect();
+                cmdbus_store::Scope::Ids(tenant, ids_of_token)
+            }
+        }
+    }
+
     /// The subject a token is limited to.
     pub fn subject(&self) -> Option<&str> {
         match &self.reach {

@@ -109,8 +109,16 @@ impl Broker {
                 },
             };
             let Some(session) = session else { continue };
-            match session.subscribe_fanout(exchange).await {
-                Ok(mut consumer) => {
+            // A broker that stops answering never replies to the binding: neither a stop nor
+            // the session's end waits for it.
+            let subscribed = tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = session.closed() => None,
+                subscribed = session.subscribe_fanout(exchange) => Some(subscribed),
+            };
+            match subscribed {
+                None => {}
+                Some(Ok(mut consumer)) => {
                     on_event(FanoutEvent::Bound);
                     loop {
                         let delivery = tokio::select! {
@@ -128,7 +136,9 @@ impl Broker {
                         }
                     }
                 }
-                Err(error) => tracing::warn!(%error, exchange, "cannot bind to a fanout exchange"),
+                Some(Err(error)) => {
+                    tracing::warn!(%error, exchange, "cannot bind to a fanout exchange")
+                }
             }
             tokio::select! {
                 _ = stop.cancelled() => return,

@@ -9,7 +9,8 @@
 //! - `supervisor.rs`: the task `Broker::start` spawns; connects through `Broker::establish`,
 //!   probes the session every second and rebuilds it when it ends.
 //! - `topology.rs`: every exchange and queue, declared by `establish` and `ensure_types`.
-//! - `publish.rs`: command messages on the confirm channel (`publish_commands`, `park`, ...).
+//! - `publish.rs`: command messages on the confirm channel (`publish_commands`, `park`, ...),
+//!   each with its command's trace context (`traceparent_of` reads it back).
 //! - `fanout.rs`: the `events` and `control` fanouts: `publish_events`, `publish_control`, and
 //!   `follow_fanout`, which the change feed (`cmdbus-feed`) and the worker's lease consume.
 //!
@@ -38,7 +39,7 @@ use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use fanout::FanoutEvent;
-pub use publish::Outgoing;
+pub use publish::{Outgoing, traceparent_of};
 pub use topology::{DELAY_HEADER, QUORUM_DELIVERY_LIMIT, partition_key, routing_key};
 
 /// What can go wrong on the bus.
@@ -65,6 +66,15 @@ pub enum BusError {
     /// A message did not encode.
     #[error("encoding: {0}")]
     Encode(#[from] serde_json::Error),
+}
+
+/// A queue's counts, from a passive declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Messages ready for delivery.
+    pub ready: u32,
+    /// Consumers attached.
+    pub consumers: u32,
 }
 
 /// Broker settings.
@@ -264,6 +274,46 @@ impl Broker {
             .await?;
         let _ = channel.close(200, "done".into()).await;
         Ok(declared.message_count())
+    }
+
+    /// Ready messages and consumers of each queue, by passive declares on one channel; `None`
+    /// for a queue that does not exist (a passive declare of a missing queue closes its
+    /// channel: the next queue gets a fresh one). Unacked messages are not in AMQP's answer.
+    pub async fn queue_stats(
+        &self,
+        queues: &[String],
+    ) -> Result<Vec<Option<QueueStats>>, BusError> {
+        let session = self.session().ok_or(BusError::Unavailable)?;
+        let mut channel = session.open_channel().await?;
+        let mut stats = Vec::with_capacity(queues.len());
+        for queue in queues {
+            let declared = channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await;
+            match declared {
+                Ok(declared) => stats.push(Some(QueueStats {
+                    ready: declared.message_count(),
+                    consumers: declared.consumer_count(),
+                })),
+                Err(error) if !session.connection.status().connected() => {
+                    return Err(error.into());
+                }
+                Err(_) => {
+                    // `404 NOT_FOUND` closed the channel: the queue is missing.
+                    stats.push(None);
+                    channel = session.open_channel().await?;
+                }
+            }
+        }
+        let _ = channel.close(200, "done".into()).await;
+        Ok(stats)
     }
 
     /// Deletes every exchange and queue of this namespace, with the queues of `kinds` (tests and

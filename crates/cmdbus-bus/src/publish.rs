@@ -3,7 +3,9 @@
 //! are pipelined instead of costing a round trip each. Events and control messages go out on a
 //! plain channel (`fanout`).
 
-use cmdbus_domain::{CommandMessage, Lane, Routing, partition_of};
+use cmdbus_domain::{
+    CommandMessage, Lane, Routing, TraceParent, partition_of, trace::TRACEPARENT_HEADER,
+};
 use lapin::{
     BasicProperties, Confirmation,
     options::BasicPublishOptions,
@@ -31,6 +33,9 @@ pub struct Outgoing {
     pub lane: Lane,
     /// The ordered partition (commands with an ordering key), instead of the main queue.
     pub partition: Option<u16>,
+    /// The command's trace context, carried as the `traceparent` header: the worker's spans
+    /// join the trace the command was submitted in.
+    pub traceparent: Option<TraceParent>,
 }
 
 impl Outgoing {
@@ -66,6 +71,7 @@ impl Broker {
             priority: routing.priority,
             ordering_key: routing.ordering_key,
             lane: routing.lane,
+            traceparent: routing.traceparent,
         }
     }
 
@@ -153,6 +159,18 @@ impl Broker {
     }
 }
 
+/// The trace context a command message carries (its `traceparent` header), as a consumer reads
+/// it; `None` for a message without one, or with one that does not read.
+pub fn traceparent_of(properties: &BasicProperties) -> Option<TraceParent> {
+    let headers = properties.headers().as_ref()?;
+    match headers.inner().get(TRACEPARENT_HEADER)? {
+        AMQPValue::LongString(text) => {
+            TraceParent::parse(&String::from_utf8_lossy(text.as_bytes()))
+        }
+        _ => None,
+    }
+}
+
 /// What the broker said about one published message.
 async fn settle(session: &Session, confirm: lapin::PublisherConfirm) -> Result<(), BusError> {
     match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
@@ -181,6 +199,12 @@ async fn send(
         headers.insert(
             "x-cmdbus-ordering-key".into(),
             AMQPValue::LongString(key.as_str().into()),
+        );
+    }
+    if let Some(parent) = &outgoing.traceparent {
+        headers.insert(
+            TRACEPARENT_HEADER.into(),
+            AMQPValue::LongString(parent.to_string().into()),
         );
     }
     for (name, value) in &route.headers {

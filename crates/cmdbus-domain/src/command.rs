@@ -14,8 +14,12 @@ use uuid::Uuid;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Recorded with a `run_at` in the future: it waits in PostgreSQL (no message, no handler
+    /// slot) until then. Set by the api's submit; the api's sweep moves it on to `new` once it
+    /// is due (and publishes it), a cancel ends it, and a reschedule re-times it.
+    Scheduled,
     /// Recorded in PostgreSQL; the broker has not yet confirmed its message. Set by the api's
-    /// submit and by a replay; the api moves it on to `queue` once the broker confirms (its
+    /// submit, by a replay and by the sweep that releases a due `scheduled` one; the api moves it on to `queue` once the broker confirms (its
     /// relay publishes again while it stays), a worker may claim it straight away, and a cancel
     /// ends it.
     New,
@@ -38,34 +42,45 @@ pub enum Status {
     /// Cancelled before it could finish. Set by the api's cancel (`new`/`queue`), or by the run's
     /// finish or the reaper once a cancel was requested; final, unless an operator replays it.
     Cancelled,
+    /// A parked failure (`fail` in an exception lane) an operator decided not to run again. Set
+    /// by the api's discard; final: it is never replayed, and its parked message claims nothing
+    /// when a lane consumes it.
+    Discarded,
 }
 
 impl Status {
     /// Every status, in lifecycle order.
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 8] = [
+        Status::Scheduled,
         Status::New,
         Status::Queue,
         Status::Running,
         Status::Success,
         Status::Fail,
         Status::Cancelled,
+        Status::Discarded,
     ];
 
     /// The exact string stored and sent for this status.
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Scheduled => "scheduled",
             Status::New => "new",
             Status::Queue => "queue",
             Status::Running => "running",
             Status::Success => "success",
             Status::Fail => "fail",
             Status::Cancelled => "cancelled",
+            Status::Discarded => "discarded",
         }
     }
 
     /// A terminal command never changes state again (unless an operator replays it).
     pub fn is_terminal(self) -> bool {
-        matches!(self, Status::Success | Status::Fail | Status::Cancelled)
+        matches!(
+            self,
+            Status::Success | Status::Fail | Status::Cancelled | Status::Discarded
+        )
     }
 }
 
@@ -170,6 +185,17 @@ pub struct CommandView {
     /// While waiting to be retried: when the next attempt is due.
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When a run was last taken back from a worker that stopped renewing its lease (the process
+    /// died, paused or lost the database): the run was reclaimed and the command went on
+    /// without it. The attempt history says which worker and why.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub reclaimed_at: Option<DateTime<Utc>>,
+    /// When it was asked to run (a delayed command): `scheduled` until then, released to the
+    /// queue by the api's sweep once due. `null` for a command submitted to run at once.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub run_at: Option<DateTime<Utc>>,
 }
 
 /// A registered command type, as `GET /v1/types` lists it.
@@ -186,9 +212,36 @@ pub struct TypeInfo {
     /// A payload that works, for forms and documentation.
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = Option<Value>))]
     pub example: Option<Value>,
-    /// JSON Schema of the payload, where the handler declares one.
+    /// JSON Schema (2020-12) of the payload, where the handler declares one (a typed
+    /// handler's is derived from its payload type): a submit whose payload it refuses is
+    /// answered `422 invalid_payload`. `null`: any payload is accepted.
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = Option<Value>))]
     pub payload_schema: Option<Value>,
+    /// JSON Schema (2020-12) of a successful command's `result`, where the handler declares one.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = Option<Value>))]
+    pub result_schema: Option<Value>,
+}
+
+/// A command id as clients write it: the hyphenated form only (`Uuid::parse_str` also takes the
+/// simple, braced and URN forms, which the description's `format: uuid` does not allow).
+pub fn parse_id(raw: &str) -> Option<Uuid> {
+    (raw.len() == 36)
+        .then(|| Uuid::try_parse(raw).ok())
+        .flatten()
+}
+
+/// Command ids as a query names them (`ids=<uuid>,<uuid>…`, the change feed's and the SSE
+/// stream's selection): comma-separated, each hyphenated, at most `most`; else what is wrong.
+pub fn parse_id_list(raw: &str, most: usize) -> Result<Vec<Uuid>, String> {
+    let ids = raw
+        .split(',')
+        .map(|id| parse_id(id.trim()).ok_or_else(|| format!("`ids`: not an id: {id:?}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if ids.len() > most {
+        return Err(format!("`ids` names at most {most} commands"));
+    }
+    Ok(ids)
 }
 
 #[cfg(test)]
@@ -203,5 +256,22 @@ mod tests {
             assert_eq!(json, Some(format!("\"{}\"", status.as_str())));
         }
         assert!("done".parse::<Status>().is_err());
+    }
+
+    #[test]
+    fn a_query_names_ids_hyphenated_comma_separated_and_bounded() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        assert_eq!(parse_id_list(&format!("{a},{b}"), 2), Ok(vec![a, b]));
+        assert_eq!(parse_id_list(&format!("{a}, {b}"), 2), Ok(vec![a, b]));
+        assert!(
+            parse_id_list(&format!("{a},{b}"), 1).is_err(),
+            "over the bound"
+        );
+        assert!(parse_id_list("", 5).is_err());
+        assert!(
+            parse_id_list(&a.simple().to_string(), 5).is_err(),
+            "hyphenated only"
+        );
+        assert!(parse_id_list(&format!("{a},"), 5).is_err());
     }
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{CommandView, Lane};
+use crate::{CommandView, Lane, TraceParent};
 
 /// The body of a message on a command queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +30,8 @@ pub struct Routing {
     pub ordering_key: Option<String>,
     /// Which queue of the type: the main one, or the exception lane a failure is parked in.
     pub lane: Lane,
+    /// The command's trace context (`trace.rs`), carried as the `traceparent` header.
+    pub traceparent: Option<TraceParent>,
 }
 
 /// A message on the `control` fanout, seen by every worker.
@@ -53,4 +55,36 @@ pub struct Event {
     pub tenant: String,
     /// The command as it is after the change.
     pub command: CommandView,
+    /// The command's trace context, which a push of the change joins (absent from events of
+    /// older versions, and of commands recorded before trace contexts were).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "traceparent_text"
+    )]
+    pub traceparent: Option<TraceParent>,
+}
+
+/// An event's `traceparent` as the header's text; one that does not read is dropped, never
+/// the event.
+mod traceparent_text {
+    use crate::TraceParent;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<TraceParent>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(parent) => serializer.collect_str(parent),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<TraceParent>, D::Error> {
+        let text = Option::<String>::deserialize(deserializer)?;
+        Ok(text.as_deref().and_then(TraceParent::parse))
+    }
 }

@@ -88,7 +88,7 @@ impl Names {
         }
     }
 
-    /// Ordered partition `partition` of a type: single active consumer, strictly FIFO.
+    /// Ordered partition `partition` of a type: single active consumer, no priorities.
     pub fn partition_queue(&self, kind: &str, partition: u16) -> String {
         format!("{}.cmd.{kind}.p{partition}", self.namespace)
     }

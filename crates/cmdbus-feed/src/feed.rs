@@ -94,6 +94,22 @@ impl ChangeFeed {
         self.shared.horizon()
     }
 
+    /// Resolves once every change committed before the call has been published: the database
+    /// reader has recorded two more horizons (the first may come from a pass whose snapshot was
+    /// taken before the call; the second's was taken after it). A graceful stop waits on it
+    /// before closing sockets, so that they carry the drain's final states.
+    pub async fn caught_up(&self) {
+        let mut horizon = self.shared.horizon.subscribe();
+        let now = horizon.borrow().as_ref().map_or(0, Horizon::number);
+        let _ = horizon
+            .wait_for(|latest| {
+                latest
+                    .as_ref()
+                    .is_some_and(|latest| latest.number >= now + 2)
+            })
+            .await;
+    }
+
     /// Resolves once the feed has a horizon (its database reader is running).
     pub async fn wait_horizon(&self) {
         let mut horizon = self.shared.horizon.subscribe();
@@ -112,5 +128,6 @@ pub(crate) fn test_event(tenant: &str, id: uuid::Uuid, version: i64) -> Event {
     Event {
         tenant: tenant.to_owned(),
         command: serde_json::from_value(command).expect("a command view"),
+        traceparent: None,
     }
 }

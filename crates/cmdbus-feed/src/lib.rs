@@ -18,9 +18,12 @@
 //!   changes in order, each with the horizon it may hand out once the change is sent.
 //! - `resume.rs`: the resume rule for one client: `parse_since`, `ChangeFeed::ready`, `Replay`
 //!   (what a `since` owes) and `Position` (which cursor the client may be handed, when).
+//! - `page.rs`: `changes_since`, one answer of the HTTP change feed: a page of what changed
+//!   since a cursor (`cmdbus_store::changed_page`), read as a replay reads, or a reset.
 //!
 //! The binary (`cmdbus`) starts the feed and the tail; the notifier's WebSocket sessions follow
-//! the resume rule through `resume.rs`; the api's long-poll only waits on a `Subscriber`.
+//! the resume rule through `resume.rs`; the api's long-poll only waits on a `Subscriber`, and
+//! its change feed reads through `page.rs` after following its commands in a `Subscriber`.
 //!
 //! # The cursor invariant
 //!
@@ -43,13 +46,15 @@
 //!   parse is refused (`bad_cursor`); a resume that owes more than it replays, and a tail pass
 //!   that reads too many changes at once, tell the client to reload (`reset`) and go on from a
 //!   sound cursor; a subscriber that falls too far behind is closed, to resume with its cursor.
-//!   (A well-formed cursor from the future, or older than the retention keeps, is not detected
-//!   yet: the product contract promises a reset for it too, and this is where it belongs.)
+//!   A well-formed cursor from the future (ahead of the database: never handed out by it) is
+//!   told to reload too. (One older than the retention keeps is not detected yet: the commands
+//!   deleted since are simply not replayed.)
 
 mod events;
 mod feed;
 mod hub;
 mod inbox;
+mod page;
 mod resume;
 mod shared;
 mod subscriber;
@@ -57,6 +62,7 @@ mod tail;
 
 pub use feed::ChangeFeed;
 pub use inbox::{Change, Lagged, Routed};
+pub use page::{ChangesSince, changes_since};
 pub use resume::{BadSince, Position, Replay, parse_since};
 pub use shared::Horizon;
 pub use subscriber::{Delivery, Subscriber};

@@ -1,5 +1,5 @@
-//! The resume rule, for one client of the feed (a WebSocket connection today; the SSE endpoint
-//! and any other transport tomorrow): how a `since` is read, what a resume replays, which
+//! The resume rule, for one client of the feed (a WebSocket connection or an SSE stream; the
+//! HTTP change feed pages through `page.rs`, within the same bound): how a `since` is read, what a resume replays, which
 //! cursor a client may be handed and when. The transport only sends what this says; the crate
 //! doc states the invariant these steps keep.
 //!
@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::{feed::ChangeFeed, shared::Horizon};
 
 /// Most changes one resume replays; past it the client is told to reload (`reset`).
-const REPLAY_LIMIT: i64 = 5_000;
+pub(crate) const REPLAY_LIMIT: i64 = 5_000;
 
 /// Commands a replay reads at once: a page of whole rows (payloads and results of up to a few
 /// hundred KiB each) is what a resume holds, not every row it owes.
@@ -69,17 +69,20 @@ pub struct Replay {
 
 impl Replay {
     /// The commands of `scope` changed since `since`; `None` when there are more than a resume
-    /// replays: the client must reload (`reset`) instead.
+    /// replays, or `since` is ahead of the database (never handed out by it): the client must
+    /// reload (`reset`) instead.
     pub async fn owed(
         pool: &Db,
         since: &Cursor,
         scope: Scope<'_>,
     ) -> Result<Option<Self>, StoreError> {
         let changed = cmdbus_store::changed_ids_after(pool, since, scope, REPLAY_LIMIT).await?;
-        Ok((!changed.truncated).then_some(Self {
-            ids: changed.ids,
-            read: 0,
-        }))
+        Ok((!changed.truncated && !changed.ahead).then_some(Self::of(changed.ids)))
+    }
+
+    /// A replay of these commands' latest states.
+    pub(crate) fn of(ids: Vec<Uuid>) -> Self {
+        Self { ids, read: 0 }
     }
 
     /// The next page of views owed, of the commands of `tenant` the client `reaches`; `None`

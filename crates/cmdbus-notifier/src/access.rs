@@ -1,5 +1,5 @@
-//! A connection's credential: who it acts for, until when, and the tenant socket slot it
-//! holds. A browser authenticates with its first message and renews a token on the same socket
+//! A connection's credential: who it acts for, until when, and what it holds of its tenant's
+//! and subject's shares (a socket, the ids it follows). A browser authenticates with its first message and renews a token on the same socket
 //! before it expires; a key that is revoked (the process's key watch says so, `keys`), or a
 //! token that expires unrenewed (a deadline the socket sleeps until), ends the socket with
 //! close code 4401 — the client reconnects and resumes with its cursor.
@@ -13,14 +13,13 @@ use crate::{
     keys::{KeyEnd, KeyWatch},
 };
 
-/// How long a new socket may stay unauthenticated.
-pub(crate) const AUTH_WITHIN: Duration = Duration::from_secs(10);
-
 /// The connection's credential, once it has one.
 #[derive(Debug, Default)]
 pub(crate) struct Access {
     principal: Option<Principal>,
     slot: Option<Slot>,
+    /// The ids this connection follows, counted against its tenant's and subject's shares.
+    ids: Option<Slot>,
     /// When to tell the client to renew its token; `None` for keys, or once told.
     renew_at: Option<Instant>,
     /// When the token ends, and the socket with it; `None` for keys.
@@ -42,18 +41,32 @@ impl Access {
         keys: &KeyWatch,
         principal: Principal,
     ) -> Result<(), Refused> {
-        if !principal.has(Scope::Read) {
-            return Err(AuthError::Forbidden("read").into());
+        if let Some(current) = &self.principal
+            && current.tenant != principal.tenant
+        {
+            return Err(Refused {
+                code: CLOSE_FORBIDDEN,
+                reason: "a socket stays with one tenant",
+            });
         }
-        match &self.principal {
-            Some(current) if current.tenant != principal.tenant => {
-                return Err(Refused {
-                    code: CLOSE_FORBIDDEN,
-                    reason: "a socket stays with one tenant",
-                });
-            }
-            Some(_) => {}
-            None => self.slot = Some(auth.socket(&principal)?),
+        Ok(self.take(auth, keys, principal)?)
+    }
+
+    /// `grant`, for a principal of the connection's tenant (or its first), refused in the
+    /// authenticator's words: an SSE stream answers them as HTTP problems.
+    pub(crate) fn take(
+        &mut self,
+        auth: &cmdbus_auth::Authenticator,
+        keys: &KeyWatch,
+        principal: Principal,
+    ) -> Result<(), AuthError> {
+        if !principal.has(Scope::Read) {
+            return Err(AuthError::Forbidden("read"));
+        }
+        if self.principal.is_none() {
+            // One socket slot, whichever transport: an SSE stream counts as a socket.
+            self.slot = Some(auth.socket(&principal)?);
+            self.ids = Some(auth.followed_ids(&principal));
         }
         // Told to renew half a minute before expiry (half its life, for a short token).
         self.renew_at = principal.expires_at().map(|expires_at| {
@@ -71,6 +84,15 @@ impl Access {
         self.key = principal.key_id().map(|key| keys.watch(key));
         self.principal = Some(principal);
         Ok(())
+    }
+
+    /// Counts `count` followed ids against the shares of the connection's tenant and subject:
+    /// fewer are always given back, more are refused past a share (nothing then changes).
+    pub(crate) fn hold_ids(&mut self, count: usize) -> Result<(), AuthError> {
+        match &mut self.ids {
+            Some(ids) => ids.resize(count),
+            None => Ok(()),
+        }
     }
 
     /// When the client should be told to renew its token.

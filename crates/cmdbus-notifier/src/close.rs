@@ -11,6 +11,11 @@ pub(crate) const CLOSE_FORBIDDEN: u16 = 4403;
 /// Close code: a limit (sockets per tenant) is reached.
 pub(crate) const CLOSE_LIMITED: u16 = 4429;
 
+/// Close code: the server stops gracefully (RFC 6455's "Service Restart"), after it pushed the
+/// final states of the commands its workers drained. Reconnect at once, to another instance
+/// when there is one, and resume with `since`: this is no failure of the client's.
+pub(crate) const CLOSE_RESTART: u16 = 1012;
+
 /// A refusal that ends the socket.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Refused {

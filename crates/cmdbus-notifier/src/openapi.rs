@@ -4,14 +4,15 @@
 
 use axum::{
     extract::{
-        State, WebSocketUpgrade,
+        ConnectInfo, State, WebSocketUpgrade,
         ws::rejection::{ConnectionNotUpgradable, WebSocketUpgradeRejection},
     },
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{Extensions, HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use cmdbus_auth::{AuthError, problem_response};
 use cmdbus_domain::Problem;
+use std::net::SocketAddr;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -107,6 +108,7 @@ fn valid_key(key: &[u8]) -> bool {
 async fn upgrade(
     State(state): State<NotifierState>,
     headers: HeaderMap,
+    extensions: Extensions,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let upgrade = match upgrade {
@@ -124,6 +126,9 @@ async fn upgrade(
             "`Sec-WebSocket-Key` is not 16 bytes in base64".to_owned(),
         );
     }
+    let address = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip());
     let principal = match headers.get(header::AUTHORIZATION) {
         None if !state.auth.is_open() => None,
         header => {
@@ -134,7 +139,7 @@ async fn upgrade(
                         .into_response();
                 }
             };
-            match state.auth.authorization(header).await {
+            match state.auth.authorization_from(header, address).await {
                 Ok(principal) => Some(principal),
                 Err(error) => return error.into_response(),
             }
@@ -145,7 +150,7 @@ async fn upgrade(
         .max_message_size(MAX_CLIENT_MESSAGE)
         .read_buffer_size(READ_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
-        .on_upgrade(move |socket| crate::serve(state, socket, principal))
+        .on_upgrade(move |socket| crate::serve(state, socket, principal, address))
 }
 
 fn refused(rejection: &WebSocketUpgradeRejection) -> Response {
@@ -165,10 +170,12 @@ fn refused(rejection: &WebSocketUpgradeRejection) -> Response {
 
 /// The notifier's routes with their description.
 pub(crate) fn routes() -> OpenApiRouter<NotifierState> {
-    OpenApiRouter::new().routes(routes!(upgrade))
+    OpenApiRouter::new()
+        .routes(routes!(upgrade))
+        .routes(routes!(crate::events::events))
 }
 
-/// The description of `/v1/ws`.
+/// The description of `/v1/ws` and `/v1/events`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().into_openapi()
 }

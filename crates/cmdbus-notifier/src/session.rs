@@ -1,25 +1,32 @@
-//! One WebSocket connection: its subscriptions, its pings, its credential, and the bounds that
-//! keep a slow client from growing memory. It follows its commands through a `Subscriber` of
+//! One push connection — a WebSocket (the loop here) or an SSE stream (`stream.rs`, the same
+//! steps without client messages) — its subscriptions, its pings, its credential, and the
+//! bounds that keep a slow client from growing memory. What it sends leaves through its
+//! `outlet` (`outlet.rs`), as frames or as events. It follows its commands through a `Subscriber` of
 //! the change feed and hands out cursors by the feed's resume rule (`cmdbus_feed::Position`):
 //! each popped item may carry a horizon, which goes along with the next message that leaves.
 //!
 //! An idle connection costs its task, its socket and a few small allocations: the feed routes
 //! changes only to the connections that follow them, and a horizon that moves wakes nobody.
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
 use cmdbus_auth::{Budget, Principal};
 use cmdbus_feed::{Change, Delivery, Lagged, Position, Routed};
-use futures_util::{SinkExt, StreamExt, stream::SplitSink};
-use std::num::NonZeroU32;
+use futures_util::StreamExt;
+use std::{net::IpAddr, num::NonZeroU32};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
+mod outlet;
+mod stream;
 mod subscribe;
+
+pub(crate) use stream::open_stream;
 
 use crate::{
     NotifierState,
-    access::{AUTH_WITHIN, Access},
-    close::{CLOSE_UNAUTHORIZED, Refused},
-    protocol::{ClientMessage, ServerMessage, command_frame},
+    access::Access,
+    close::{CLOSE_RESTART, CLOSE_UNAUTHORIZED, Refused},
+    protocol::{ClientMessage, ServerMessage},
 };
 
 /// Pings a client may send at once, and per second after that. Each ping queues a pong, and a
@@ -45,33 +52,39 @@ impl From<Refused> for Closed {
 /// Close code and reason of a client that could not keep up.
 const TOO_SLOW: Closed = Closed::Close(1013, "too slow; resume with since");
 
+/// Close code and reason of a graceful stop, once the drain's changes were sent.
+const RESTARTING: Closed = Closed::Close(
+    CLOSE_RESTART,
+    "server restarting; reconnect (to another instance) and resume with since",
+);
+
 struct Connection {
     state: NotifierState,
     pings: Budget,
-    sink: SplitSink<WebSocket, Message>,
+    /// Where its messages go: a WebSocket, or an SSE stream.
+    outlet: outlet::Outlet,
     /// What this connection follows in the change feed, and its queue of changes.
     subscriber: cmdbus_feed::Subscriber,
     /// Which cursor this connection may hand out, and what its last replay sent.
     position: Position,
     access: Access,
+    /// The client's address, whose failed authentications are counted.
+    address: Option<IpAddr>,
 }
 
-pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Option<Principal>) {
-    let subscriber = state.feed.subscriber();
+pub(crate) async fn serve(
+    state: NotifierState,
+    socket: WebSocket,
+    principal: Option<Principal>,
+    address: Option<IpAddr>,
+) {
     let connections = metrics::gauge!("cmdbus_ws_connections");
     connections.increment(1.0);
     let (sink, mut stream) = socket.split();
     let ping_interval = state.config.ping_interval;
-    let mut connection = Connection {
-        state,
-        pings: Budget::new(PINGS_PER_SECOND, PING_BURST),
-        sink,
-        subscriber,
-        position: Position::default(),
-        access: Access::default(),
-    };
+    let mut connection = Connection::new(state, outlet::Outlet::Socket(sink), address);
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
-    let auth_deadline = Instant::now() + AUTH_WITHIN;
+    let auth_deadline = Instant::now() + connection.state.config.auth_within;
     let mut last_heard = Instant::now();
     let shutdown = connection.state.shutdown.clone();
     // Authenticated by the upgrade's header: the client knows, nothing to say.
@@ -90,7 +103,7 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Op
         let renew_at = connection.access.renew_at();
         let expires = connection.access.expires();
         let step = tokio::select! {
-            _ = shutdown.cancelled() => Err(Closed::Close(1001, "server shutting down")),
+            _ = shutdown.cancelled() => Err(connection.flush_before_restart().await),
             _ = tokio::time::sleep_until(auth_deadline), if !authenticated => {
                 Err(Closed::Close(CLOSE_UNAUTHORIZED, "authenticate first: {\"op\":\"auth\"}"))
             }
@@ -120,7 +133,7 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Op
                 if last_heard.elapsed() > ping_interval * 2 {
                     Err(Closed::Peer)
                 } else {
-                    connection.send(Message::Ping(Default::default())).await
+                    connection.ping().await
                 }
             }
         };
@@ -131,31 +144,48 @@ pub(crate) async fn serve(state: NotifierState, socket: WebSocket, principal: Op
         if code == 1013 {
             metrics::counter!("cmdbus_ws_slow_disconnects_total").increment(1);
         }
-        let frame = CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        };
-        let _ = connection.send(Message::Close(Some(frame))).await;
+        let timeout = connection.state.config.send_timeout;
+        connection.outlet.close(code, reason, timeout).await;
     }
 }
 
 impl Connection {
-    async fn send(&mut self, message: Message) -> Result<(), Closed> {
-        match tokio::time::timeout(self.state.config.send_timeout, self.sink.send(message)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Closed::Peer),
-            Err(_) => Err(Closed::Close(1013, "too slow")),
+    fn new(state: NotifierState, outlet: outlet::Outlet, address: Option<IpAddr>) -> Self {
+        Self {
+            subscriber: state.feed.subscriber(),
+            state,
+            pings: Budget::new(PINGS_PER_SECOND, PING_BURST),
+            outlet,
+            position: Position::default(),
+            access: Access::default(),
+            address,
         }
     }
 
-    async fn send_json(&mut self, message: &ServerMessage<'_>) -> Result<(), Closed> {
-        match serde_json::to_string(message) {
-            Ok(text) => self.send(Message::Text(text.into())).await,
-            Err(error) => {
-                tracing::error!(%error, "cannot encode message");
-                Ok(())
+    /// The last words of a graceful stop: sends every change still queued for this client (the
+    /// feed caught up with the workers' drain before `shutdown` fired), then says where to go.
+    async fn flush_before_restart(&mut self) -> Closed {
+        loop {
+            match self.subscriber.try_next() {
+                Ok(Some(delivery)) => {
+                    if let Err(closed) = self.on_delivery(delivery).await {
+                        return closed;
+                    }
+                }
+                Ok(None) => return RESTARTING,
+                Err(Lagged) => return TOO_SLOW,
             }
         }
+    }
+
+    async fn ping(&mut self) -> Result<(), Closed> {
+        self.outlet.ping(self.state.config.send_timeout).await
+    }
+
+    async fn send_json(&mut self, message: &ServerMessage<'_>) -> Result<(), Closed> {
+        self.outlet
+            .message(message, self.state.config.send_timeout)
+            .await
     }
 
     /// Takes the credential of an `auth` message and says so.
@@ -165,15 +195,13 @@ impl Connection {
         let Some(principal) = self.access.principal() else {
             return Ok(());
         };
-        let message = serde_json::to_string(&ServerMessage::Authenticated {
+        let message = ServerMessage::Authenticated {
             tenant: &principal.tenant,
             scopes: principal.scopes,
             expires_at: principal.expires_at(),
-        });
-        match message {
-            Ok(text) => self.send(Message::Text(text.into())).await,
-            Err(_) => Ok(()),
-        }
+        };
+        let timeout = self.state.config.send_timeout;
+        self.outlet.message(&message, timeout).await
     }
 
     /// Tells a token's holder to renew it.
@@ -207,8 +235,8 @@ impl Connection {
             return Ok(()); // logged by the feed
         };
         let cursor = self.position.cursor_to_send(with_cursor);
-        let frame = command_frame(view, cursor.as_deref());
-        self.send(Message::Text(frame.into())).await?;
+        let timeout = self.state.config.send_timeout;
+        self.outlet.change(view, cursor.as_deref(), timeout).await?;
         if let Some(cursor) = cursor {
             self.position.sent(cursor);
         }
@@ -246,7 +274,10 @@ impl Connection {
         if self.position.replayed(command.id, command.version) {
             return Ok(()); // already sent by the replay
         }
-        self.send_change(change, with_cursor).await
+        match push_span(change) {
+            Some(span) => self.send_change(change, with_cursor).instrument(span).await,
+            None => self.send_change(change, with_cursor).await,
+        }
     }
 
     async fn on_message(&mut self, message: Message) -> Result<(), Closed> {
@@ -265,7 +296,7 @@ impl Connection {
         };
         let message = serde_json::from_str::<ClientMessage>(text.as_str());
         if let Ok(ClientMessage::Auth { token }) = message {
-            let principal = Box::pin(self.state.auth.bearer(&token))
+            let principal = Box::pin(self.state.auth.bearer_from(&token, self.address))
                 .await
                 .map_err(|error| Closed::from(Refused::from(error)))?;
             return self.authenticated(principal).await;
@@ -288,9 +319,34 @@ impl Connection {
                     self.subscriber.unfollow_all();
                 }
                 self.subscriber.unfollow_ids(&selector.ids);
+                // Gives back what no longer follows: fewer never fail.
+                let _ = self.access.hold_ids(self.subscriber.id_count());
                 Ok(())
             }
             Err(error) => self.send_error("bad_request", error.to_string()).await,
         }
     }
+}
+
+/// The span of one push of a change, a child of the span that submitted its command, when spans
+/// are exported (the push then shows in the command's trace); none otherwise, so that a push
+/// costs nothing more than it did.
+fn push_span(change: &Change) -> Option<tracing::Span> {
+    if !cmdbus_domain::trace::exporting() {
+        return None;
+    }
+    let parent = change.event.traceparent.as_ref()?;
+    let command = &change.event.command;
+    let span = tracing::error_span!(
+        "push",
+        command.id = %command.id,
+        command.type = %command.kind,
+        command.attempt = command.attempt,
+        command.status = command.status.as_str(),
+        command.version = command.version,
+        tenant = %change.event.tenant,
+        trace_id = parent.trace_id_hex(),
+    );
+    cmdbus_domain::trace::adopt(&span, parent);
+    Some(span)
 }

@@ -17,11 +17,11 @@ use crate::{CommandRow, StoreError};
 /// Every change committed in it has been read by whoever holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
-    text: String,
+    pub(crate) text: String,
     /// Transactions from here on started after the snapshot.
-    xmax: u64,
+    pub(crate) xmax: u64,
     /// Transactions running when the snapshot was taken.
-    xip: Vec<u64>,
+    pub(crate) xip: Vec<u64>,
 }
 
 /// A string that is not a cursor this server handed out.
@@ -152,6 +152,18 @@ pub struct ChangedIds {
     pub cursor: Cursor,
     /// More commands matched than the limit: `ids` is incomplete.
     pub truncated: bool,
+    /// `since` is ahead of this database: transactions it says have started have not, so it
+    /// was never handed out here (another database, or one restored from a backup). Nothing can
+    /// be owed from it: the client must reload.
+    pub ahead: bool,
+}
+
+impl Cursor {
+    /// Whether this cursor claims transactions `now` (a snapshot taken later) has not seen
+    /// started: true only of a cursor this database never handed out.
+    pub fn is_ahead_of(&self, now: &Cursor) -> bool {
+        self.xmax > now.xmax
+    }
 }
 
 /// Like `changes_after` with a cursor, but reads only ids: a resume learns what it owes (or that
@@ -181,6 +193,7 @@ pub async fn changed_ids_after<'c>(
     Ok(ChangedIds {
         ids,
         versions,
+        ahead: since.is_ahead_of(&cursor),
         cursor,
         truncated,
     })
@@ -188,7 +201,7 @@ pub async fn changed_ids_after<'c>(
 
 /// `columns` of the commands changed since `since` (at most `limit + 1` of them), each row with
 /// the snapshot of the statement as `cursor`.
-async fn read_changed<'c>(
+pub(crate) async fn read_changed<'c>(
     executor: impl PgExecutor<'c>,
     since: &Cursor,
     scope: Scope<'_>,

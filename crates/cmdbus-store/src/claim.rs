@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{
     CommandRow, StoreError,
-    rules::{ATTEMPTS_LEFT, CHANGED, IN_TURN, in_lock_order},
+    rules::{ATTEMPTS_LEFT, CHANGED, CLOCK, IN_TURN, in_lock_order},
 };
 
 /// A delivery that asks to run a command.
@@ -36,6 +36,10 @@ pub enum Refusal {
     Unknown,
     /// The command waits, at the generation asked for, but its attempts are used up.
     Exhausted,
+    /// The command waits for its key's turn, held in PostgreSQL (`turns.rs`, after a claim
+    /// refused it as `WaitingForPredecessor`): the key's hand-on publishes it again when its
+    /// turn comes, so this copy is not needed.
+    Held,
 }
 
 impl Refusal {
@@ -46,6 +50,7 @@ impl Refusal {
             Refusal::Duplicate => "duplicate",
             Refusal::Unknown => "unknown",
             Refusal::Exhausted => "exhausted",
+            Refusal::Held => "held",
         }
     }
 }
@@ -165,23 +170,34 @@ async fn start_runs<'c>(
     let ids: Vec<Uuid> = claims.iter().map(|c| c.id).collect();
     let generations: Vec<i32> = claims.iter().map(|c| c.generation).collect();
     Ok(sqlx::query_as(AssertSqlSafe(format!(
-        "with claimed as (
+        "with {CLOCK}, locked as materialized (
+             -- The rows first, in id order: the update's join may visit them in any order, and
+             -- two batches that lock shared rows in different orders deadlock (a second's
+             -- stall, then a failed batch). A running row is not waited for: it is not claimed.
+             select id from commands
+              where id = any($1)
+                and (status in ('new', 'queue') or (status = 'fail' and lane = $5))
+              order by id for update
+         ), claimed as (
              update commands c
                 set status = 'running', attempt = c.attempt + 1, worker = $3,
                     claim = gen_random_uuid(),
-                    lease_until = now() + make_interval(secs => $4),
-                    started_at = now(), progress = null, progress_note = null,
-                    queued_at = coalesce(c.queued_at, now()),
-                    next_attempt_at = null, redeliver_at = null, finished_at = null, {CHANGED}
+                    lease_until = clock.at + make_interval(secs => $4),
+                    started_at = clock.at, progress = null, progress_note = null,
+                    queued_at = coalesce(c.queued_at, clock.at),
+                    next_attempt_at = null, redeliver_at = null, finished_at = null,
+                    held_since = null, {CHANGED}
                from unnest($1::uuid[], $2::int4[]) as d(id, generation)
+               join locked on locked.id = d.id
+               cross join clock
               where c.id = d.id and c.generation = d.generation and not c.cancel_requested
                 and ((c.status in ('new', 'queue') and {ATTEMPTS_LEFT})
                      or (c.status = 'fail' and c.lane = $5))
                 and {IN_TURN}
              returning c.*
          ), history as (
-             insert into command_attempts (command_id, generation, attempt, worker)
-             select id, generation, attempt, worker from claimed
+             insert into command_attempts (command_id, generation, attempt, worker, started_at)
+             select id, generation, attempt, worker, started_at from claimed
          )
          select * from claimed"
     )))

@@ -1,12 +1,15 @@
-//! Submitting, reading and operating on commands (the api's side of the table).
+//! Submitting, reading and operating on commands (the api's side of the table; lists and
+//! searches in `listing.rs`).
 
+use chrono::{DateTime, Utc};
+use cmdbus_domain::TraceParent;
 use serde_json::Value;
 // The dynamic SQL below only splices this module's own constants, never input.
-use sqlx::{Acquire, AssertSqlSafe, PgConnection, PgExecutor, Row as _, types::Json};
+use sqlx::{Acquire, AssertSqlSafe, PgConnection, PgExecutor, types::Json};
 use std::time::Duration;
 use uuid::Uuid;
 
-use crate::{CHANGED, CommandRow, Cursor, StoreError};
+use crate::{CHANGED, CommandRow, StoreError};
 
 /// A command to record, already validated by the api.
 #[derive(Debug, Clone)]
@@ -25,10 +28,19 @@ pub struct NewCommand {
     pub ordering_key: Option<String>,
     /// From the `Idempotency-Key` header.
     pub idempotency_key: Option<String>,
+    /// Whose key space `idempotency_key` is in: `None` for the tenant's API keys (the backend),
+    /// the subject for a browser token's submit, so that an end user can never take a key the
+    /// backend or another end user uses.
+    pub idempotency_scope: Option<String>,
     /// Attempts allowed.
     pub max_attempts: i32,
     /// The end user it belongs to, if any.
     pub subject: Option<String>,
+    /// When it is to run: a time after the database's `now()` records it `scheduled`; `None`
+    /// (or a time already past) records it `new`, to run at once.
+    pub run_at: Option<DateTime<Utc>>,
+    /// The trace context of the span that submits it.
+    pub traceparent: Option<TraceParent>,
 }
 
 /// The outcome of recording one command.
@@ -40,9 +52,9 @@ pub struct Submitted {
     pub created: bool,
 }
 
-/// Records commands as `new`, in the order given, in one transaction. A command whose
-/// idempotency key is already taken is not inserted; the earlier command is returned instead,
-/// with `created = false`. A payload that PostgreSQL stores in a form that cannot be read back
+/// Records commands as `new` (or `scheduled`, those with a `run_at` still to come), in the order
+/// given, in one transaction. A command whose idempotency key is already taken is not inserted;
+/// the earlier command is returned instead, with `created = false`. A payload that PostgreSQL stores in a form that cannot be read back
 /// (a number beyond what a handler can parse, for one) rolls the whole batch back with
 /// `StoreError::Unreadable`: what is accepted can always be run.
 pub async fn insert(
@@ -60,17 +72,31 @@ pub async fn insert(
         .iter()
         .map(|c| c.idempotency_key.as_deref())
         .collect();
+    let idempotency_scopes: Vec<&str> = commands
+        .iter()
+        .map(|c| c.idempotency_scope.as_deref().unwrap_or_default())
+        .collect();
     let max_attempts: Vec<i32> = commands.iter().map(|c| c.max_attempts).collect();
     let subjects: Vec<Option<&str>> = commands.iter().map(|c| c.subject.as_deref()).collect();
+    let run_ats: Vec<Option<DateTime<Utc>>> = commands.iter().map(|c| c.run_at).collect();
+    let traceparents: Vec<Option<String>> = commands
+        .iter()
+        .map(|c| c.traceparent.map(|parent| parent.to_string()))
+        .collect();
 
     let mut tx = conn.begin().await?;
     let inserted: Vec<CommandRow> = sqlx::query_as(
         "insert into commands
              (id, tenant, type, payload, priority, ordering_key, idempotency_key, max_attempts,
-              subject)
-         select * from unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int2[],
-                              $6::text[], $7::text[], $8::int4[], $9::text[])
-         on conflict (tenant, idempotency_key) where idempotency_key is not null do nothing
+              subject, idempotency_scope, run_at, traceparent, status)
+         select i.*, case when i.run_at > now() then 'scheduled' else 'new' end
+           from unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int2[],
+                       $6::text[], $7::text[], $8::int4[], $9::text[], $10::text[],
+                       $11::timestamptz[], $12::text[])
+                as i(id, tenant, type, payload, priority, ordering_key, idempotency_key,
+                     max_attempts, subject, idempotency_scope, run_at, traceparent)
+         on conflict (tenant, idempotency_scope, idempotency_key)
+             where idempotency_key is not null do nothing
          returning *",
     )
     .bind(&ids)
@@ -82,6 +108,9 @@ pub async fn insert(
     .bind(&idempotency_keys)
     .bind(&max_attempts)
     .bind(&subjects)
+    .bind(&idempotency_scopes)
+    .bind(&run_ats)
+    .bind(&traceparents)
     .fetch_all(&mut *tx)
     .await?;
     for row in &inserted {
@@ -104,12 +133,15 @@ pub async fn insert(
         }
         // Not inserted: its idempotency key is taken. The conflicting insert has committed
         // (ON CONFLICT waits for it), so this statement's fresh snapshot sees the row.
-        let row: CommandRow =
-            sqlx::query_as("select * from commands where tenant = $1 and idempotency_key = $2")
-                .bind(&command.tenant)
-                .bind(&command.idempotency_key)
-                .fetch_one(&mut *tx)
-                .await?;
+        let row: CommandRow = sqlx::query_as(
+            "select * from commands
+              where tenant = $1 and idempotency_scope = $2 and idempotency_key = $3",
+        )
+        .bind(&command.tenant)
+        .bind(command.idempotency_scope.as_deref().unwrap_or_default())
+        .bind(&command.idempotency_key)
+        .fetch_one(&mut *tx)
+        .await?;
         submitted.push(Submitted {
             row,
             created: false,
@@ -135,7 +167,9 @@ pub async fn mark_queued<'c>(
          )
          update commands c
             set status = 'queue', queued_at = coalesce(c.queued_at, now()),
-                redeliver_at = now() + make_interval(secs => $2), {CHANGED}
+                -- A command a worker held for its key while it was still `new` owes nothing.
+                redeliver_at = case when c.held_since is null
+                                    then now() + make_interval(secs => $2) end, {CHANGED}
            from locked
           where c.id = locked.id and c.status = 'new'
           returning c.*"
@@ -202,122 +236,9 @@ pub async fn lookup<'c>(
         .await?)
 }
 
-/// Filters for listing commands.
-#[derive(Debug, Clone, Default)]
-pub struct ListFilter {
-    /// Only this status.
-    pub status: Option<String>,
-    /// Only this type.
-    pub kind: Option<String>,
-    /// Only this subject's.
-    pub subject: Option<String>,
-    /// Only these commands.
-    pub ids: Option<Vec<Uuid>>,
-    /// Only commands older than this id (the cursor of the previous page).
-    pub before: Option<Uuid>,
-    /// Page size.
-    pub limit: i64,
-}
-
-/// How many of a tenant's newest commands one filtered page looks through at most. Status and
-/// type filters have no index of their own (each index costs every state change a write): a
-/// page examines at most this many commands, and says where it stopped.
-pub const LIST_WINDOW: i64 = 2_000;
-
-/// A page of a tenant's commands.
-#[derive(Debug)]
-pub struct Listed {
-    /// Matching commands, newest first (at most the filter's limit).
-    pub rows: Vec<CommandRow>,
-    /// The snapshot they were read in: subscribing with it misses no later change.
-    pub cursor: Cursor,
-    /// A status or type filter looked through a whole window of commands and stopped at this
-    /// id: older ones were not examined (continue with `before` = this id).
-    pub scanned_to: Option<Uuid>,
-}
-
-/// A tenant's commands, newest first, with the snapshot they were read in. The statement names
-/// only the filters given. Subject and ids filters are index conditions (`commands_tenant_subject`,
-/// the primary key); status and type filters look through at most `LIST_WINDOW` of the newest
-/// commands, so that every filter has a bounded plan.
-pub async fn list<'c>(
-    executor: impl PgExecutor<'c>,
-    tenant: &str,
-    filter: &ListFilter,
-) -> Result<Listed, StoreError> {
-    let mut indexed = String::from("tenant = $1");
-    for (given, condition) in [
-        (filter.before.is_some(), "id < $4"),
-        (filter.subject.is_some(), "subject = $6"),
-        (filter.ids.is_some(), "id = any($7)"),
-    ] {
-        if given {
-            indexed.push_str(" and ");
-            indexed.push_str(condition);
-        }
-    }
-    let mut scanned: Vec<&str> = Vec::new();
-    if filter.status.is_some() {
-        scanned.push("status = $2");
-    }
-    if filter.kind.is_some() {
-        scanned.push("type = $3");
-    }
-    let windowed = !scanned.is_empty() && filter.subject.is_none() && filter.ids.is_none();
-    let (source, window) = if windowed {
-        let window = format!(
-            "(select * from commands where {indexed} order by id desc limit $8) window_rows"
-        );
-        (
-            format!("{window} where {}", scanned.join(" and ")),
-            // The window's last id, when it is full (null when the tenant has fewer).
-            format!(
-                "(select (select id from commands where {indexed}
-                           order by id desc limit 1 offset $8 - 1) as scanned_to)"
-            ),
-        )
-    } else {
-        let mut conditions = indexed.clone();
-        for condition in &scanned {
-            conditions.push_str(" and ");
-            conditions.push_str(condition);
-        }
-        (
-            format!("commands where {conditions}"),
-            "(select null::uuid as scanned_to)".to_owned(),
-        )
-    };
-    let read = sqlx::query(AssertSqlSafe(format!(
-        "select s.cursor::text as cursor, w.scanned_to, c.*
-           from (select pg_current_snapshot() as cursor) s
-           cross join {window} w
-           left join lateral (
-                select * from {source} order by id desc limit $5) c on true"
-    )))
-    .bind(tenant)
-    .bind(&filter.status)
-    .bind(&filter.kind)
-    .bind(filter.before)
-    .bind(filter.limit)
-    .bind(&filter.subject)
-    .bind(&filter.ids)
-    .bind(LIST_WINDOW)
-    .fetch_all(executor)
-    .await?;
-    let scanned_to = match read.first() {
-        Some(row) => row.try_get::<Option<Uuid>, _>("scanned_to")?,
-        None => None,
-    };
-    let (rows, cursor) = crate::changes::rows_with_cursor(&read)?;
-    Ok(Listed {
-        rows,
-        cursor,
-        scanned_to,
-    })
-}
-
-/// Cancels a command: one that has not started becomes `cancelled` at once; a running one gets
-/// `cancel_requested` so that its handler stops. `None` when the state allows neither.
+/// Cancels a command: one that has not started (`scheduled`, `new`, `queue`) becomes
+/// `cancelled` at once; a running one gets `cancel_requested` so that its handler stops. `None`
+/// when the state allows neither.
 pub async fn cancel<'c>(
     executor: impl PgExecutor<'c>,
     tenant: &str,
@@ -329,7 +250,8 @@ pub async fn cancel<'c>(
                 finished_at = case when status = 'running' then null else now() end,
                 cancel_requested = true, redeliver_at = null, {CHANGED}
           where tenant = $1 and id = $2
-            and (status in ('new', 'queue') or (status = 'running' and not cancel_requested))
+            and (status in ('scheduled', 'new', 'queue')
+                 or (status = 'running' and not cancel_requested))
           returning *"
     )))
     .bind(tenant)

@@ -164,19 +164,39 @@ pub async fn token_secret(pool: &crate::Db, fresh: &[u8]) -> Result<Vec<u8>, Sto
 }
 
 /// The statement of [`count_unfinished_of`], public so that the store's tests can check its
-/// plan: its `status` list must stay the predicate of `commands_unfinished_per_tenant`
-/// (migration 0007), or the count reads every finished row of the tenant again.
+/// plan: its `status` list must stay the predicate of `commands_unfinished_per_subject`
+/// (migrations 0011 and 0015), or the count reads every finished row of the tenant again.
 #[doc(hidden)]
 pub const COUNT_UNFINISHED_OF: &str = "select count(*) from commands
-  where tenant = $1 and status in ('new', 'queue', 'running')";
+  where tenant = $1 and status in ('scheduled', 'new', 'queue', 'running')";
 
-/// Unfinished (`new`, `queue`, `running`) commands of a tenant: what its quota counts.
+/// Unfinished (`scheduled`, `new`, `queue`, `running`) commands of a tenant: what its quota counts.
 pub async fn count_unfinished_of<'c>(
     executor: impl PgExecutor<'c>,
     tenant: &str,
 ) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(COUNT_UNFINISHED_OF)
         .bind(tenant)
+        .fetch_one(executor)
+        .await?)
+}
+
+/// The statement of [`count_unfinished_of_subject`]; the same index serves it, by its second
+/// column.
+#[doc(hidden)]
+pub const COUNT_UNFINISHED_OF_SUBJECT: &str = "select count(*) from commands
+  where tenant = $1 and subject = $2 and status in ('scheduled', 'new', 'queue', 'running')";
+
+/// Unfinished commands of one subject of a tenant: what a browser token's share of the quota
+/// counts.
+pub async fn count_unfinished_of_subject<'c>(
+    executor: impl PgExecutor<'c>,
+    tenant: &str,
+    subject: &str,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(COUNT_UNFINISHED_OF_SUBJECT)
+        .bind(tenant)
+        .bind(subject)
         .fetch_one(executor)
         .await?)
 }

@@ -6,26 +6,48 @@
 //! ordering predicate `IN_TURN`, the attempt budget `ATTEMPTS_LEFT`, the lock order) and
 //! imports nothing; the statement modules splice them in. `row.rs` is the stored row, typed
 //! (`Status`, `Lane`), and what it converts into: the view, the event, the message's routing.
-//! The api's statements: `commands.rs` (insert, read, list, `queue`, cancel), `replay.rs`,
+//! The api's statements: `commands.rs` (insert, read, `queue`, cancel), `listing.rs` (lists,
+//! searches and bounded counts), `rollup.rs` (the counters and the run rollup the console
+//! reads, and their fold), `replay.rs`, `delayed.rs` (the release of due `scheduled` commands,
+//! and their re-timing),
 //! `sweeps.rs` (relay, redelivery, reaper, retention), `keys.rs` (API keys, token secret),
-//! `types.rs` (the type catalogue). The worker's: `claim.rs` (the claim and why it refused)
-//! and `lifecycle.rs` (heartbeat, progress, hold, finish). The notifier's: `changes.rs`
-//! (changes by snapshot, the resume cursor). Beneath them `db.rs` (the pool, PgBouncer-safe)
-//! and `group.rs` (group commit, which the api and the worker batch their statements with).
-//! Every statement takes an executor, so the caller owns the transaction.
+//! `types.rs` (the type catalogue), `pause.rs` (paused types, which workers read with their
+//! heartbeat), `bulk.rs` (bulk cancel), `discard.rs` (parked failures dropped for good, one or
+//! in bulk), `audit.rs` (the operators' audit trail), `schedules.rs` (recurring commands: their
+//! routes' statements and the schedule sweep's take-and-advance). The worker's: `claim.rs` (the claim and why it refused)
+//! and `lifecycle.rs` (heartbeat, progress, hold, finish). `turns.rs` holds keyed commands that
+//! are not their key's turn in PostgreSQL and hands each on when it is (worker, api and sweep). The notifier's: `changes.rs`
+//! (changes by snapshot, the resume cursor); `pages.rs` reads them a page at a time for the
+//! api's change feed, each page with a cursor that covers exactly it. `workers.rs` holds the workers' heartbeat rows,
+//! the release of a silent worker's runs, and the attempt history. Beneath them `db.rs` (the
+//! pool, PgBouncer-safe) and `group.rs` (group commit, which the api and the worker batch their
+//! statements with).
+//! Every statement takes an executor, so the caller owns the transaction (but `turns.rs`, whose
+//! statements must follow a key lock in a transaction of their own).
 
+mod audit;
+mod bulk;
 mod changes;
 mod claim;
 mod commands;
 mod db;
+mod delayed;
+mod discard;
 mod group;
 mod keys;
 mod lifecycle;
+mod listing;
+mod pages;
+mod pause;
 mod replay;
+mod rollup;
 mod row;
 mod rules;
+mod schedules;
 mod sweeps;
+mod turns;
 mod types;
+mod workers;
 
 use sqlx::{
     AssertSqlSafe, Connection, PgConnection, PgPool,
@@ -34,28 +56,46 @@ use sqlx::{
 };
 use std::{str::FromStr, time::Duration};
 
+pub use audit::{AuditEntry, AuditRow, list_audit, record_audit};
+pub use bulk::{CancelFilter, cancel_page, count_cancellable, database_time};
 pub use changes::{
     ChangedIds, Changes, Cursor, InvalidCursor, Scope, changed_ids_after, changes_after,
 };
 pub use claim::{Claim, Claimed, Claims, Refusal, claim};
 pub use commands::{
-    LIST_WINDOW, ListFilter, Listed, NewCommand, Submitted, cancel, get, get_many, insert, list,
-    lookup, lookup_many, mark_queued,
+    NewCommand, Submitted, cancel, get, get_many, insert, lookup, lookup_many, mark_queued,
 };
 pub use db::Db;
+pub use delayed::{release_due, reschedule};
+pub use discard::{DiscardFilter, count_discardable, discard, discard_page};
 pub use group::GroupCommit;
 pub use keys::{
-    COUNT_UNFINISHED_OF, KeyRecord, NewKey, count_configured_keys, count_unfinished_of, create_key,
-    find_key, key_by_id, list_keys, revoke_development_keys, revoke_key, token_secret,
+    COUNT_UNFINISHED_OF, COUNT_UNFINISHED_OF_SUBJECT, KeyRecord, NewKey, count_configured_keys,
+    count_unfinished_of, count_unfinished_of_subject, create_key, find_key, key_by_id, list_keys,
+    revoke_development_keys, revoke_key, token_secret,
 };
 pub use lifecycle::{Finish, Outcome, Run, finish, heartbeat, hold_claim, progress};
-pub use replay::{replay, replay_matching};
+pub use listing::{COUNT_WINDOW, Counted, LIST_WINDOW, ListFilter, Listed, count_matching, list};
+pub use pages::{ChangedPage, changed_page};
+pub use pause::{Paused, pause_type, paused_types, resume_type};
+pub use replay::{FailedFilter, count_failed, failed_ids_after, replay, replay_failed};
+pub use rollup::{StatsRow, counts_by_status, fold, stats};
 pub use row::CommandRow;
+pub use schedules::{
+    DueSchedule, NewSchedule, ScheduleChange, ScheduleRow, advance_schedule, create_schedule,
+    declare_schedule, delete_schedule, get_schedule, list_schedules, pause_schedule,
+    resume_schedule, take_due_schedules,
+};
 pub use sweeps::{
     count_unfinished, purge_finished, reap_expired, redelivered, take_redeliveries,
     take_unpublished,
 };
+pub use turns::{hand_on, hold, hold_new, take_turns};
 pub use types::{list_types, register_types};
+pub use workers::{
+    AttemptRow, WorkerBeat, WorkerRow, attempts_of, forget_workers, list_workers,
+    release_silent_workers, worker_gone, worker_seen,
+};
 
 pub(crate) use rules::CHANGED;
 

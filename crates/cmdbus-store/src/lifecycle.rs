@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     CommandRow, StoreError,
-    rules::{CHANGED, in_lock_order},
+    rules::{CHANGED, CLOCK, in_lock_order},
     without_nul,
 };
 
@@ -128,7 +128,11 @@ pub async fn finish<'c>(
     let errors: Vec<Option<Json<&ErrorInfo>>> =
         errors.iter().map(|e| e.as_ref().map(Json)).collect();
     Ok(sqlx::query_as(AssertSqlSafe(format!(
-        "with finished as (
+        "with {CLOCK}, locked as materialized (
+             -- In id order first, as `claim` does: the update's join may visit rows in any order.
+             select id from commands where id = any($1) and status = 'running'
+              order by id for update
+         ), finished as (
              update commands c
                 set status = case when f.status = 'queue' and c.cancel_requested then 'cancelled'
                                   when {BACK_TO_LANE} then 'fail'
@@ -138,33 +142,35 @@ pub async fn finish<'c>(
                                 when {BACK_TO_LANE} then c.lane end,
                     next_attempt_at = case when f.status = 'queue' and not c.cancel_requested
                                                 and not {BACK_TO_LANE}
-                                           then now() + make_interval(secs => f.retry_in) end,
+                                           then clock.at + make_interval(secs => f.retry_in) end,
                     redeliver_at = case when {BACK_TO_LANE}
-                                        then now() + make_interval(secs => {PARK_OWED_AFTER})
+                                        then clock.at + make_interval(secs => {PARK_OWED_AFTER})
                                         when f.status = 'queue' and not c.cancel_requested
-                                        then now() + make_interval(secs => f.retry_in + $9)
+                                        then clock.at + make_interval(secs => f.retry_in + $9)
                                         when f.status = 'fail' and f.lane is not null
-                                        then now() + make_interval(secs => {PARK_OWED_AFTER})
+                                        then clock.at + make_interval(secs => {PARK_OWED_AFTER})
                                         end,
                     releases = c.releases + (f.history = 'released')::int,
                     progress = case when f.status = 'success' then 1 else c.progress end,
                     finished_at = case when f.status <> 'queue' or c.cancel_requested
                                             or {BACK_TO_LANE}
-                                       then now() end,
+                                       then clock.at end,
                     worker = case when f.status = 'queue' and not c.cancel_requested then null
                                   else c.worker end,
                     claim = null, lease_until = null, {CHANGED}
                from unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[],
                            $6::text[], $7::text[], $8::float8[])
                     as f(id, claim, status, result, error, lane, history, retry_in)
+               join locked on locked.id = f.id
+               cross join clock
               where c.id = f.id and c.claim = f.claim and c.status = 'running'
              returning c.*, f.history, f.error as attempt_error
          ), history as (
              update command_attempts a
-                set finished_at = now(), error = finished.attempt_error,
+                set finished_at = clock.at, error = finished.attempt_error,
                     outcome = case when finished.status = 'cancelled' then 'cancelled'
                                    else finished.history end
-               from finished
+               from finished, clock
               where a.command_id = finished.id and a.generation = finished.generation
                 and a.attempt = finished.attempt
          )

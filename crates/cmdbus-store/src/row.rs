@@ -2,7 +2,9 @@
 //! notifier pushes, and the message the bus publishes (the one builder of a row's message).
 
 use chrono::{DateTime, Utc};
-use cmdbus_domain::{CommandMessage, CommandView, ErrorInfo, Event, Lane, Routing, Status};
+use cmdbus_domain::{
+    CommandMessage, CommandView, ErrorInfo, Event, Lane, Routing, Status, TraceParent,
+};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
@@ -72,6 +74,12 @@ pub struct CommandRow {
     pub redeliver_at: Option<DateTime<Utc>>,
     /// The end user the command belongs to, if any.
     pub subject: Option<String>,
+    /// When a run was last taken back from a worker that stopped renewing it.
+    pub reclaimed_at: Option<DateTime<Utc>>,
+    /// When a delayed command was asked to run (`scheduled` until then).
+    pub run_at: Option<DateTime<Utc>>,
+    /// The trace context it was submitted in (a version 00 `traceparent`), if any.
+    pub traceparent: Option<String>,
 }
 
 impl CommandRow {
@@ -121,7 +129,14 @@ impl CommandRow {
             started_at: self.started_at,
             finished_at: self.finished_at,
             next_attempt_at: self.next_attempt_at,
+            reclaimed_at: self.reclaimed_at,
+            run_at: self.run_at,
         }
+    }
+
+    /// The trace context it was submitted in; `None` for a command recorded without one.
+    pub fn trace_parent(&self) -> Option<TraceParent> {
+        self.traceparent.as_deref().and_then(TraceParent::parse)
     }
 
     /// The state-change event for this row.
@@ -129,6 +144,7 @@ impl CommandRow {
         Event {
             tenant: self.tenant.clone(),
             command: self.view(),
+            traceparent: self.trace_parent(),
         }
     }
 
@@ -148,6 +164,7 @@ impl CommandRow {
                 Status::Fail => self.lane,
                 _ => Lane::Main,
             },
+            traceparent: self.trace_parent(),
         }
     }
 }

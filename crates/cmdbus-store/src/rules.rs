@@ -28,15 +28,26 @@ pub(crate) const IN_TURN: &str = "(c.ordering_key is null or not exists (
                              or (e.status in ('new', 'queue')
                                  and (e.created_at, e.id) < (c.created_at, c.id)))))";
 
+/// The moment a statement starts or ends runs, as a CTE (`clock.at`, one reading for every row):
+/// the clock during the statement, not the transaction's start (`now()`). A statement can wait
+/// before it takes its snapshot (for a table's lock, say); dated by `now()`, a claim that waited
+/// would date its run before the finish of its key's previous run — a finish its snapshot saw
+/// committed — and the recorded runs of the key would overlap though the runs did not. Read by
+/// the clock, a run starts after every run its claim saw end, and ends before any claim that
+/// sees it ended: the recorded runs of a key overlap only if the runs did.
+pub(crate) const CLOCK: &str = "clock as materialized (select clock_timestamp() as at)";
+
 /// The attempt budget: command `c` may start another run. Runs that lost their lease or were
 /// given back at shutdown do not use up `max_attempts` (the worker's
 /// `CommandRow::has_attempts_left` reads the same rule off a row).
 pub(crate) const ATTEMPTS_LEFT: &str = "(c.attempt < c.max_attempts + c.lease_losses + c.releases)";
 
-/// `items` by command id: every batched statement locks its rows in id order (a nested loop
-/// over the sorted input, or a primary-key scan of `id = any(...)`), so two batches that share
-/// rows — a worker's claims and an api's `queue` update, say — wait for each other instead of
-/// deadlocking (which PostgreSQL resolves only after `deadlock_timeout`, a second).
+/// `items` by command id: every batched statement locks its rows in id order, so two batches
+/// that share rows — a worker's claims and an api's `queue` update, say — wait for each other
+/// instead of deadlocking (which PostgreSQL resolves only after `deadlock_timeout`, a second).
+/// A sorted input is not enough where an update joins it (a hash join visits rows in the
+/// table's order): those statements lock first, `select … order by id for update` (`claim`,
+/// `finish`, `mark_queued`, `redelivered`, `hold`, `hold_new`).
 pub(crate) fn in_lock_order<T>(items: &[T], id: impl Fn(&T) -> Uuid) -> Vec<&T> {
     let mut sorted: Vec<&T> = items.iter().collect();
     sorted.sort_by_key(|item| id(item));

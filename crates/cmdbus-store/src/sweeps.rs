@@ -2,7 +2,10 @@
 //! (rows the broker never confirmed), redelivery (`queue` rows whose message is overdue, `fail`
 //! rows whose parking publish is owed), the lease reaper (runs whose worker died or paused), and
 //! retention. Rows are taken with `for update skip locked` and a short publish lease, so any
-//! number of api processes can sweep without publishing the same row twice.
+//! number of api processes can sweep without publishing the same row twice. A batch is taken in
+//! a materialized CTE, never as `where id in (select … limit n for update skip locked)`: the
+//! planner may run such a subquery again (a rescan, a recheck of a row that changed) and take
+//! more than `n` rows (seen: 3 with a limit of 2). `turns::take_turns` does the same.
 
 use chrono::{DateTime, Utc};
 use cmdbus_domain::Lane;
@@ -13,7 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     CommandRow, StoreError,
-    rules::{CHANGED, IN_TURN},
+    rules::{CHANGED, CLOCK, IN_TURN},
 };
 
 /// Takes up to `limit` rows the broker never confirmed, recorded more than `older_than` ago and
@@ -25,14 +28,16 @@ pub async fn take_unpublished<'c>(
     limit: i64,
 ) -> Result<Vec<CommandRow>, StoreError> {
     Ok(sqlx::query_as(
-        "update commands c set redeliver_at = now() + make_interval(secs => $2)
-          where c.id in (
+        "with taken as materialized (
                 select id from commands
                  where status = 'new' and created_at < now() - make_interval(secs => $1)
                    and (redeliver_at is null or redeliver_at <= now())
                  order by created_at
                  limit $3
                  for update skip locked)
+         update commands c set redeliver_at = now() + make_interval(secs => $2)
+           from taken
+          where c.id = taken.id
           returning c.*",
     )
     .bind(older_than.as_secs_f64())
@@ -45,7 +50,7 @@ pub async fn take_unpublished<'c>(
 /// Takes up to `limit` rows whose message is due again: `queue` rows nobody claimed by their
 /// `redeliver_at` (published to their queue again; copies are harmless, the claim decides) —
 /// unless their key is not their turn (`IN_TURN`: another command of the key runs, or an
-/// earlier one is unfinished) — and `fail` rows whose parking
+/// earlier one is unfinished) or their type is paused — and `fail` rows whose parking
 /// publish is owed (published to their lane).
 pub async fn take_redeliveries<'c>(
     executor: impl PgExecutor<'c>,
@@ -53,17 +58,24 @@ pub async fn take_redeliveries<'c>(
     limit: i64,
 ) -> Result<Vec<CommandRow>, StoreError> {
     Ok(sqlx::query_as(AssertSqlSafe(format!(
-        "update commands c set redeliver_at = now() + make_interval(secs => $1)
-          where c.id in (
+        "with taken as materialized (
                 select id from commands c
                  where status in ('queue', 'fail') and redeliver_at <= now()
-                   -- A command waiting for its key has its message cycling through a delay
-                   -- tier; a copy would only cycle beside it. Once the key is its turn, the
-                   -- sweep publishes it again if that message was lost.
+                   -- A command waiting for its key whose message is still out there (a lane's
+                   -- delivery asks again after a delay): a copy would only wait beside it. Once
+                   -- the key is its turn, the sweep publishes it again if that message was lost.
+                   -- (A command held for its key has no `redeliver_at`: `take_turns` is its sweep.)
                    and (status = 'fail' or {IN_TURN})
+                   -- A paused type's messages wait in its queue: copies would only pile up
+                   -- there for as long as the pause lasts. On resume, due rows go again.
+                   and (status = 'fail'
+                        or not exists (select 1 from paused_types p where p.name = c.type))
                  order by redeliver_at
                  limit $2
                  for update skip locked)
+         update commands c set redeliver_at = now() + make_interval(secs => $1)
+           from taken
+          where c.id = taken.id
           returning c.*"
     )))
     .bind(publish_lease.as_secs_f64())
@@ -73,7 +85,12 @@ pub async fn take_redeliveries<'c>(
 }
 
 /// After the broker confirmed the messages of redelivered rows: a `queue` row is looked at again
-/// `redeliver_after` from now; a parked `fail` row owes nothing any more.
+/// after as long as it has been queued already — at least `redeliver_after`, at most eight times
+/// it — and a parked `fail` row owes nothing any more. A command still unclaimed after a while
+/// most often waits behind a backlog, with its message in the queue: a copy every
+/// `redeliver_after` would grow that backlog by one copy per waiting command per interval (a
+/// 17,000-command backlog drained at 100/s left 9,742 copies behind in the fault run), while a
+/// wait that grows with the command's age sends a handful.
 pub async fn redelivered<'c>(
     executor: impl PgExecutor<'c>,
     ids: &[Uuid],
@@ -82,8 +99,13 @@ pub async fn redelivered<'c>(
     sqlx::query(
         "update commands
             set redeliver_at = case when status = 'queue'
-                                    then now() + make_interval(secs => $2) end
-          where id = any($1) and status in ('queue', 'fail')",
+                                    then now() + least(greatest(make_interval(secs => $2),
+                                                                now() - coalesce(queued_at, now())),
+                                                       make_interval(secs => $2 * 8)) end
+          where id in (select id from commands
+                        where id = any($1) and status in ('queue', 'fail')
+                        order by id for update)
+            and status in ('queue', 'fail')",
     )
     .bind(ids)
     .bind(redeliver_after.as_secs_f64())
@@ -119,7 +141,7 @@ pub async fn reap_expired<'c>(
     let from: Vec<Option<&str>> = lanes.iter().map(|lane| lane.suffix()).collect();
     let parked_in: Vec<Option<&str>> = lanes.iter().map(|lane| lane.parked_in().suffix()).collect();
     Ok(sqlx::query_as(AssertSqlSafe(format!(
-        "with reaped as (
+        "with {CLOCK}, reaped as (
              update commands c
                 set status = case when cancel_requested then 'cancelled'
                                   when lane is not null or lease_losses >= $2 then 'fail'
@@ -140,10 +162,12 @@ pub async fn reap_expired<'c>(
                                 else lane end,
                     lease_losses = lease_losses + 1,
                     finished_at = case when cancel_requested or lane is not null
-                                            or lease_losses >= $2 then now() end,
-                    redeliver_at = case when cancel_requested then null else now() end,
+                                            or lease_losses >= $2 then clock.at end,
+                    redeliver_at = case when cancel_requested then null else clock.at end,
                     worker = null, claim = null, lease_until = null, next_attempt_at = null,
+                    reclaimed_at = clock.at,
                     {CHANGED}
+               from clock
               where c.id in (
                     select id from commands
                      where status = 'running'
@@ -152,11 +176,11 @@ pub async fn reap_expired<'c>(
                        for no key update skip locked)
                 and status = 'running'
                 and lease_until < coalesce($3, now()) - make_interval(secs => $1)
-             returning *
+             returning c.*
          ), history as (
              update command_attempts a
-                set finished_at = now(), outcome = 'lease_lost'
-               from reaped
+                set finished_at = clock.at, outcome = 'lease_lost'
+               from reaped, clock
               where a.command_id = reaped.id and a.generation = reaped.generation
                 and a.attempt = reaped.attempt and a.finished_at is null
          )
@@ -191,12 +215,14 @@ pub async fn purge_finished<'c>(
     // PostgreSQL re-checks only the delete's own condition on the row as it is once locked, so
     // a row changed in between (a replay made it unfinished) is kept.
     let deleted = sqlx::query(
-        "delete from commands
-          where id in (select id from commands
-                        where id < $1 and finished_at < $2
-                        order by id limit $3
-                        for update skip locked)
-            and id < $1 and finished_at < $2",
+        "with taken as materialized (
+                select id from commands
+                 where id < $1 and finished_at < $2
+                 order by id limit $3
+                   for update skip locked)
+         delete from commands c
+          using taken
+          where c.id = taken.id and c.id < $1 and c.finished_at < $2",
     )
     .bind(newest)
     .bind(cutoff)
@@ -206,16 +232,21 @@ pub async fn purge_finished<'c>(
     Ok(deleted.rows_affected())
 }
 
-/// How many commands are `new`, `queue` and `running` (all tenants), for metrics: each count
-/// reads one small partial index, never the whole table.
+/// How many commands are `scheduled`, `new`, `queue` and `running` (all tenants), for metrics:
+/// each count reads one small partial index, never the whole table.
 pub async fn count_unfinished<'c>(
     executor: impl PgExecutor<'c>,
 ) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(sqlx::query_as(
-        "select 'new', count(*) from commands where status = 'new'
+        "select 'scheduled', count(*) from commands where status = 'scheduled'
          union all
-         select 'queue', count(*) from commands
-          where status = 'queue' and redeliver_at is not null
+         select 'new', count(*) from commands where status = 'new'
+         union all
+         select 'queue',
+                (select count(*) from commands
+                  where status = 'queue' and redeliver_at is not null)
+                + (select count(*) from commands
+                    where status = 'queue' and held_since is not null)
          union all
          select 'running', count(*) from commands where status = 'running'",
     )

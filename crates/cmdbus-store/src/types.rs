@@ -21,19 +21,26 @@ pub async fn register_types<'c>(
         .iter()
         .map(|t| t.payload_schema.as_ref().map(Json))
         .collect();
+    let result_schemas: Vec<Option<Json<&Value>>> = types
+        .iter()
+        .map(|t| t.result_schema.as_ref().map(Json))
+        .collect();
     sqlx::query(
-        "insert into command_types (name, description, max_attempts, example, payload_schema)
-         select * from unnest($1::text[], $2::text[], $3::int4[], $4::jsonb[], $5::jsonb[])
+        "insert into command_types
+                (name, description, max_attempts, example, payload_schema, result_schema)
+         select * from unnest($1::text[], $2::text[], $3::int4[], $4::jsonb[], $5::jsonb[],
+                              $6::jsonb[])
          on conflict (name) do update
             set description = excluded.description, max_attempts = excluded.max_attempts,
                 example = excluded.example, payload_schema = excluded.payload_schema,
-                updated_at = now()",
+                result_schema = excluded.result_schema, updated_at = now()",
     )
     .bind(&names)
     .bind(&descriptions)
     .bind(&max_attempts)
     .bind(&examples)
     .bind(&schemas)
+    .bind(&result_schemas)
     .execute(executor)
     .await?;
     Ok(())
@@ -47,12 +54,13 @@ struct TypeRow {
     max_attempts: i32,
     example: Option<Json<Value>>,
     payload_schema: Option<Json<Value>>,
+    result_schema: Option<Json<Value>>,
 }
 
 /// Every registered type, by name.
 pub async fn list_types<'c>(executor: impl PgExecutor<'c>) -> Result<Vec<TypeInfo>, StoreError> {
     let rows: Vec<TypeRow> = sqlx::query_as(
-        "select name, description, max_attempts, example, payload_schema
+        "select name, description, max_attempts, example, payload_schema, result_schema
            from command_types order by name",
     )
     .fetch_all(executor)
@@ -65,6 +73,7 @@ pub async fn list_types<'c>(executor: impl PgExecutor<'c>) -> Result<Vec<TypeInf
             max_attempts: row.max_attempts,
             example: row.example.map(|json| json.0),
             payload_schema: row.payload_schema.map(|json| json.0),
+            result_schema: row.result_schema.map(|json| json.0),
         })
         .collect())
 }

@@ -3,9 +3,9 @@
 //! announced in one events message. Nothing waits for a batch to fill (`GroupCommit`), so a lone
 //! command goes through at once.
 
-use cmdbus_bus::Broker;
+use cmdbus_bus::{Broker, Outgoing};
 use cmdbus_store::Db;
-use cmdbus_store::{Claim, Claimed, CommandRow, Finish, GroupCommit, StoreError};
+use cmdbus_store::{Claim, Claimed, CommandRow, Finish, GroupCommit, Refusal, StoreError};
 use futures_util::future::BoxFuture;
 use std::{
     collections::{HashMap, HashSet},
@@ -109,27 +109,130 @@ fn claim_statement<'a>(
     batch: &'a [Claim],
 ) -> BoxFuture<'a, Result<Vec<(Uuid, Claimed)>, StoreError>> {
     Box::pin(async move {
-        let claims = cmdbus_store::claim(
-            &settings.pool,
-            batch,
-            &settings.worker,
-            settings.lease,
-            settings.lane.as_deref(),
-        )
-        .await?;
-        Ok(claims.answers())
+        let mut answers = claim_once(settings, batch).await?;
+        if settings.lane.is_some() {
+            // A lane's delivery that waits for its key asks again after a delay: lanes are
+            // re-run by an operator, one at a time, never a backlog.
+            return Ok(answers);
+        }
+        // Deliveries whose key is busy are held in PostgreSQL and their messages acked; a
+        // command that is its key's turn by the time it is held (its predecessor finished in
+        // between) is claimed once more right away.
+        let waiting: Vec<Claim> = batch
+            .iter()
+            .filter(|claim| {
+                answers.iter().any(|(id, answer)| {
+                    *id == claim.id
+                        && matches!(answer, Claimed::Refused(Refusal::WaitingForPredecessor))
+                })
+            })
+            .copied()
+            .collect();
+        if waiting.is_empty() {
+            return Ok(answers);
+        }
+        let held = match cmdbus_store::hold(&settings.pool, &waiting).await {
+            Ok(held) => held,
+            Err(error) => {
+                // They ask again after a delay, as a lane's do.
+                tracing::warn!(%error, "cannot hold commands for their key");
+                return Ok(answers);
+            }
+        };
+        let again: Vec<Claim> = waiting
+            .iter()
+            .filter(|claim| !held.contains(&claim.id))
+            .copied()
+            .collect();
+        let again = if again.is_empty() {
+            Vec::new()
+        } else {
+            claim_once(settings, &again).await.unwrap_or_default()
+        };
+        for (id, answer) in &mut answers {
+            if held.contains(id) {
+                *answer = Claimed::Refused(Refusal::Held);
+            } else if let Some((_, claimed)) = again.iter().find(|(again, _)| again == id) {
+                *answer = claimed.clone();
+            }
+        }
+        Ok(answers)
     })
+}
+
+async fn claim_once(
+    settings: &Settings,
+    batch: &[Claim],
+) -> Result<Vec<(Uuid, Claimed)>, StoreError> {
+    let claims = cmdbus_store::claim(
+        &settings.pool,
+        batch,
+        &settings.worker,
+        settings.lease,
+        settings.lane.as_deref(),
+    )
+    .await?;
+    Ok(claims.answers())
 }
 
 fn finish_statement<'a>(
     settings: &'a Settings,
     batch: &'a [Finish],
 ) -> BoxFuture<'a, Result<Vec<CommandRow>, StoreError>> {
-    Box::pin(cmdbus_store::finish(
-        &settings.pool,
-        batch,
-        settings.redeliver_after,
-    ))
+    Box::pin(async move {
+        let finished =
+            cmdbus_store::finish(&settings.pool, batch, settings.redeliver_after).await?;
+        let freed: Vec<(String, String)> = finished
+            .iter()
+            .filter(|row| row.status.is_terminal())
+            .filter_map(|row| Some((row.tenant.clone(), row.ordering_key.clone()?)))
+            .collect();
+        if !freed.is_empty() {
+            // Off the finish's path: its runs settle while the next command of each key goes
+            // out. Lost with this process, it is the api's sweep (`take_turns`) that hands on.
+            tokio::spawn(hand_on(settings.clone(), freed));
+        }
+        Ok(finished)
+    })
+}
+
+/// How long a command taken for its hand-on is left to this worker to publish; past it, the
+/// api's redelivery sweep publishes it.
+const HAND_ON_LEASE: Duration = Duration::from_secs(10);
+
+/// Publishes the next held command of each key in `freed` (tenant, ordering key) — keys whose
+/// command just finished — if it is now its key's turn.
+async fn hand_on(settings: Settings, freed: Vec<(String, String)>) {
+    let keys: Vec<(&str, &str)> = freed
+        .iter()
+        .map(|(tenant, key)| (tenant.as_str(), key.as_str()))
+        .collect();
+    let next = match cmdbus_store::hand_on(&settings.pool, &keys, HAND_ON_LEASE).await {
+        Ok(next) if next.is_empty() => return,
+        Ok(next) => next,
+        Err(error) => {
+            tracing::warn!(%error, "cannot hand keys on; the api's sweep will");
+            return;
+        }
+    };
+    let outgoing: Vec<Outgoing> = next
+        .iter()
+        .map(|row| settings.broker.outgoing(row.routing()))
+        .collect();
+    let results = settings.broker.publish_commands(&outgoing).await;
+    let confirmed: Vec<Uuid> = next
+        .iter()
+        .zip(&results)
+        .filter(|(_, result)| result.is_ok())
+        .map(|(row, _)| row.id)
+        .collect();
+    metrics::counter!("cmdbus_handed_on_total").increment(confirmed.len() as u64);
+    // An unconfirmed one is published by the redelivery sweep once its hand-on lease ends.
+    if let Err(error) =
+        cmdbus_store::redelivered(&settings.pool, &confirmed, settings.redeliver_after).await
+    {
+        tracing::warn!(%error, "handed on, but cannot record it");
+    }
 }
 
 /// Group-commit loops that run `statement` on each batch and announce what it changed.

@@ -1,5 +1,6 @@
 //! What a handler gets besides its payload: who it is, progress reports, cancellation, and an
-//! explicit heartbeat for long stretches of blocking work.
+//! explicit heartbeat. Its writes run on the worker's machinery runtime, never on the
+//! handler's own (`executor.rs`).
 
 use cmdbus_store::StoreError;
 use sqlx::PgConnection;
@@ -101,37 +102,56 @@ impl Context {
             last.insert(id, now);
         }
         let note = note.into();
-        let row =
-            cmdbus_store::progress(&self.shared.pool, self.lease.run, fraction, note.as_deref())
-                .await;
-        match row {
-            Ok(Some(row)) => self.shared.broker.announce([row.event()]).await,
-            Ok(None) => {} // the claim is gone: the renewer cancels us
-            Err(error) => tracing::warn!(%error, %id, "cannot record progress"),
-        }
+        let (shared, run) = (Arc::clone(&self.shared), self.lease.run);
+        // On the machinery's runtime: the pool's and the broker's connections stay bound to
+        // threads no handler holds.
+        let write = self.shared.machinery.spawn(async move {
+            let row = cmdbus_store::progress(&shared.pool, run, fraction, note.as_deref()).await;
+            match row {
+                Ok(Some(row)) => shared.broker.announce([row.event()]).await,
+                Ok(None) => {} // the claim is gone: the renewer cancels us
+                Err(error) => tracing::warn!(%error, %id, "cannot record progress"),
+            }
+        });
+        let _ = write.await;
     }
 
-    /// Renews the lease now; false when it was lost (the handler should stop).
+    /// `progress` for a blocking handler (`Registry::register_blocking`): waits on this thread
+    /// for the write. Never call it from async code.
+    pub fn blocking_progress(&self, fraction: f32, note: impl Into<Option<String>>) {
+        let note = note.into();
+        self.shared
+            .machinery
+            .clone()
+            .block_on(self.progress(fraction, note));
+    }
+
+    /// Renews the lease now; false when it was lost (the handler should stop). Leases are
+    /// renewed without it, from threads no handler holds; this is for a handler that wants to
+    /// know at once.
     pub async fn heartbeat(&self) -> bool {
         if self.lease.is_lost() {
             return false;
         }
-        let sent = tokio::time::Instant::now();
-        let renewed =
-            cmdbus_store::heartbeat(&self.shared.pool, &[self.lease.run], self.shared.lease).await;
-        match renewed {
-            Ok(rows) if !rows.is_empty() => {
-                // A row held by this handler's own transaction is still ours, not renewed.
-                if rows.iter().any(|(_, _, renewed)| *renewed) {
-                    self.lease.renewed(sent, self.shared.lease);
+        let (shared, lease) = (Arc::clone(&self.shared), Arc::clone(&self.lease));
+        let renew = self.shared.machinery.spawn(async move {
+            let sent = tokio::time::Instant::now();
+            let renewed = cmdbus_store::heartbeat(&shared.pool, &[lease.run], shared.lease).await;
+            match renewed {
+                Ok(rows) if !rows.is_empty() => {
+                    // A row held by this handler's own transaction is still ours, not renewed.
+                    if rows.iter().any(|(_, _, renewed)| *renewed) {
+                        lease.renewed(sent, shared.lease);
+                    }
+                    true
                 }
-                true
+                Ok(_) => {
+                    lease.lose("the claim is no longer ours");
+                    false
+                }
+                Err(_) => false,
             }
-            Ok(_) => {
-                self.lease.lose("the claim is no longer ours");
-                false
-            }
-            Err(_) => false,
-        }
+        });
+        renew.await.unwrap_or(false)
     }
 }

@@ -1,12 +1,14 @@
 //! The built-in demo handlers: enough to try every state of the lifecycle from a browser.
 
 use cmdbus_domain::TypeInfo;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 use crate::{Context, HandlerError, Registry};
 
-/// Registers `demo.echo`, `demo.sleep`, `demo.fail` and `demo.noop`.
+/// Registers `demo.echo`, `demo.sleep`, `demo.fail`, `demo.noop` and the typed `demo.add`.
 pub fn register(registry: &mut Registry) {
     registry
         .register(
@@ -35,7 +37,40 @@ pub fn register(registry: &mut Registry) {
         .register(
             info("demo.noop", "Does nothing, as fast as possible.", 1, json!({})),
             |_ctx: Context, _payload: Value| async move { Ok(Value::Null) },
+        )
+        .register_typed(
+            info(
+                "demo.add",
+                "Adds `a` and `b` (integers): a typed handler, whose payload is checked against \
+                 its JSON Schema at submit.",
+                1,
+                json!({"a": 2, "b": 3}),
+            ),
+            add,
         );
+}
+
+/// `demo.add`'s payload.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Addends {
+    /// The first addend.
+    a: i64,
+    /// The second addend.
+    b: i64,
+}
+
+/// `demo.add`'s result.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Sum {
+    /// `a + b`.
+    sum: i64,
+}
+
+async fn add(_ctx: Context, Addends { a, b }: Addends) -> Result<Sum, HandlerError> {
+    a.checked_add(b)
+        .map(|sum| Sum { sum })
+        .ok_or_else(|| HandlerError::permanent("overflow", "a + b does not fit in 64 bits"))
 }
 
 fn info(name: &str, description: &str, max_attempts: i32, example: Value) -> TypeInfo {
@@ -45,6 +80,7 @@ fn info(name: &str, description: &str, max_attempts: i32, example: Value) -> Typ
         max_attempts,
         example: Some(example),
         payload_schema: None,
+        result_schema: None,
     }
 }
 

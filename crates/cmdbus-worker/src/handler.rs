@@ -1,4 +1,5 @@
-//! What application code implements: a handler per command type, and the registry of them.
+//! What application code implements: a handler per command type (async, or blocking with
+//! `Registry::register_blocking`), and the registry of them.
 
 use cmdbus_domain::{ErrorInfo, TypeInfo};
 use serde_json::Value;
@@ -114,6 +115,30 @@ impl Registry {
             (info, Arc::new(Erased(Arc::new(handler)))),
         );
         self
+    }
+
+    /// Registers a handler that blocks its thread (synchronous I/O, a CPU-bound loop) for the
+    /// type `info.name`: each run gets a thread of its own (`tokio::task::spawn_blocking`), so
+    /// it holds up neither async handlers nor the worker. It cannot be interrupted: it should
+    /// check `ctx.is_cancelled()` between steps (set when the command is cancelled or the lease
+    /// is lost) and report with `ctx.blocking_progress`.
+    pub fn register_blocking<F>(&mut self, info: TypeInfo, handler: F) -> &mut Self
+    where
+        F: Fn(Context, Value) -> Result<Value, HandlerError> + Send + Sync + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.register(info, move |ctx: Context, payload: Value| {
+            let handler = Arc::clone(&handler);
+            async move {
+                match tokio::task::spawn_blocking(move || handler(ctx, payload)).await {
+                    Ok(result) => result,
+                    Err(error) => Err(HandlerError::permanent(
+                        "panicked",
+                        format!("handler panicked: {error}"),
+                    )),
+                }
+            }
+        })
     }
 
     /// The registered types.

@@ -1,7 +1,9 @@
 //! Leases of the runs this worker holds, keyed by claim token. One loop renews them all in one
 //! statement every third of the lease, and a lease that could not be renewed in time is lost
 //! here first: the handler's cancellation fires at the lease's local deadline ("lease lost"),
-//! whether the database said no, did not answer, or this process was paused.
+//! whether the database said no, did not answer, or this process was paused. Every lease also
+//! ends when the worker's heartbeat row goes stale (`Inflight::seen`), when the api may release
+//! the worker's runs.
 
 use cmdbus_bus::{Broker, FanoutEvent};
 use cmdbus_domain::Control;
@@ -91,6 +93,13 @@ impl Lease {
 #[derive(Debug, Default)]
 pub(crate) struct Inflight {
     leases: Mutex<HashMap<Uuid, Arc<Lease>>>,
+    /// When every lease ends unless the worker's heartbeat row is written again (`presence.rs`):
+    /// the api releases a silent worker's runs, so the worker stops them first. `None` until the
+    /// row is first written (a worker without a row is never released).
+    presence: Mutex<Option<Instant>>,
+    /// A run was added: its deadline may be earlier than the one the renewal loop sleeps to
+    /// (the worker's heartbeat row bounds it, and that is seconds away, not a lease).
+    added: tokio::sync::Notify,
 }
 
 impl Inflight {
@@ -102,6 +111,7 @@ impl Inflight {
 
     pub(crate) fn insert(&self, lease: Arc<Lease>) {
         self.lock().insert(lease.run.claim, lease);
+        self.added.notify_one();
     }
 
     /// Forgets a run, by its claim token: a later run of the same command is another entry.
@@ -130,6 +140,23 @@ impl Inflight {
         }
     }
 
+    /// The worker's heartbeat row was written by a request sent at `sent`: its runs are not
+    /// released before `sent + dead_after`.
+    pub(crate) fn seen(&self, sent: Instant, dead_after: Duration) {
+        let mut presence = self
+            .presence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *presence = Some(presence.map_or(sent + dead_after, |at| at.max(sent + dead_after)));
+    }
+
+    fn presence(&self) -> Option<Instant> {
+        *self
+            .presence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The runs whose lease still holds.
     fn live(&self) -> Vec<Arc<Lease>> {
         self.lock()
@@ -142,10 +169,16 @@ impl Inflight {
     /// Loses every lease past its deadline; returns the earliest deadline still ahead.
     fn expire(&self, now: Instant) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
+        let presence = self.presence();
         for lease in self.live() {
-            let deadline = *lease.deadline();
+            let own = *lease.deadline();
+            let deadline = presence.map_or(own, |presence| own.min(presence));
             if deadline <= now {
-                lease.lose("not renewed before it expired");
+                lease.lose(if deadline < own {
+                    "the worker's heartbeat row was not written in time"
+                } else {
+                    "not renewed before it expired"
+                });
             } else {
                 earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
             }
@@ -169,9 +202,10 @@ pub(crate) async fn renew_loop(
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep_until(wake) => {}
+            _ = inflight.added.notified() => {}
         }
         if Instant::now() < renew_at {
-            continue; // woken for a deadline: `expire` at the top of the loop handles it
+            continue; // woken for a deadline or a new run: `expire` at the top handles it
         }
         renew_at = Instant::now() + interval;
         let leases = inflight.live();

@@ -22,4 +22,7 @@ pub(crate) struct Shared {
     pub(crate) redeliver_after: Duration,
     /// When each command last wrote its progress.
     pub(crate) last_progress: Mutex<HashMap<Uuid, Instant>>,
+    /// The runtime the worker's machinery runs on (not the handlers'): a handler's progress
+    /// and heartbeat writes are run here.
+    pub(crate) machinery: tokio::runtime::Handle,
 }

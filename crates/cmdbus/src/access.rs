@@ -54,7 +54,52 @@ pub struct AuthSettings {
         global = true
     )]
     pub max_sockets_per_tenant: usize,
-    /// Unfinished (new, queue, running) commands one tenant may have (0: unlimited).
+    /// Command ids one tenant's WebSockets follow at once, per process (0: unlimited).
+    #[arg(
+        long,
+        env = "CMDBUS_MAX_IDS_PER_TENANT",
+        default_value_t = 100_000,
+        global = true
+    )]
+    pub max_ids_per_tenant: usize,
+    /// Percent of each per-tenant cap (WebSockets, followed ids, unfinished commands) one
+    /// browser token's subject (or id set) may hold.
+    #[arg(
+        long,
+        env = "CMDBUS_SUBJECT_SHARE_PERCENT",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u8).range(0..=100),
+        global = true
+    )]
+    pub subject_share_percent: u8,
+    /// Percent of each per-tenant cap browser tokens can never take: kept for the tenant's API
+    /// keys (the backend).
+    #[arg(
+        long,
+        env = "CMDBUS_KEY_RESERVE_PERCENT",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u8).range(0..=100),
+        global = true
+    )]
+    pub key_reserve_percent: u8,
+    /// Failed authentications one client address may make per second (0: unlimited); past the
+    /// burst, the address gets `429 too_many_failed_authentications` before any key lookup.
+    #[arg(
+        long,
+        env = "CMDBUS_FAILED_AUTH_PER_ADDRESS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub failed_auth_per_address: u32,
+    /// Failed authentications one address may make at once above that rate.
+    #[arg(
+        long,
+        env = "CMDBUS_FAILED_AUTH_BURST",
+        default_value_t = 100,
+        global = true
+    )]
+    pub failed_auth_burst: u32,
+    /// Unfinished (scheduled, new, queue, running) commands one tenant may have (0: unlimited).
     #[arg(
         long,
         env = "CMDBUS_MAX_UNFINISHED_PER_TENANT",
@@ -80,7 +125,17 @@ pub struct AuthSettings {
         hide_env_values = true
     )]
     pub bootstrap_key: Option<String>,
-    /// Register the demo handlers (demo.echo, demo.sleep, demo.fail, demo.noop). Default: only
+    /// Bearer token (at least 16 bytes) that `/metrics` requires: the scraper's credential,
+    /// apart from every tenant's keys. Unset: `/metrics` is open on a loopback listener
+    /// (development) and closed on any other. Never logged.
+    #[arg(
+        long,
+        env = "CMDBUS_METRICS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+    /// Register the demo handlers (demo.echo, demo.sleep, demo.fail, demo.noop, demo.add). Default: only
     /// when listening on loopback (development).
     #[arg(long, env = "CMDBUS_DEMO", global = true)]
     pub demo: Option<bool>,
@@ -103,6 +158,13 @@ impl AuthSettings {
             rate_burst: self.rate_burst,
             max_long_polls_per_key: self.max_long_polls_per_key,
             max_sockets_per_tenant: self.max_sockets_per_tenant,
+            max_ids_per_tenant: self.max_ids_per_tenant,
+            shares: cmdbus_auth::Shares {
+                subject_percent: self.subject_share_percent,
+                key_reserve_percent: self.key_reserve_percent,
+            },
+            failed_auth_per_second: self.failed_auth_per_address,
+            failed_auth_burst: self.failed_auth_burst,
             token_max_ttl: Duration::from_secs(self.token_max_ttl_secs.max(1)),
             development_keys: listen.ip().is_loopback(),
         })

@@ -4,9 +4,14 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use std::{net::SocketAddr, time::Duration};
 
+/// What the roles' `--help` says of the client side (`crate::cli`), parsed apart from them.
+const CLIENT_COMMANDS: &str = "Client commands (talk to a running server; no server setting \
+    needed; `cmdbus <command> --help`):\n  submit, get, list, watch, retry, cancel, tokens mint \
+    (with --url/CMDBUS_URL, --key/CMDBUS_KEY, --json)";
+
 /// cmdbus: an HTTP command bus with a status database and push notifications.
 #[derive(Debug, Clone, Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = CLIENT_COMMANDS)]
 pub struct Cli {
     /// Which role to run (default: all of them in one process), or a management command.
     #[command(subcommand)]
@@ -43,6 +48,16 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role's name on the command line (`all`, `api`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Api => "api",
+            Role::Worker => "worker",
+            Role::Notifier => "notifier",
+            Role::Migrate => "migrate",
+        }
+    }
     pub(crate) fn serves_api(self) -> bool {
         matches!(self, Role::All | Role::Api)
     }
@@ -137,6 +152,16 @@ pub struct Config {
     /// Seconds a claim holds without a heartbeat.
     #[arg(long, env = "CMDBUS_LEASE_SECS", default_value_t = 30.0, global = true)]
     pub lease_secs: f64,
+    /// Seconds of silence after which a worker process counts as gone: the api's sweep then
+    /// releases its runs (the worker stops them itself first). Its heartbeat row is written every
+    /// fifth of this; a value at or above the lease changes nothing.
+    #[arg(
+        long,
+        env = "CMDBUS_WORKER_DEAD_AFTER_SECS",
+        default_value_t = 5.0,
+        global = true
+    )]
+    pub worker_dead_after_secs: f64,
     /// Lease losses a command survives (its worker died, paused or lost the database); one more
     /// fails it with `lease_lost`. Lost runs do not use up `max_attempts`.
     #[arg(
@@ -183,7 +208,9 @@ pub struct Config {
         global = true
     )]
     pub lane: LaneArg,
-    /// Seconds running handlers get to finish on shutdown before they are cancelled.
+    /// Seconds running handlers get to finish on shutdown before they are cancelled (clients
+    /// are served meanwhile); then, once sockets closed, what open requests get before their
+    /// connections are cut.
     #[arg(
         long,
         env = "CMDBUS_SHUTDOWN_GRACE_SECS",
@@ -204,7 +231,9 @@ pub struct Config {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CMDBUS_MAX_BODY_BYTES", default_value_t = 256 * 1024, global = true)]
     pub max_body_bytes: usize,
-    /// Milliseconds between outbox relay and lease reaper sweeps.
+    /// Milliseconds between sweeps (the release of due delayed commands, schedule ticks, the
+    /// outbox relay, the lease reaper): a delayed command starts, and a schedule's tick is
+    /// submitted, at most about this long after its time.
     #[arg(
         long,
         env = "CMDBUS_SWEEP_INTERVAL_MS",
@@ -212,9 +241,18 @@ pub struct Config {
         global = true
     )]
     pub sweep_interval_ms: u64,
+    /// A JSON file of schedules (recurring commands) that the api upserts by tenant and name at
+    /// start: `{"schedules": [{"name", "tenant"?, "type", "payload", "cron", "timezone"?,
+    /// "missed"?}]}`. A file that cannot be read, or with a schedule that is refused, stops
+    /// the start.
+    #[arg(long, env = "CMDBUS_SCHEDULES", global = true)]
+    pub schedules: Option<std::path::PathBuf>,
     /// Tracing filter, e.g. `info` or `cmdbus=debug,info`.
     #[arg(long, env = "CMDBUS_LOG", default_value = "info", global = true)]
     pub log: String,
+    /// Log format and span export.
+    #[command(flatten)]
+    pub logging: crate::logging::LogSettings,
     /// Authentication and per-caller limits.
     #[command(flatten)]
     pub auth: crate::access::AuthSettings,
@@ -242,7 +280,7 @@ fn default_db_connections(role: Role) -> u32 {
 }
 
 /// `7d`, `12h`, `30m`, `45s`, or plain seconds.
-fn parse_retention(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_retention(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.char_indices().last() {
         Some((at, unit)) if unit.is_ascii_alphabetic() => (&text[..at], unit),
@@ -277,6 +315,10 @@ impl Config {
 
     pub(crate) fn lease(&self) -> Duration {
         Duration::from_secs_f64(self.lease_secs.max(1.0))
+    }
+
+    pub(crate) fn worker_dead_after(&self) -> Duration {
+        Duration::from_secs_f64(self.worker_dead_after_secs.max(0.5))
     }
 
     /// The PostgreSQL pool size of `role`: the setting, or the role's default.

@@ -1,7 +1,8 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 description of the whole HTTP surface (the api, the
 //! WebSocket, health and metrics), put together from each role's own routes and types, so that
 //! what is described is what is served. The api's role serves it, with the command types this
-//! deployment registered as the `type` a submit may name.
+//! deployment registered as the `type` a submit may name, and the JSON Schemas of its typed
+//! types (`Payload.<type>`, `Result.<type>`).
 
 use axum::{Json, Router, extract::State};
 use cmdbus_store::Db;
@@ -38,11 +39,15 @@ pub fn openapi() -> OpenApi {
     doc.merge(telemetry::routes().into_openapi());
     doc.merge(routes().into_openapi());
     cmdbus_api::require_bearer(&mut doc);
+    telemetry::describe_security(&mut doc);
     describe_transport(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let tags = doc.tags.get_or_insert_with(Vec::new);
     for (name, description) in [
-        ("push", "State changes as they happen, over a WebSocket."),
+        (
+            "push",
+            "State changes as they happen, over a WebSocket or Server-Sent Events.",
+        ),
         (
             "operations",
             "Health, readiness, metrics and this description.",
@@ -116,10 +121,10 @@ static OPENAPI: LazyLock<Arc<OpenApi>> = LazyLock::new(|| Arc::new(openapi()));
     tag = "operations",
     responses((status = 200, description = "OpenAPI 3.1.", body = Object)),
 )]
-async fn serve(State(docs): State<Docs>) -> Json<OpenApi> {
+async fn serve(State(docs): State<Docs>) -> Json<serde_json::Value> {
     let mut doc = OpenApi::clone(&OPENAPI);
     let types = match cmdbus_store::list_types(&docs.pool).await {
-        Ok(types) => types.into_iter().map(|info| info.name).collect(),
+        Ok(types) => types,
         // Without the catalogue the description is still true, only less precise.
         Err(error) => {
             tracing::warn!(%error, "cannot list command types for /openapi.json");
@@ -127,9 +132,58 @@ async fn serve(State(docs): State<Docs>) -> Json<OpenApi> {
         }
     };
     let deployment = cmdbus_api::Deployment {
-        types,
+        types: types.iter().map(|info| info.name.clone()).collect(),
         token_max_ttl_secs: docs.token_max_ttl_secs,
     };
     cmdbus_api::describe_deployment(&mut doc, &deployment);
+    // The types' own schemas are arbitrary JSON Schema, added to the description as JSON.
+    let mut doc = match serde_json::to_value(&doc) {
+        Ok(doc) => doc,
+        Err(error) => {
+            tracing::error!(%error, "cannot serialise the description");
+            serde_json::Value::Null
+        }
+    };
+    cmdbus_api::describe_type_schemas(&mut doc, &types);
     Json(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::openapi;
+    use serde_json::Value;
+
+    /// Every `$ref` in `value`.
+    fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("$ref", Value::String(target)) => found.push(target),
+                        _ => refs(value, found),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| refs(item, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_of_the_description_resolves() {
+        let doc = serde_json::to_value(openapi()).expect("a description");
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for target in found {
+            let pointer = target.strip_prefix('#').expect("a local reference");
+            assert!(
+                doc.pointer(pointer).is_some(),
+                "{target} resolves to nothing"
+            );
+        }
+        for path in ["/v1/changes", "/v1/events"] {
+            assert!(doc["paths"][path]["get"].is_object(), "{path} described");
+        }
+    }
 }

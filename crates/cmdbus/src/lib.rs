@@ -4,23 +4,40 @@
 //!
 //! Layout: `main.rs` parses the command line and calls `run` (or `run_keys`); `lib.rs` (`run`)
 //! builds the role's tasks and its router from the pipeline crates and hands the router to
-//! `serve.rs`, the accept loop, with `body.rs`'s request-body deadline. The router's own parts:
+//! `serve.rs`, the accept loop (which `admission.rs` tells whom to let in and how long to wait
+//! for a first request), with `body.rs`'s request-body deadline. The router's own parts:
 //! `health.rs` (liveness, readiness), `telemetry.rs` (`/metrics`), `docs.rs` (`/openapi.json`,
 //! from the health, telemetry and security routes and each role's own), `web.rs` (the embedded
-//! web UI) and `security.rs` (allowed hosts, origins, headers; reads `transport.rs`'s
+//! web UI), `library.rs` (the browser library's files) and `security.rs` (allowed hosts, origins, headers; reads `transport.rs`'s
 //! `HttpSettings`). `config.rs` holds every setting, `transport.rs` and `access.rs` (keys, the
-//! development start, `cmdbus keys`) their groups.
+//! development start, `cmdbus keys`) their groups. `cli/` is the binary's client side
+//! (`cmdbus submit`, `watch`, …): it talks to a server over HTTP and shares nothing with `run`.
+//! `process.rs` holds what a binary does around its role (signals), `logging.rs` its log lines
+//! (text or JSON) and, with `otel.rs` (the `otel` feature), its spans exported over OTLP;
+//! `service.rs` what it tells a service manager (systemd's readiness, watchdog and status, from
+//! the health loop, which asks `health.rs`); `worker.rs` is the public entry point of an
+//! application's own worker binary (`cmdbus::worker::main(registry)`).
 
 mod access;
+mod admission;
 mod body;
+pub mod cli;
 mod config;
 mod docs;
 mod health;
+mod library;
+mod logging;
+#[cfg(feature = "otel")]
+mod otel;
+mod process;
 mod security;
 mod serve;
+#[cfg(unix)]
+mod service;
 mod telemetry;
 mod transport;
 mod web;
+pub mod worker;
 
 use anyhow::Context as _;
 use axum::{Router, http::StatusCode};
@@ -39,6 +56,8 @@ use tower_http::{
 pub use access::{AuthSettings, KeysCommand, run_keys};
 pub use config::{Cli, Command, Config, LaneArg, QueueTypeArg, Role};
 pub use docs::openapi;
+pub use logging::{LogFormat, LogSettings, Logging, init_logging};
+pub use process::stop_on_signal;
 pub use security::PolicyError;
 pub use transport::HttpSettings;
 
@@ -54,8 +73,12 @@ pub fn builtin_registry() -> Registry {
     registry
 }
 
-/// Runs `role` until `shutdown` is cancelled, then shuts down gracefully: stop accepting, stop
-/// consuming, let running handlers finish (or give them back), close the broker connection.
+/// Runs `role` until `shutdown` is cancelled, then shuts down gracefully in two stages. First the
+/// worker stops consuming and lets running handlers finish (or gives them back) while everything
+/// else keeps serving: HTTP, the notifier's pushes and long-polls, the sweeps, so that clients
+/// see the outcomes of the drain (`/readyz` answers `503` meanwhile). Once the worker has drained
+/// and the change feed has pushed what it finished, the rest closes: sockets with `1012`,
+/// connections after their request in flight, the broker connection last.
 pub async fn run(
     role: Role,
     config: Config,
@@ -88,9 +111,15 @@ pub async fn run(
     cmdbus_store::register_types(&pool, &registry.types())
         .await
         .context("cannot register command types")?;
+    if let (true, Some(path)) = (role.serves_api(), &config.schedules) {
+        let declared = cmdbus_api::declare_schedules(&pool, path).await?;
+        tracing::info!(declared, path = %path.display(), "schedules declared");
+    }
 
     // The broker outlives the roles' shutdown, so that draining workers can still ack.
     let tracker = TaskTracker::new();
+    // The second stage of a stop: what serves clients ends only after the worker drained.
+    let closing = CancellationToken::new();
     let broker_stop = CancellationToken::new();
     let broker = Broker::start(
         BusConfig {
@@ -107,8 +136,27 @@ pub async fn run(
         &tracker,
     )?;
 
-    let mut app = health::router(pool.clone(), broker.clone(), role != Role::Notifier)
-        .merge(telemetry::router(pool.clone()));
+    let health = health::Health::new(
+        pool.clone(),
+        broker.clone(),
+        role != Role::Notifier,
+        shutdown.clone(),
+    );
+    #[cfg(unix)]
+    if service::is_asked() {
+        tracker.spawn(service::health_loop(
+            health.clone(),
+            shutdown.clone(),
+            closing.clone(),
+        ));
+    }
+    let mut app = health::router(health).merge(telemetry::router(
+        pool.clone(),
+        telemetry::MetricsAccess::new(
+            config.auth.metrics_token.as_deref(),
+            listener.local_addr()?,
+        )?,
+    ));
     let serves_clients = role.serves_api() || role.serves_ws();
     let auth = if serves_clients {
         access::check_access(
@@ -130,7 +178,7 @@ pub async fn run(
         None
     };
     let feed = serves_clients
-        .then(|| ChangeFeed::start(broker.clone(), FEED_CAPACITY, shutdown.clone(), &tracker));
+        .then(|| ChangeFeed::start(broker.clone(), FEED_CAPACITY, closing.clone(), &tracker));
     if let (true, Some(feed), Some(auth)) = (role.serves_api(), &feed, &auth) {
         let state = cmdbus_api::ApiState::new(
             pool.clone(),
@@ -160,7 +208,16 @@ pub async fn run(
             },
             pool.clone(),
             broker.clone(),
-            shutdown.clone(),
+            closing.clone(),
+        ));
+        tracker.spawn(cmdbus_api::run_schedules(
+            cmdbus_api::ScheduleConfig {
+                interval: Duration::from_millis(config.sweep_interval_ms.max(10)),
+                redeliver_after: config.redeliver_after(),
+            },
+            pool.clone(),
+            broker.clone(),
+            closing.clone(),
         ));
     }
     if let (true, Some(feed), Some(auth)) = (role.serves_ws(), &feed, &auth) {
@@ -168,8 +225,11 @@ pub async fn run(
             pool.clone(),
             feed.clone(),
             auth.clone(),
-            Default::default(),
-            shutdown.clone(),
+            cmdbus_notifier::NotifierConfig {
+                auth_within: config.http.unauthenticated_timeout(),
+                ..Default::default()
+            },
+            closing.clone(),
         );
         tracker.spawn(cmdbus_notifier::watch_keys(state.clone()));
         app = app.merge(cmdbus_notifier::router(state));
@@ -177,11 +237,11 @@ pub async fn run(
             pool.clone(),
             feed.clone(),
             Duration::from_millis(config.tail_interval_ms.max(10)),
-            shutdown.clone(),
+            closing.clone(),
         ));
     }
     if role == Role::All || role == Role::Api {
-        app = app.merge(web::router());
+        app = app.merge(web::router()).merge(library::router());
     }
     let worker = role.runs_worker().then(|| {
         let config = WorkerConfig {
@@ -196,6 +256,8 @@ pub async fn run(
             },
             shutdown_grace: config.shutdown_grace(),
             redeliver_after: config.redeliver_after(),
+            host: host_name(),
+            dead_after: config.worker_dead_after(),
         };
         tokio::spawn(cmdbus_worker::run(
             config,
@@ -216,23 +278,66 @@ pub async fn run(
         header_timeout: config.http.header_timeout(),
         write_timeout: config.http.write_timeout(),
         max_connections: serve::connection_cap(config.http.max_connections, db_connections),
+        max_connections_per_address: config.http.max_connections_per_address,
+        unauthenticated_within: config.http.unauthenticated_timeout(),
         drain: config.shutdown_grace(),
     };
     tracing::info!(role = ?role, %address, "cmdbus running");
-    serve::serve(listener, with_tracing(app), limits, shutdown.clone()).await;
-    shutdown.cancel(); // the server may also stop on its own
-    if let Some(worker) = worker {
-        match worker.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(%error, "worker failed"),
-            Err(error) => tracing::error!(%error, "worker panicked"),
-        }
+    let drained = tokio::spawn(close_after_drain(
+        shutdown.clone(),
+        worker,
+        // Only a feed that follows the database can say it caught up.
+        feed.filter(|_| role.serves_ws()),
+        closing.clone(),
+    ));
+    serve::serve(listener, with_tracing(app), limits, closing.clone()).await;
+    // The server may also stop on its own: then nothing is left to drain for.
+    shutdown.cancel();
+    closing.cancel();
+    if let Err(error) = drained.await {
+        tracing::error!(%error, "worker panicked");
     }
     broker_stop.cancel();
     tracker.close();
     tracker.wait().await;
     pool.close().await;
     Ok(())
+}
+
+/// Longest wait, once the worker has drained, for the change feed to push what it finished: two
+/// passes of its database reader, or this, whichever comes first.
+const FINAL_PUSH_WITHIN: Duration = Duration::from_secs(10);
+
+/// The hinge of a graceful stop: on `shutdown`, waits for the worker to drain, then for the feed
+/// to have published every change committed by then (the final states the drain produced), and
+/// only then cancels `closing`, which ends the sockets, the long-polls and the serve loop.
+async fn close_after_drain(
+    shutdown: CancellationToken,
+    worker: Option<tokio::task::JoinHandle<Result<(), cmdbus_store::StoreError>>>,
+    feed: Option<ChangeFeed>,
+    closing: CancellationToken,
+) {
+    shutdown.cancelled().await;
+    let Some(worker) = worker else {
+        closing.cancel(); // nothing drains here: close at once
+        return;
+    };
+    match worker.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(%error, "worker failed"),
+        Err(error) => tracing::error!(%error, "worker panicked"),
+    }
+    if let Some(feed) = feed {
+        let caught_up = tokio::select! {
+            _ = closing.cancelled() => true,
+            caught_up = tokio::time::timeout(FINAL_PUSH_WITHIN, feed.caught_up()) => caught_up.is_ok(),
+        };
+        if !caught_up {
+            tracing::warn!("the change feed did not catch up after the drain; closing anyway");
+        }
+    }
+    tracing::info!("drained; closing client connections");
+    closing.cancel();
 }
 
 /// Traces every request in a span that names its method, path and request id — never its
@@ -247,12 +352,22 @@ fn with_tracing(app: Router) -> Router {
                 .unwrap_or_default();
             // At ERROR level so that it exists whenever anything is logged: its fields are the
             // context of every warning and error a request causes.
-            tracing::error_span!(
+            let span = tracing::error_span!(
                 "request",
                 method = %request.method(),
                 path = request.uri().path(),
                 request_id = id,
-            )
+            );
+            // The caller's trace (W3C Trace Context), when spans are exported.
+            if let Some(parent) = request
+                .headers()
+                .get(cmdbus_domain::trace::TRACEPARENT_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(cmdbus_domain::TraceParent::parse)
+            {
+                cmdbus_domain::trace::adopt(&span, &parent);
+            }
+            span
         })
         .on_failure(
             |failure: ServerErrorsFailureClass, latency: Duration, _: &tracing::Span| {
@@ -276,13 +391,18 @@ fn with_tracing(app: Router) -> Router {
     .layer(axum::middleware::from_fn(cmdbus_api::request_id))
 }
 
-/// Unique per process: `<host>-<pid>-<random>`, the name on every lease this worker holds.
-fn worker_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
+/// The machine's name, as `/etc/hostname` says (`worker` when it says nothing).
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "worker".to_owned());
+        .unwrap_or_else(|| "worker".to_owned())
+}
+
+/// Unique per process: `<host>-<pid>-<random>`, the name on every lease this worker holds.
+fn worker_id() -> String {
+    let host = host_name();
     let random = uuid::Uuid::now_v7().simple().to_string();
     format!(
         "{host}-{}-{}",

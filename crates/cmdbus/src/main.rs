@@ -1,24 +1,27 @@
 //! `cmdbus [all|api|worker|notifier|migrate]`: parses settings, sets up tracing, binds the
-//! listener and runs the role until SIGTERM or Ctrl-C. `cmdbus keys …` manages API keys.
+//! listener and runs the role until SIGTERM or Ctrl-C. `cmdbus keys …` manages API keys;
+//! `cmdbus submit|get|list|watch|retry|cancel|tokens …` is a client of a running server
+//! (`cmdbus::cli`), parsed apart so that it reads no server setting.
 
 use anyhow::Context as _;
 use clap::Parser;
 use cmdbus::{Cli, Command, Role};
-use std::io::IsTerminal as _;
+use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, never into a log file or collector.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.config.log)
-                .context("invalid CMDBUS_LOG filter")?,
-        )
-        .init();
+async fn main() -> anyhow::Result<ExitCode> {
+    let args: Vec<_> = std::env::args_os().collect();
+    if cmdbus::cli::is_client_command(&args) {
+        return Ok(cmdbus::cli::main(args).await);
+    }
+    let cli = Cli::parse_from(args);
+    let name = match &cli.command {
+        None => Role::All.as_str(),
+        Some(Command::Role(role)) => role.as_str(),
+        Some(Command::Keys(_)) => "keys",
+    };
+    let logging = cmdbus::init_logging(&cli.config, name)?;
     let role = match cli.command {
         None => Role::All,
         Some(Command::Role(role)) => role,
@@ -32,7 +35,9 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
             .context("cannot prepare the database")?;
-            return cmdbus::run_keys(command, &pool).await;
+            return cmdbus::run_keys(command, &pool)
+                .await
+                .map(|()| ExitCode::SUCCESS);
         }
     };
     // Demo handlers take any payload (demo.sleep runs as long as asked): development only.
@@ -46,31 +51,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", cli.config.listen))?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
-    cmdbus::run(role, cli.config, registry, listener, shutdown).await
-}
-
-/// Cancels `shutdown` on SIGTERM or Ctrl-C.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
-    tracing::info!("shutting down");
-    shutdown.cancel();
+    tokio::spawn(cmdbus::stop_on_signal(shutdown.clone()));
+    let ran = cmdbus::run(role, cli.config, registry, listener, shutdown).await;
+    logging.flush().await;
+    ran.map(|()| ExitCode::SUCCESS)
 }

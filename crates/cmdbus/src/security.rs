@@ -70,6 +70,11 @@ pub(crate) fn apply(
             header::CONTENT_TYPE,
             HeaderName::from_static("idempotency-key"),
             header::IF_NONE_MATCH,
+            // An SSE client resuming a stream from another origin (`GET /v1/events`).
+            HeaderName::from_static("last-event-id"),
+            // A traced front end's context (W3C Trace Context), which a submit records.
+            HeaderName::from_static("traceparent"),
+            HeaderName::from_static("tracestate"),
         ])
         .expose_headers([
             header::ETAG,
@@ -98,10 +103,11 @@ pub(crate) fn apply(
 
 /// Marks every `/v1` answer `Cache-Control: no-store`: they are a tenant's commands and keys
 /// (a new key's secret is in its creation's answer only), which no cache on the way or in the
-/// browser may keep. Outermost, so that refusals carry it too.
+/// browser may keep (the browser library's files excepted: public code, cached by `ETag`).
+/// Outermost, so that refusals carry it too.
 async fn no_store(request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    let api = path == "/v1" || path.starts_with("/v1/");
+    let api = (path == "/v1" || path.starts_with("/v1/")) && !crate::library::PATHS.contains(&path);
     let mut response = next.run(request).await;
     if api {
         response
@@ -221,6 +227,9 @@ async fn check(State(policy): State<Arc<Policy>>, request: Request, next: Next) 
     if PROBES.contains(&request.uri().path()) {
         return next.run(request).await;
     }
+    // The browser library is public code that pages of any site import from the server they
+    // call (`library.rs`); the routes that answer with data keep refusing foreign origins.
+    let library = crate::library::PATHS.contains(&request.uri().path());
     if !policy.allows_host(host) {
         return cmdbus_api::problem(
             StatusCode::BAD_REQUEST,
@@ -230,7 +239,9 @@ async fn check(State(policy): State<Arc<Policy>>, request: Request, next: Next) 
     }
     // Browsers send `Origin` on every WebSocket and cross-origin request; other clients need
     // none, so its absence is no reason to refuse.
-    if let Some(origin) = request.headers().get(header::ORIGIN) {
+    if let Some(origin) = request.headers().get(header::ORIGIN)
+        && !library
+    {
         let allowed = origin
             .to_str()
             .is_ok_and(|origin| policy.allows_origin(origin, host));

@@ -11,6 +11,8 @@
 //!   a WebSocket upgrade too. With no slot free the loop stops accepting, so new clients wait in
 //!   the kernel's backlog instead of failing; the cap is lowered at startup to what the
 //!   descriptor limit holds besides the database pool, the broker and files.
+//! - Share: each client address holds at most its share of the slots, and a connection that has
+//!   not authenticated is closed once idle for the unauthenticated timeout (`admission.rs`).
 //! - Shutdown: stop accepting at once, let each connection finish its request in flight (idle
 //!   ones close), and cut whatever is still open after the grace period.
 
@@ -33,12 +35,21 @@ use tokio::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_service::Service as _;
 
+use crate::admission::{
+    Activity, AddressSlot, Addresses, carries_credential, too_many_connections,
+};
+
 /// Bounds of the serve loop.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
     pub(crate) header_timeout: Duration,
     pub(crate) write_timeout: Duration,
     pub(crate) max_connections: usize,
+    /// Most connections one client address holds (0: unlimited).
+    pub(crate) max_connections_per_address: usize,
+    /// How long a connection that has not authenticated may stay idle (before its first
+    /// request, or between requests).
+    pub(crate) unauthenticated_within: Duration,
     /// How long connections get to finish after shutdown before they are cut.
     pub(crate) drain: Duration,
 }
@@ -59,6 +70,8 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let addresses = Addresses::new(limits.max_connections_per_address);
+    let too_many = too_many_connections();
     let connections = TaskTracker::new();
     let cut = CancellationToken::new();
     let mut http = http1::Builder::new();
@@ -109,29 +122,64 @@ pub(crate) async fn serve(
                 }
             },
         };
+        let Some(address) = addresses.take(remote.ip()) else {
+            metrics::counter!("cmdbus_http_address_share_reached_total").increment(1);
+            // Answered and closed at once: the slot goes back, nothing waits on this client.
+            let _ = stream.try_write(&too_many);
+            continue;
+        };
         // Small responses and WebSocket messages leave at once rather than after Nagle's delay.
         let _ = stream.set_nodelay(true);
         open.increment(1.0);
         let io = TokioIo::new(Guarded {
             stream,
             _slot: slot,
+            _address: address,
             open: open.clone(),
             write_timeout: limits.write_timeout,
             stalled: None,
         });
         let app = app.clone();
+        let activity = Activity::new();
+        let in_service = Arc::clone(&activity);
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            let in_flight = in_service.start();
+            let credential = carries_credential(&request);
             // What `axum::serve` would give handlers that ask for the peer's address.
             request.extensions_mut().insert(ConnectInfo(remote));
-            app.clone().call(request)
+            let answer = app.clone().call(request);
+            async move {
+                let response = answer.await;
+                if let Ok(response) = &response {
+                    in_flight.answered(credential, response.status());
+                }
+                response
+            }
         });
+        let unauthenticated_within = limits.unauthenticated_within;
         let connection = http.serve_connection(io, service).with_upgrades();
         let (shutdown, cut) = (shutdown.clone(), cut.clone());
         connections.spawn(async move {
             let mut connection = std::pin::pin!(connection);
             let mut draining = false;
             loop {
+                // While a request is in flight, look again a timeout later.
+                let trusted = activity.trusted();
+                let look_at = activity
+                    .close_at(unauthenticated_within)
+                    .unwrap_or_else(|| Instant::now() + unauthenticated_within);
                 tokio::select! {
+                    // A connection that has not authenticated is closed once idle for the short
+                    // timeout: holding idle connections would cost an attacker nothing else.
+                    _ = tokio::time::sleep_until(look_at), if !trusted => {
+                        if activity
+                            .close_at(unauthenticated_within)
+                            .is_some_and(|at| at <= Instant::now())
+                        {
+                            tracing::debug!(%remote, "idle and unauthenticated; closing");
+                            break;
+                        }
+                    }
                     ended = connection.as_mut() => {
                         if let Err(error) = ended {
                             tracing::debug!(%error, %remote, "connection ended");
@@ -210,6 +258,7 @@ pub(crate) fn connection_cap(configured: usize, db_connections: u32) -> usize {
 struct Guarded {
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
+    _address: AddressSlot,
     open: metrics::Gauge,
     write_timeout: Duration,
     /// Running while the latest write waits on the client.

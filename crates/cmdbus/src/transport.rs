@@ -1,5 +1,5 @@
 //! The HTTP transport's settings: how long a client may take to send a request or to read a
-//! response, how many connections the server holds, and which host names and browser origins it
+//! response, how many connections the server holds (and one address of them), and which host names and browser origins it
 //! serves. One flattened group in `Config`, so that every limit a deployment may tune in front of
 //! browsers is in one place.
 
@@ -44,6 +44,27 @@ pub struct HttpSettings {
         global = true
     )]
     pub max_connections: usize,
+    /// Open client connections one client address may hold at once (0: unlimited); past it,
+    /// its new connections are answered `429 too_many_connections` and closed, so that one
+    /// address cannot take the whole pool. Behind a proxy every client shares the proxy's
+    /// address: set 0 there and bound clients at the proxy.
+    #[arg(
+        long,
+        env = "CMDBUS_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 1_000,
+        global = true
+    )]
+    pub max_connections_per_address: usize,
+    /// Seconds a connection on which no request authenticated may stay idle, before its first
+    /// request and between requests (one that authenticated keeps the header timeout); also the
+    /// time a WebSocket has to send its `auth` message.
+    #[arg(
+        long,
+        env = "CMDBUS_UNAUTHENTICATED_TIMEOUT_SECS",
+        default_value_t = 5.0,
+        global = true
+    )]
+    pub unauthenticated_timeout_secs: f64,
     /// Host names served, comma-separated, matched against the `Host` header with its port
     /// ignored; `*` serves any. Unset: `localhost,127.0.0.1,[::1]` when listening on loopback
     /// (DNS-rebinding protection), any host otherwise.
@@ -76,6 +97,10 @@ impl HttpSettings {
 
     pub(crate) fn write_timeout(&self) -> Duration {
         seconds(self.write_timeout_secs)
+    }
+
+    pub(crate) fn unauthenticated_timeout(&self) -> Duration {
+        seconds(self.unauthenticated_timeout_secs)
     }
 }
 

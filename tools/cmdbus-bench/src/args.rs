@@ -25,6 +25,9 @@ pub(crate) enum Scenario {
     /// The raw limits of the machine for the same work: RabbitMQ persistent publish with
     /// confirms and acked consume; PostgreSQL insert and two updates per command.
     Limits(LimitsArgs),
+    /// A burst of keyed commands, some failing once: how long the backlog takes to drain and
+    /// how many deliveries it cost.
+    Keyed(KeyedArgs),
     /// Delete the broker queues and exchanges of a namespace (after a run).
     Cleanup(CleanupArgs),
 }
@@ -132,6 +135,24 @@ impl Load {
             (None, None) => kind,
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeyedArgs {
+    #[command(flatten)]
+    pub(crate) server: Server,
+    /// Ordering keys, each submitted to in order by a submitter of its own.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) keys: usize,
+    /// Commands per key.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) per_key: usize,
+    /// One command in this many fails once (`demo.fail`, retried after 1 s); 0: none fails.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) fail_every: usize,
+    /// Give up waiting for the backlog after this long.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub(crate) timeout: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -23,9 +23,15 @@ pub(crate) struct RunArgs {
     /// WebSocket clients.
     #[arg(long, default_value_t = 4)]
     pub(crate) clients: usize,
-    /// Commands submitted per second.
+    /// Commands offered per second: the submitter starts one on every tick without waiting for
+    /// the previous answer (only one key's commands wait for each other, so that a key's
+    /// submission order is defined); the counts line gives the rate offered and the rate
+    /// accepted.
     #[arg(long, default_value_t = 8.0)]
     pub(crate) rate: f64,
+    /// Most submissions in flight at once (the submitter's concurrency).
+    #[arg(long, default_value_t = 512)]
+    pub(crate) in_flight: usize,
     /// Seconds a claim holds without a heartbeat (short, so stopped workers lose it).
     #[arg(long, default_value_t = 2.0)]
     pub(crate) lease_secs: f64,
@@ -58,6 +64,20 @@ pub(crate) struct RunArgs {
     /// succeed again is a violation.
     #[arg(long)]
     pub(crate) max_recovery_secs: Option<f64>,
+    /// With `--faults random`: no whole-service faults (PostgreSQL restarted or stopped
+    /// immediately, every broker node killed at once). PostgreSQL and the broker are shared by
+    /// everything on the machine; run with service faults only where nothing else uses them.
+    #[arg(long)]
+    pub(crate) no_service_faults: bool,
+    /// Retention of finished commands during the run (`CMDBUS_RETENTION`: `30s`, `2m`, ...;
+    /// `0` keeps them): short, so the purge runs beside replays and late events. Purged rows are
+    /// archived by a trigger of the run database, so the checks still see every command.
+    #[arg(long, default_value = "45s")]
+    pub(crate) retention: String,
+    /// Worker processes that consume the first exception lane (`CMDBUS_LANE=exceptions1`):
+    /// parked commands, keyed ones included, run again beside the main lane.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) lane_workers: usize,
     /// Nodes record effects without holding their claim: a broken handler, to see that the
     /// fencing checks catch it (such a run is expected to fail).
     #[arg(long)]
@@ -77,7 +97,9 @@ pub(crate) const CLUSTER_SCRIPT: &str = concat!(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum FaultPlan {
     /// At random moments: workers paused past their lease, any role killed, a process's broker
-    /// connection closed, database backends terminated.
+    /// connection closed, database backends terminated; and, unless `--no-service-faults`,
+    /// PostgreSQL restarted or stopped immediately and started again, and every broker node
+    /// killed at once and started again.
     Random,
     /// One SIGKILL of each role (api, then worker, then notifier) spread over the run, each
     /// respawned: the multi-process run of the test suite.

@@ -143,7 +143,7 @@ pub(crate) async fn recoveries(shared: &Shared, pool: &PgPool) -> anyhow::Result
     let mut recoveries = Vec::with_capacity(kills.len());
     for kill in kills {
         let first: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "select min(finished_at) from commands
+            "select min(finished_at) from all_commands
              where status = 'success' and ordering_key is null and created_at > $1",
         )
         .bind(kill.at)
@@ -152,7 +152,7 @@ pub(crate) async fn recoveries(shared: &Shared, pool: &PgPool) -> anyhow::Result
         let seconds = first.map(|first| (first - kill.at).as_seconds_f64());
         let slowest_start: Option<f64> = sqlx::query_scalar(
             "select extract(epoch from max(a.started_at - c.created_at))::float8
-             from commands c join command_attempts a
+             from all_commands c join all_attempts a
                on a.command_id = c.id and a.generation = 0 and a.attempt = 1
              where c.ordering_key is null
                and c.created_at > $1 and c.created_at < $1 + make_interval(secs => $2)",

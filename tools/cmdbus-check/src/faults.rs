@@ -1,35 +1,62 @@
 //! The fault injector: at random moments it stops a worker past its lease, kills a process of
-//! any role (and starts another in its place), closes one process's broker connection, or
-//! terminates some of the run database's PostgreSQL backends. Only the run's own processes,
-//! connections and database are touched.
+//! any role (and starts another in its place), closes one process's broker connection (on the
+//! broker the run uses), or terminates some of the run database's PostgreSQL backends. Those
+//! touch only the run's own processes, connections and database. With service faults on, it
+//! also, at most once per `SERVICE_FAULT_GAP`, restarts PostgreSQL, stops it immediately and
+//! starts it again, or kills every broker node at once (`services.rs`).
 
 use std::{
-    process::Stdio,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
-use tokio::process::Command;
+use tokio::time::Instant;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     procs::{Member, NodeRole, signal},
+    services::{BrokerControl, PostgresFault},
     shared::{Shared, pick},
 };
 
+/// The least time between two whole-service faults, so that the run does more than recover.
+const SERVICE_FAULT_GAP: Duration = Duration::from_secs(15);
+
 /// Injects faults until `stop`; faults that take time (a stopped worker, a respawn) run on
-/// `tracker`, so the caller can wait until every process is back.
+/// `tracker`, so the caller can wait until every process is back. A whole-service fault runs
+/// inline (nothing else is injected meanwhile), and only when `service_faults`.
 pub(crate) async fn inject(
     shared: Arc<Shared>,
     mut rng: fastrand::Rng,
     lease: Duration,
+    broker: BrokerControl,
+    service_faults: bool,
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
+    // The first one comes after the run got going.
+    let mut last_service_fault = Instant::now();
+    // Each kind once, in a seeded order, before any kind again: a short run sees them all.
+    let mut service_kinds: Vec<ServiceFault> = Vec::new();
     loop {
         let pause = Duration::from_millis(rng.u64(1_000..3_500));
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(pause) => {}
+        }
+        if service_faults && last_service_fault.elapsed() >= SERVICE_FAULT_GAP && rng.bool() {
+            if service_kinds.is_empty() {
+                service_kinds = vec![
+                    ServiceFault::PostgresRestart,
+                    ServiceFault::PostgresCrash,
+                    ServiceFault::BrokerKill,
+                ];
+                rng.shuffle(&mut service_kinds);
+            }
+            if let Some(kind) = service_kinds.pop() {
+                service_fault(&shared, kind, &broker).await;
+            }
+            last_service_fault = Instant::now();
+            continue;
         }
         match rng.u8(0..4) {
             0 => {
@@ -61,7 +88,7 @@ pub(crate) async fn inject(
                 let shared = shared.clone();
                 tracker.spawn(async move {
                     if let Err(error) = shared.cluster.kill_and_respawn(&victim).await {
-                        eprintln!("respawn of a {} failed: {error:#}", victim.role.arg());
+                        eprintln!("respawn of a {} failed: {error:#}", victim.role.name());
                     }
                 });
             }
@@ -69,9 +96,10 @@ pub(crate) async fn inject(
                 let Some(victim) = pick(&mut rng, &shared.cluster.members(None)) else {
                     continue;
                 };
-                let shared = shared.clone();
+                let (shared, broker) = (shared.clone(), broker.clone());
+                let name = format!("cmdbus {} {}", victim.role.connection_label(), victim.pid);
                 tracker.spawn(async move {
-                    if close_connection(&victim).await {
+                    if broker.close_connection(&name).await {
                         shared.counts.closes.fetch_add(1, Ordering::Relaxed);
                     }
                 });
@@ -90,36 +118,42 @@ pub(crate) async fn inject(
     }
 }
 
-/// Closes the broker connection named `cmdbus <Role> <pid>`; true when one was closed.
-async fn close_connection(victim: &Member) -> bool {
-    let name = format!(
-        "\"cmdbus {} {}\"",
-        victim.role.connection_label(),
-        victim.pid
-    );
-    let listed = Command::new("rabbitmqctl")
-        .args(["-q", "list_connections", "pid", "client_properties"])
-        .stderr(Stdio::null())
-        .output()
-        .await;
-    let Ok(listed) = listed else { return false };
-    let listing = String::from_utf8_lossy(&listed.stdout);
-    let Some(connection) = listing
-        .lines()
-        .find(|line| line.contains(&name))
-        .and_then(|line| line.split('\t').next())
-        .map(str::trim)
-        .filter(|pid| pid.starts_with('<'))
-    else {
-        return false; // reconnecting right now, or not yet connected
+/// A whole-service fault.
+#[derive(Debug, Clone, Copy)]
+enum ServiceFault {
+    PostgresRestart,
+    PostgresCrash,
+    BrokerKill,
+}
+
+/// One whole-service fault: PostgreSQL restarted, PostgreSQL stopped immediately and started,
+/// or every broker node killed and started. The processes reconnect by themselves.
+async fn service_fault(shared: &Shared, kind: ServiceFault, broker: &BrokerControl) {
+    let (what, done, counter) = match kind {
+        ServiceFault::PostgresRestart => (
+            "PostgreSQL restart",
+            crate::services::postgres(PostgresFault::Restart).await,
+            &shared.counts.pg_restarts,
+        ),
+        ServiceFault::PostgresCrash => (
+            "PostgreSQL immediate stop and start",
+            crate::services::postgres(PostgresFault::Crash).await,
+            &shared.counts.pg_crashes,
+        ),
+        ServiceFault::BrokerKill => (
+            "every broker node killed and started",
+            broker.kill_every_node().await,
+            &shared.counts.broker_kills,
+        ),
     };
-    Command::new("rabbitmqctl")
-        .args(["-q", "close_connection", connection, "fault injection"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .is_ok_and(|status| status.success())
+    match done {
+        Ok(()) => {
+            counter.fetch_add(1, Ordering::Relaxed);
+            println!("service fault: {what}");
+        }
+        // The services must come back for the run to mean anything.
+        Err(error) => shared.violation(format!("service fault {what} failed: {error:#}")),
+    }
 }
 
 /// Terminates about `fraction` of the run database's backends (never the checker's own).
@@ -174,13 +208,13 @@ pub(crate) async fn kill_each_role(
             members.first().copied()
         };
         let Some(victim) = victim.filter(|victim| shared.cluster.take(victim)) else {
-            shared.violation(format!("no {} to kill", role.arg()));
+            shared.violation(format!("no {} to kill", role.name()));
             continue;
         };
         shared.counts.kills.fetch_add(1, Ordering::Relaxed);
-        println!("killing {} {} (SIGKILL)", role.arg(), victim.pid);
+        println!("killing {} {} (SIGKILL)", role.name(), victim.pid);
         if let Err(error) = shared.cluster.kill_and_respawn(&victim).await {
-            eprintln!("respawn of a {} failed: {error:#}", victim.role.arg());
+            eprintln!("respawn of a {} failed: {error:#}", victim.role.name());
         }
     }
 }

@@ -1,7 +1,10 @@
 //! The checker's command type `check.work`: sleeps, fails when asked (for good, for its first
 //! attempts, or until a replay), and otherwise records its effect in the run's `effects` table
 //! inside a transaction fenced by the run's claim, so the checks can count effects per
-//! generation and order them per key.
+//! generation and order them per key. Hostile forms, asked for in the payload, do what careless
+//! real handlers do: `block_ms` blocks its runtime thread (`std::thread::sleep`), `spin_ms`
+//! keeps a CPU busy without yielding, `panic` panics, and `hold_ms` keeps the effect's
+//! transaction (which holds the claim with `hold_claim`) open that long before it commits.
 
 use cmdbus_domain::TypeInfo;
 use cmdbus_worker::{Context, HandlerError, Registry};
@@ -38,6 +41,14 @@ struct Work {
     /// Fails for good in every generation before this one: a bug fixed before the replay.
     fail_before_generation: i64,
     ignore_cancel: bool,
+    /// Blocks the thread it runs on this long (no `.await`), before the work.
+    block_ms: u64,
+    /// Spins the CPU this long without yielding, before the work.
+    spin_ms: u64,
+    /// Panics instead of working.
+    panic: bool,
+    /// Keeps the effect's transaction, claim held, open this long before committing.
+    hold_ms: u64,
 }
 
 impl Work {
@@ -49,6 +60,10 @@ impl Work {
             None | Some(Value::Null) => Ok(false),
             Some(value) => value.as_bool().ok_or_else(|| invalid(field)),
         };
+        let millis = |field: &str| match payload.get(field) {
+            None | Some(Value::Null) => Ok(0),
+            Some(value) => value.as_u64().ok_or_else(|| invalid(field)),
+        };
         Ok(Self {
             key: match payload.get("key") {
                 None | Some(Value::Null) => None,
@@ -58,10 +73,7 @@ impl Work {
                 None | Some(Value::Null) => None,
                 Some(value) => Some(value.as_i64().ok_or_else(|| invalid("seq"))?),
             },
-            ms: match payload.get("ms") {
-                None | Some(Value::Null) => 0,
-                Some(value) => value.as_u64().ok_or_else(|| invalid("ms"))?,
-            },
+            ms: millis("ms")?,
             fail_times: match payload.get("fail_times") {
                 None | Some(Value::Null) => 0,
                 Some(value) => value.as_i64().ok_or_else(|| invalid("fail_times"))?,
@@ -74,6 +86,10 @@ impl Work {
                     .ok_or_else(|| invalid("fail_before_generation"))?,
             },
             ignore_cancel: flag("ignore_cancel")?,
+            block_ms: millis("block_ms")?,
+            spin_ms: millis("spin_ms")?,
+            panic: flag("panic")?,
+            hold_ms: millis("hold_ms")?,
         })
     }
 }
@@ -92,6 +108,7 @@ pub(crate) fn register(registry: &mut Registry, pool: PgPool) {
         max_attempts: DEFAULT_MAX_ATTEMPTS,
         example: Some(json!({"ms": 100, "key": "k1", "seq": 1})),
         payload_schema: None,
+        result_schema: None,
     };
     registry.register(info, move |ctx: Context, payload: Value| {
         let pool = pool.clone();
@@ -106,6 +123,7 @@ async fn work(
     payload: Value,
 ) -> Result<Value, HandlerError> {
     let work = Work::parse(&payload)?;
+    hostile(&work);
     let nap = tokio::time::sleep(Duration::from_millis(work.ms));
     if work.ignore_cancel {
         // Like most real handlers: keeps going whatever the token says.
@@ -144,6 +162,24 @@ async fn work(
         .ok_or_else(|| HandlerError::retryable("fenced", "this run no longer holds its claim"))
 }
 
+/// What a hostile payload asks for: block the thread, spin the CPU, or panic. Deliberately
+/// synchronous: this is the handler that takes a runtime thread away from everything else.
+fn hostile(work: &Work) {
+    if work.block_ms > 0 {
+        std::thread::sleep(Duration::from_millis(work.block_ms)); // the fault: a blocking call
+    }
+    if work.spin_ms > 0 {
+        let until = std::time::Instant::now() + Duration::from_millis(work.spin_ms);
+        let mut spins: u64 = 0;
+        while std::time::Instant::now() < until {
+            spins = std::hint::black_box(spins.wrapping_add(1));
+        }
+    }
+    if work.panic {
+        panic!("check.work was asked to panic");
+    }
+}
+
 /// Records the effect once per (command, generation), only while this run holds its claim.
 /// Returns false when the run was fenced out (nothing written).
 async fn record_effect(
@@ -176,6 +212,11 @@ async fn record_effect(
         .bind(work.seq)
         .execute(&mut *tx)
         .await?;
+    }
+    if work.hold_ms > 0 {
+        // The claim's row stays locked by this transaction meanwhile: no other run's lease and
+        // no sweep may wait for it.
+        tokio::time::sleep(Duration::from_millis(work.hold_ms)).await;
     }
     tx.commit().await?;
     Ok(true)

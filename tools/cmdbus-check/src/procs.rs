@@ -24,6 +24,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) enum NodeRole {
     Api,
     Worker,
+    /// A worker of the first exception lane (`CMDBUS_LANE=exceptions1`): re-runs parked work.
+    LaneWorker,
     Notifier,
 }
 
@@ -32,8 +34,24 @@ impl NodeRole {
     pub(crate) fn arg(self) -> &'static str {
         match self {
             NodeRole::Api => "api",
-            NodeRole::Worker => "worker",
+            NodeRole::Worker | NodeRole::LaneWorker => "worker",
             NodeRole::Notifier => "notifier",
+        }
+    }
+
+    /// What the role's processes are called in logs and messages.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            NodeRole::LaneWorker => "lane-worker",
+            role => role.arg(),
+        }
+    }
+
+    /// Settings the role adds to the run's.
+    fn vars(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            NodeRole::LaneWorker => &[("CMDBUS_LANE", "exceptions1")],
+            _ => &[],
         }
     }
 
@@ -41,7 +59,7 @@ impl NodeRole {
     pub(crate) fn connection_label(self) -> &'static str {
         match self {
             NodeRole::Api => "Api",
-            NodeRole::Worker => "Worker",
+            NodeRole::Worker | NodeRole::LaneWorker => "Worker",
             NodeRole::Notifier => "Notifier",
         }
     }
@@ -115,12 +133,17 @@ impl Cluster {
 
     async fn spawn(&self, role: NodeRole) -> anyhow::Result<(Child, u32, u16, PathBuf)> {
         let n = self.spawned.fetch_add(1, Ordering::Relaxed);
-        let path = self.log_dir.join(format!("{}-{n}.log", role.arg()));
+        let path = self.log_dir.join(format!("{}-{n}.log", role.name()));
         let log = std::fs::File::create(&path).context("cannot create a node log")?;
         let mut child = Command::new(&self.exe)
             .arg("node")
             .arg(role.arg())
-            .envs(self.vars.iter().map(|(name, value)| (name, value)))
+            .envs(
+                self.vars
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_str())),
+            )
+            .envs(role.vars().iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -136,7 +159,7 @@ impl Cluster {
             Ok(Ok(n)) if n > 0 => {}
             _ => {
                 let _ = child.start_kill();
-                bail!("{} node {pid} printed no port", role.arg());
+                bail!("{} node {pid} printed no port", role.name());
             }
         }
         let port: u16 = line.trim().parse().context("node printed no port")?;

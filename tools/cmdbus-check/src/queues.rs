@@ -56,14 +56,19 @@ impl CheckBroker {
         self.tracker.wait().await;
     }
 
-    /// Main, partition and retry queues of `kind` that hold ready messages, with their depth.
-    pub(crate) async fn work_queues_with_messages(&self, kind: &str) -> Vec<(String, u32)> {
+    /// The queues that carry `kind`'s work: its main queue, its partitions and the delay tiers.
+    pub(crate) fn work_queues(&self, kind: &str) -> Vec<String> {
         let names = self.broker.names();
         let mut queues = vec![names.command_queue(kind, Lane::Main)];
         queues.extend((0..self.broker.partitions()).map(|p| names.partition_queue(kind, p)));
         queues.extend(RETRY_TIERS.iter().map(|delay| names.retry_queue(*delay)));
+        queues
+    }
+
+    /// Main, partition and retry queues of `kind` that hold ready messages, with their depth.
+    pub(crate) async fn work_queues_with_messages(&self, kind: &str) -> Vec<(String, u32)> {
         let mut held = Vec::new();
-        for queue in queues {
+        for queue in self.work_queues(kind) {
             match self.broker.queue_depth(&queue).await {
                 Ok(0) => {}
                 Ok(depth) => held.push((queue, depth)),
@@ -104,11 +109,12 @@ impl CheckBroker {
                     problems.push(format!("{queue}: a message without an id: {body}"));
                     continue;
                 };
-                let row: Option<(String, Option<String>, i32)> =
-                    sqlx::query_as("select status, lane, generation from commands where id = $1")
-                        .bind(id)
-                        .fetch_optional(pool)
-                        .await?;
+                let row: Option<(String, Option<String>, i32)> = sqlx::query_as(
+                    "select status, lane, generation from all_commands where id = $1",
+                )
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
                 let lane_name = lane.suffix().unwrap_or_default();
                 match row {
                     // A copy parked by a generation that a replay has since superseded: a

@@ -36,6 +36,14 @@ pub(crate) struct Counts {
     pub(crate) terminations: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) resets: AtomicU64,
+    /// Submissions no api accepted within the submitter's patience.
+    pub(crate) refused: AtomicU64,
+    /// PostgreSQL restarted (`pg_ctlcluster restart`, a clean shutdown).
+    pub(crate) pg_restarts: AtomicU64,
+    /// PostgreSQL stopped with `-m immediate` (no checkpoint: a crash) and started again.
+    pub(crate) pg_crashes: AtomicU64,
+    /// Every broker node SIGKILLed at once and started again.
+    pub(crate) broker_kills: AtomicU64,
     /// Broker nodes killed, with when (`--faults node-kills`).
     pub(crate) node_kills: Mutex<Vec<NodeKill>>,
 }
@@ -55,7 +63,26 @@ pub(crate) struct Shared {
     pub(crate) cluster: Cluster,
     pub(crate) counts: Counts,
     accepted: Mutex<Vec<Uuid>>,
+    /// Milliseconds from the first try of each accepted submission to its answer.
+    latencies: Mutex<Vec<u32>>,
+    pace: Mutex<Option<Pace>>,
     violations: Mutex<Vec<String>>,
+}
+
+/// What the submitter offered and what the apis took.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    /// Commands offered (each one's submission started on schedule).
+    pub(crate) offered: u64,
+    /// How long the submitter offered commands (the run's duration).
+    pub(crate) offering: std::time::Duration,
+    /// Commands accepted by the end of the offering.
+    pub(crate) accepted_in_time: u64,
+    /// How long the submitter waited for a free slot (`--in-flight` submissions unanswered):
+    /// while it waits, it offers less than the rate.
+    pub(crate) held_back: std::time::Duration,
+    /// From the first offer until the last submission in flight was answered.
+    pub(crate) drained: std::time::Duration,
 }
 
 impl Shared {
@@ -79,6 +106,8 @@ impl Shared {
             cluster,
             counts: Counts::default(),
             accepted: Mutex::new(Vec::new()),
+            latencies: Mutex::new(Vec::new()),
+            pace: Mutex::new(None),
             violations: Mutex::new(Vec::new()),
         }
     }
@@ -86,6 +115,35 @@ impl Shared {
     /// The commands an api accepted (202 or 200), in submission order.
     pub(crate) fn lock_accepted(&self) -> std::sync::MutexGuard<'_, Vec<Uuid>> {
         self.accepted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records how long one accepted submission took.
+    pub(crate) fn record_latency(&self, took: std::time::Duration) {
+        self.latencies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(u32::try_from(took.as_millis()).unwrap_or(u32::MAX));
+    }
+
+    /// The submission latencies at `quantiles` (0.5, 0.99, ...), in milliseconds.
+    pub(crate) fn latency_quantiles<const N: usize>(&self, quantiles: [f64; N]) -> [u32; N] {
+        let mut latencies = self
+            .latencies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        latencies.sort_unstable();
+        quantiles.map(|q| {
+            let index = ((latencies.len() as f64 - 1.0) * q).round().max(0.0) as usize;
+            latencies.get(index).copied().unwrap_or(0)
+        })
+    }
+
+    /// The submitter's pace, once it finished.
+    pub(crate) fn lock_pace(&self) -> std::sync::MutexGuard<'_, Option<Pace>> {
+        self.pace
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

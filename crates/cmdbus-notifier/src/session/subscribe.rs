@@ -2,10 +2,9 @@
 //! with this connection's sends in between: follow first, replay what the client missed since
 //! its cursor, then answer `subscribed` with a cursor sound for everything it now follows.
 
-use cmdbus_auth::{Principal, Reach};
+use cmdbus_auth::Principal;
 use cmdbus_feed::{Replay, parse_since};
 use cmdbus_store::{Cursor, Scope};
-use uuid::Uuid;
 
 use super::{Closed, Connection, TOO_SLOW};
 use crate::protocol::{MAX_IDS_PER_CONNECTION, MAX_IDS_PER_MESSAGE, Selector, ServerMessage};
@@ -40,6 +39,12 @@ impl Connection {
                 )
                 .await;
         }
+        // At most as many ids as this subscribe may add, within the shares of the tenant and
+        // the subject (`cmdbus_auth::Shares`); what it does add is counted once it follows.
+        let most = self.subscriber.id_count() + selector.ids.len();
+        if let Err(refused) = self.access.hold_ids(most) {
+            return self.send_error("too_many_ids", refused.to_string()).await;
+        }
         // Follow before anything is read: from here on every change of these commands is queued
         // for this connection, so the replay below, which reads a later snapshot, can only
         // overlap with them (the duplicates are dropped), never leave a gap.
@@ -47,18 +52,10 @@ impl Connection {
             self.subscriber.follow_all(&principal.tenant);
         }
         self.subscriber.follow_ids(&selector.ids);
+        let _ = self.access.hold_ids(self.subscriber.id_count()); // fewer never fail
         if let Some(since) = since {
-            let tenant = principal.tenant.as_str();
-            let reach: Vec<Uuid>;
-            let scope = match (&principal.reach, selector.all) {
-                (_, false) => Scope::Ids(tenant, &selector.ids),
-                (Reach::Tenant, true) => Scope::Tenant(tenant),
-                (Reach::Subject(subject), true) => Scope::Subject(tenant, subject),
-                (Reach::Ids(ids), true) => {
-                    reach = ids.iter().copied().collect();
-                    Scope::Ids(tenant, &reach)
-                }
-            };
+            let mut ids_of_token = Vec::new();
+            let scope = principal.changes_scope(&selector.ids, selector.all, &mut ids_of_token);
             self.replay(&since, scope, &principal).await?;
         }
         self.confirm().await

@@ -3,7 +3,7 @@
 //! within its attempt budget; every other delivery claims nothing.
 
 use cmdbus_domain::Status;
-use cmdbus_store::{Claim, Claimed, CommandRow, Outcome, Refusal, replay};
+use cmdbus_store::{Claim, Claimed, CommandRow, NewCommand, Outcome, Refusal, replay};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -411,5 +411,31 @@ async fn a_batch_answers_once_for_each_id_with_a_run_or_a_reason(pool: PgPool) -
     ];
     expected.sort();
     assert_eq!(seen, expected);
+    Ok(())
+}
+
+/// A batched claim takes its rows' locks in id order whatever plan its update gets. With `a`
+/// locked by another transaction, a claim of `[a, b]` — `b` written first, so a scan meets it
+/// first — waits for `a` holding nothing: out of order, it would hold `b` while it waits, and an
+/// api marking `[a, b]` queued in id order would deadlock with it (PostgreSQL breaks that after
+/// `deadlock_timeout`, a second's stall, and fails one of the batches).
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_claim_locks_its_rows_in_id_order_whatever_the_plan(pool: PgPool) -> Checked {
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let b = queued(&pool, NewCommand { id: b, ..command() }).await?;
+    let a = queued(&pool, NewCommand { id: a, ..command() }).await?;
+    assert!(a.id < b.id);
+    let planned = hash_joining(&pool).await?;
+    let claims = [delivery(&a), delivery(&b)];
+    let (b_free, claimed) = other_free_while_waiting(&pool, a.id, b.id, async move {
+        claim(&planned, &claims, "worker-1").await
+    })
+    .await?;
+
+    assert!(
+        b_free.is_ok(),
+        "the claim held b while it waited for a: {b_free:?}"
+    );
+    assert_eq!(claimed.len(), 2, "both are claimed once a is free");
     Ok(())
 }

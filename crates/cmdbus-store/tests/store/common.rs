@@ -35,8 +35,11 @@ pub(crate) fn command() -> NewCommand {
         priority: 0,
         ordering_key: None,
         idempotency_key: None,
+        idempotency_scope: None,
         max_attempts: 3,
         subject: None,
+        run_at: None,
+        traceparent: None,
     }
 }
 
@@ -305,4 +308,49 @@ pub(crate) async fn until_blocked(pool: &PgPool, waiters: i64) -> Checked {
         tokio::task::yield_now().await;
     }
     panic!("no statement ever waited for the lock");
+}
+
+/// A pool on the test's database whose planner may use neither nested loops, merge joins nor
+/// index scans: an update joined to its input then runs as a hash join over a sequential scan,
+/// visiting rows in the table's order, not the input's.
+pub(crate) async fn hash_joining(pool: &PgPool) -> Result<PgPool, sqlx::Error> {
+    let options = (*pool.connect_options()).clone().options([
+        ("enable_nestloop", "off"),
+        ("enable_mergejoin", "off"),
+        ("enable_indexscan", "off"),
+        ("enable_bitmapscan", "off"),
+    ]);
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+}
+
+/// Runs `statement` while another transaction holds row `held` locked; once the statement waits
+/// for that row, tries row `other`. Returns whether `other` was free while the statement waited
+/// (its locks come in id order: it holds none past the row it waits for) and the statement's
+/// answer once `held` was let go.
+pub(crate) async fn other_free_while_waiting<T: Send + 'static>(
+    pool: &PgPool,
+    held: Uuid,
+    other: Uuid,
+    statement: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<(Result<(), sqlx::Error>, T), StoreError> {
+    let mut holder = pool.begin().await?;
+    sqlx::query("select 1 from commands where id = $1 for update")
+        .bind(held)
+        .execute(&mut *holder)
+        .await?;
+    let waiting = tokio::spawn(statement);
+    until_blocked(pool, 1).await?;
+    let mut probe = pool.begin().await?;
+    let free = sqlx::query("select 1 from commands where id = $1 for update nowait")
+        .bind(other)
+        .execute(&mut *probe)
+        .await
+        .map(|_| ());
+    probe.rollback().await?;
+    holder.rollback().await?;
+    let answer = waiting.await.expect("the statement's task")?;
+    Ok((free, answer))
 }

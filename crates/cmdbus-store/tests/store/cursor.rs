@@ -263,3 +263,25 @@ async fn a_long_transaction_is_carried_from_cursor_to_cursor_until_it_commits(
     );
     Ok(())
 }
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_cursor_ahead_of_the_database_is_told_apart(pool: PgPool) -> Checked {
+    let handed_out = now_cursor(&pool).await?;
+    submit_one(&pool, command()).await?;
+    let read = changed_ids_after(&pool, &handed_out, Scope::Everything, 100).await?;
+    assert!(!read.ahead, "a cursor this database handed out");
+    assert!(!handed_out.is_ahead_of(&read.cursor));
+
+    let xmax: u64 = handed_out
+        .as_str()
+        .split(':')
+        .nth(1)
+        .and_then(|xmax| xmax.parse().ok())
+        .expect("xmax");
+    let ahead =
+        Cursor::parse(&format!("{0}:{0}:", xmax + 1_000_000)).expect("a well-formed cursor");
+    let read = changed_ids_after(&pool, &ahead, Scope::Everything, 100).await?;
+    assert!(read.ahead, "never handed out by this database");
+    assert!(read.ids.is_empty());
+    Ok(())
+}

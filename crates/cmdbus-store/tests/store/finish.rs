@@ -238,3 +238,39 @@ async fn an_unstorable_outcome_in_a_batch_ends_none_of_it(pool: PgPool) -> Check
     );
     Ok(())
 }
+
+/// A batched finish takes its rows' locks in id order whatever plan its update gets, as the
+/// claim does (`claim::a_claim_locks_its_rows_in_id_order_whatever_the_plan`): with `a` locked
+/// by another transaction, finishing `[a, b]` — `b` written first — holds nothing while it waits.
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_finish_locks_its_rows_in_id_order_whatever_the_plan(pool: PgPool) -> Checked {
+    let (a, b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let b = queued(&pool, cmdbus_store::NewCommand { id: b, ..command() }).await?;
+    let a = queued(&pool, cmdbus_store::NewCommand { id: a, ..command() }).await?;
+    // Claimed one at a time, `b` first: its running version is written first too.
+    let mut claimed = Vec::new();
+    for row in [&b, &a] {
+        claimed.push(claim_one(&pool, row).await?.expect("claimed"));
+    }
+    let finishes: Vec<cmdbus_store::Finish> = claimed
+        .iter()
+        .map(|row| cmdbus_store::Finish {
+            id: row.id,
+            claim: run(row).claim,
+            outcome: Outcome::Success(json!("done")),
+            lane: None,
+        })
+        .collect();
+    let planned = hash_joining(&pool).await?;
+    let (b_free, finished) = other_free_while_waiting(&pool, a.id, b.id, async move {
+        cmdbus_store::finish(&planned, &finishes, REDELIVER_AFTER).await
+    })
+    .await?;
+
+    assert!(
+        b_free.is_ok(),
+        "the finish held b while it waited for a: {b_free:?}"
+    );
+    assert_eq!(finished.len(), 2, "both finish once a is free");
+    Ok(())
+}

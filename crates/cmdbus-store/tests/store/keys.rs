@@ -2,9 +2,9 @@
 //! secret, revoked once, and development keys never count as configured access.
 
 use cmdbus_store::{
-    COUNT_UNFINISHED_OF, Db, NewKey, count_configured_keys, count_unfinished_of, create_key,
-    find_key, heartbeat, key_by_id, list_keys, progress, revoke_development_keys, revoke_key,
-    token_secret,
+    COUNT_UNFINISHED_OF, COUNT_UNFINISHED_OF_SUBJECT, Db, NewKey, count_configured_keys,
+    count_unfinished_of, count_unfinished_of_subject, create_key, find_key, heartbeat, key_by_id,
+    list_keys, progress, revoke_development_keys, revoke_key, token_secret,
 };
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -141,37 +141,50 @@ async fn a_tenants_quota_counts_its_unfinished_commands(pool: PgPool) -> Checked
 async fn the_quota_count_reads_only_unfinished_commands_through_their_index(
     pool: PgPool,
 ) -> Checked {
-    // 100,000 finished commands of two tenants, as a long-lived deployment holds.
+    // 100,000 finished commands of two tenants, as a long-lived deployment holds, half of them
+    // for one subject.
     sqlx::query(
-        "insert into commands (id, tenant, type, payload, status, finished_at)
+        "insert into commands (id, tenant, type, payload, status, finished_at, subject)
          select gen_random_uuid(), case when i % 2 = 0 then $1 else 'globex' end,
-                'demo.echo', '{}', 'success', now()
+                'demo.echo', '{}', 'success', now(), case when i % 4 < 2 then 'u1' end
            from generate_series(1, 100000) i",
     )
     .bind(TENANT)
     .execute(&pool)
     .await?;
+    let for_u1 = || cmdbus_store::NewCommand {
+        subject: Some("u1".to_owned()),
+        ..command()
+    };
     submit_one(&pool, command()).await?;
-    queued(&pool, command()).await?;
-    claim_one(&pool, &queued(&pool, command()).await?)
+    queued(&pool, for_u1()).await?;
+    claim_one(&pool, &queued(&pool, for_u1()).await?)
         .await?
         .expect("claimed");
     sqlx::query("analyze commands").execute(&pool).await?;
 
     assert_eq!(count_unfinished_of(&pool, TENANT).await?, 3);
     assert_eq!(count_unfinished_of(&pool, "globex").await?, 0);
-    let plan: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "explain (format json) {COUNT_UNFINISHED_OF}"
-    )))
-    .bind(TENANT)
-    .fetch_one(&pool)
-    .await?;
-    let plan = plan.to_string();
-    assert!(
-        plan.contains(r#""Index Name":"commands_unfinished_per_tenant""#),
-        "the quota count does not use its index: {plan}"
-    );
-    assert!(!plan.contains("Seq Scan"), "{plan}");
+    assert_eq!(count_unfinished_of_subject(&pool, TENANT, "u1").await?, 2);
+    assert_eq!(count_unfinished_of_subject(&pool, TENANT, "u2").await?, 0);
+    assert_eq!(count_unfinished_of_subject(&pool, "globex", "u1").await?, 0);
+    for (statement, binds) in [
+        (COUNT_UNFINISHED_OF, &[TENANT][..]),
+        (COUNT_UNFINISHED_OF_SUBJECT, &[TENANT, "u1"][..]),
+    ] {
+        let explain = format!("explain (format json) {statement}");
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(explain));
+        for bind in binds {
+            query = query.bind(*bind);
+        }
+        let plan: serde_json::Value = query.fetch_one(&pool).await?;
+        let plan = plan.to_string();
+        assert!(
+            plan.contains(r#""Index Name":"commands_unfinished_per_subject""#),
+            "the quota count does not use its index: {plan}"
+        );
+        assert!(!plan.contains("Seq Scan"), "{plan}");
+    }
     Ok(())
 }
 

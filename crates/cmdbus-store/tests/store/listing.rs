@@ -150,7 +150,8 @@ async fn registering_a_type_again_updates_it(pool: PgPool) -> Checked {
         description: "Sends an invoice".to_owned(),
         max_attempts: 3,
         example: Some(serde_json::json!({"invoice": 1})),
-        payload_schema: None,
+        payload_schema: Some(serde_json::json!({"type": "object"})),
+        result_schema: None,
     };
     let other = TypeInfo {
         name: "mail.send".to_owned(),
@@ -162,6 +163,9 @@ async fn registering_a_type_again_updates_it(pool: PgPool) -> Checked {
     let updated = TypeInfo {
         description: "Sends it again".to_owned(),
         max_attempts: 5,
+        // A worker that re-registers with other types replaces the schemas too.
+        payload_schema: Some(serde_json::json!({"type": "object", "required": ["invoice"]})),
+        result_schema: Some(serde_json::json!({"type": "string"})),
         ..first.clone()
     };
 
@@ -186,5 +190,7 @@ async fn registering_a_type_again_updates_it(pool: PgPool) -> Checked {
             ("mail.send", "Sends an invoice", 1, None),
         ]
     );
+    assert_eq!(listed[0].payload_schema, updated.payload_schema);
+    assert_eq!(listed[0].result_schema, updated.result_schema);
     Ok(())
 }

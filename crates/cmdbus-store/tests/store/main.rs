@@ -6,23 +6,38 @@
 //! Layout: `common` is the harness (commands to submit, the statements called as the api and the
 //! worker call them, the writes that stand in for a clock); one module per contract: `submit`
 //! (recording and idempotency), `claim`, `fence`, `ordering`, `finish`, `retry`, `reap`,
-//! `cancel`, `replay`, `cursor`, `sweeps` (relay and redelivery), `retention`, `listing`
-//! (pages and the type catalogue) and `keys` (API keys, the token secret, quotas, the PgBouncer
-//! handle).
+//! `cancel`, `replay`, `discard` (parked failures dropped for good), `cursor`, `delayed` (scheduled commands:
+//! the sweep's release, re-timing), `dates` (runs
+//! dated by the clock, after any wait), `sweeps` (relay and redelivery), `turns` (keyed commands
+//! held for their turn and handed on), `retention`, `listing` (pages and the type catalogue),
+//! `search` (the console's filters and counts per status), `rollup` (the run statistics the
+//! finishes append), `keys` (API keys, the token secret, quotas, the PgBouncer handle),
+//! `workers` (heartbeat rows, the release of a silent worker's runs) and `operate` (bulk cancel,
+//! paused types, the audit trail), `schedules` (the schedule sweep's take and advance,
+//! declared schedules' upsert).
 
 mod common;
 
 mod cancel;
 mod claim;
 mod cursor;
+mod dates;
+mod delayed;
+mod discard;
 mod fence;
 mod finish;
 mod keys;
 mod listing;
+mod operate;
 mod ordering;
 mod reap;
 mod replay;
 mod retention;
 mod retry;
+mod rollup;
+mod schedules;
+mod search;
 mod submit;
 mod sweeps;
+mod turns;
+mod workers;

@@ -203,18 +203,8 @@ async fn a_replayed_predecessor_waits_while_a_later_command_of_its_key_runs(
 
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
 async fn a_lane_rerun_waits_while_a_later_command_of_its_key_runs(pool: PgPool) -> Checked {
-    let earlier = queued(&pool, keyed("account-7")).await?;
+    let parked = parked(&pool, keyed("account-7"), "exceptions1").await?;
     let later = queued(&pool, keyed("account-7")).await?;
-    let run = claim_one(&pool, &earlier).await?.expect("claimed");
-    let parked = finish_with_token(
-        &pool,
-        run.id,
-        run.claim.expect("token"),
-        Outcome::Fail(error("boom")),
-        Some("exceptions1"),
-    )
-    .await?
-    .remove(0);
     claim_one(&pool, &later)
         .await?
         .expect("the key was handed on");
@@ -267,18 +257,8 @@ async fn the_key_is_handed_on_only_when_the_predecessors_finish_commits(pool: Pg
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
 async fn a_lane_rerun_and_a_later_command_claimed_at_once_start_one_run(pool: PgPool) -> Checked {
     use sqlx::Acquire as _;
-    let earlier = queued(&pool, keyed("account-7")).await?;
+    let parked = parked(&pool, keyed("account-7"), "exceptions1").await?;
     let later = queued(&pool, keyed("account-7")).await?;
-    let run = claim_one(&pool, &earlier).await?.expect("claimed");
-    let parked = finish_with_token(
-        &pool,
-        run.id,
-        run.claim.expect("token"),
-        Outcome::Fail(error("boom")),
-        Some("exceptions1"),
-    )
-    .await?
-    .remove(0);
     // A transaction holds both rows, so that each claim has read its key (nothing runs) before
     // either can start its run: the predicate alone sees no conflict in either snapshot.
     let mut conn = pool.acquire().await?;

@@ -4,9 +4,7 @@
 //! alike); a run of an exception lane within the bound goes back to its lane. A claim never takes a run away by itself, however stale its lease.
 
 use cmdbus_domain::Status;
-use cmdbus_store::{
-    Outcome, Refusal, hold_claim, reap_expired, take_redeliveries, take_unpublished,
-};
+use cmdbus_store::{Refusal, hold_claim, reap_expired, take_redeliveries, take_unpublished};
 use sqlx::{Acquire as _, PgPool};
 use std::time::Duration;
 
@@ -189,28 +187,15 @@ async fn a_lane_run_that_loses_too_many_leases_fails_on_to_the_next_lane(pool: P
     // that run is lost: the bound holds in the lane as in the main queue, so it fails as
     // `lease_lost` and moves on to the next lane instead of being parked in its own lane again
     // (where its lane's worker would run it again, and again, with no bound).
-    let held = claim_one(
+    let parked = parked(
         &pool,
-        &queued(
-            &pool,
-            cmdbus_store::NewCommand {
-                max_attempts: 1,
-                ..command()
-            },
-        )
-        .await?,
+        cmdbus_store::NewCommand {
+            max_attempts: 1,
+            ..command()
+        },
+        "exceptions1",
     )
-    .await?
-    .expect("claimed");
-    let parked = finish_with_token(
-        &pool,
-        held.id,
-        run(&held).claim,
-        Outcome::Fail(error("boom")),
-        Some("exceptions1"),
-    )
-    .await?
-    .remove(0);
+    .await?;
     let rerun = claim_in(&pool, &[delivery(&parked)], "operator", Some("exceptions1"))
         .await?
         .remove(0);

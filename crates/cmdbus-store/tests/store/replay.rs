@@ -1,9 +1,13 @@
-//! `replay` and `replay_matching`: a failed or cancelled command starts over as a new generation
-//! (`new`, a fresh attempt budget, everything of its last run cleared); older messages are fenced
-//! out by the generation.
+//! `replay` and the bulk replay (`count_failed`, `failed_ids_after`, `replay_failed`): a failed
+//! or cancelled command starts over as a new generation (`new`, a fresh attempt budget,
+//! everything of its last run cleared); older messages are fenced out by the generation. A bulk
+//! replay walks its matches a page of ids at a time.
 
 use cmdbus_domain::Status;
-use cmdbus_store::{NewCommand, Outcome, replay, replay_matching};
+use cmdbus_store::{
+    CommandRow, FailedFilter, NewCommand, Outcome, StoreError, count_failed, failed_ids_after,
+    replay, replay_failed,
+};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -11,18 +15,7 @@ use crate::common::*;
 
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
 async fn a_failed_command_replays_as_a_new_generation_with_a_fresh_budget(pool: PgPool) -> Checked {
-    let held = claim_one(&pool, &queued(&pool, command()).await?)
-        .await?
-        .expect("claimed");
-    let failed = finish_with_token(
-        &pool,
-        held.id,
-        run(&held).claim,
-        Outcome::Fail(error("boom")),
-        Some("exceptions1"),
-    )
-    .await?
-    .remove(0);
+    let failed = parked(&pool, command(), "exceptions1").await?;
 
     let replayed = replay(&pool, TENANT, failed.id)
         .await?
@@ -53,7 +46,7 @@ async fn a_failed_command_replays_as_a_new_generation_with_a_fresh_budget(pool: 
     );
     assert!(replayed.version > failed.version);
     assert_eq!(
-        attempts(&pool, held.id).await?.len(),
+        attempts(&pool, failed.id).await?.len(),
         1,
         "the history of generation 0 stays"
     );
@@ -116,28 +109,42 @@ async fn another_tenant_cannot_replay_a_command(pool: PgPool) -> Checked {
     Ok(())
 }
 
+/// A filter of the test tenant's failures, with nothing else set.
+fn failures() -> FailedFilter<'static> {
+    FailedFilter {
+        tenant: TENANT,
+        kind: None,
+        error_code: None,
+        since: None,
+        until: None,
+    }
+}
+
+/// A command of `kind` that ran once and failed with `code`.
+async fn failed_with(pool: &PgPool, kind: &str, code: &str) -> Result<CommandRow, StoreError> {
+    let row = queued(
+        pool,
+        NewCommand {
+            kind: kind.to_owned(),
+            ..command()
+        },
+    )
+    .await?;
+    let held = claim_one(pool, &row).await?.expect("claimed");
+    Ok(finish(pool, &held, Outcome::Fail(error(code)))
+        .await?
+        .remove(0))
+}
+
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
-async fn replay_matching_counts_then_replays_only_the_matching_failures(pool: PgPool) -> Checked {
+async fn a_bulk_replay_counts_then_replays_only_the_matching_failures(pool: PgPool) -> Checked {
     let mut failed = Vec::new();
     for (kind, code) in [
         ("invoice.send", "timeout"),
         ("invoice.send", "declined"),
         ("mail.send", "timeout"),
     ] {
-        let row = queued(
-            &pool,
-            NewCommand {
-                kind: kind.to_owned(),
-                ..command()
-            },
-        )
-        .await?;
-        let held = claim_one(&pool, &row).await?.expect("claimed");
-        failed.push(
-            finish(&pool, &held, Outcome::Fail(error(code)))
-                .await?
-                .remove(0),
-        );
+        failed.push(failed_with(&pool, kind, code).await?);
     }
     let elsewhere = queued(
         &pool,
@@ -150,31 +157,36 @@ async fn replay_matching_counts_then_replays_only_the_matching_failures(pool: Pg
     let held = claim_one(&pool, &elsewhere).await?.expect("claimed");
     finish(&pool, &held, Outcome::Fail(error("timeout"))).await?;
 
-    let (count, rows) = replay_matching(
-        &pool,
-        TENANT,
-        Some("invoice.send"),
-        Some("timeout"),
-        (None, None),
-        true,
-    )
-    .await?;
-    assert_eq!((count, rows.len()), (1, 0), "a dry run replays nothing");
+    let invoice_timeouts = FailedFilter {
+        kind: Some("invoice.send"),
+        error_code: Some("timeout"),
+        ..failures()
+    };
+    assert_eq!(count_failed(&pool, &invoice_timeouts).await?, 1);
     assert_eq!(status(&reload(&pool, failed[0].id).await?), Status::Fail);
 
-    let (count, rows) =
-        replay_matching(&pool, TENANT, None, Some("timeout"), (None, None), false).await?;
-    assert_eq!(count, 2);
-    let mut replayed: Vec<_> = rows.iter().map(|row| row.id).collect();
-    replayed.sort();
+    let timeouts = FailedFilter {
+        error_code: Some("timeout"),
+        ..failures()
+    };
+    assert_eq!(count_failed(&pool, &timeouts).await?, 2);
+    let ids = failed_ids_after(&pool, &timeouts, None, 10).await?;
     let mut expected = vec![failed[0].id, failed[2].id];
     expected.sort();
-    assert_eq!(replayed, expected);
+    assert_eq!(ids, expected, "in id order");
+    // A command that is not among the given ids, or no longer matches, is left alone.
+    let rows = replay_failed(&pool, &timeouts, &[failed[0].id, failed[1].id, held.id]).await?;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].id, failed[0].id);
+    assert!(status(&rows[0]) == Status::New && rows[0].generation == 1);
     assert!(
-        rows.iter()
-            .all(|row| status(row) == Status::New && row.generation == 1)
+        replay_failed(&pool, &timeouts, &[failed[0].id])
+            .await?
+            .is_empty(),
+        "replayed already: it no longer matches"
     );
     assert_eq!(status(&reload(&pool, failed[1].id).await?), Status::Fail);
+    assert_eq!(status(&reload(&pool, failed[2].id).await?), Status::Fail);
     assert_eq!(
         status(&reload(&pool, held.id).await?),
         Status::Fail,
@@ -182,10 +194,50 @@ async fn replay_matching_counts_then_replays_only_the_matching_failures(pool: Pg
     );
 
     let finished = failed[1].finished_at.expect("finished");
-    let (before, _) =
-        replay_matching(&pool, TENANT, None, None, (None, Some(finished)), true).await?;
-    let (from, _) =
-        replay_matching(&pool, TENANT, None, None, (Some(finished), None), true).await?;
-    assert_eq!((before, from), (0, 1), "the window is [from, to)");
+    let before = FailedFilter {
+        until: Some(finished),
+        ..failures()
+    };
+    let from = FailedFilter {
+        since: Some(finished),
+        ..failures()
+    };
+    assert_eq!(
+        (
+            count_failed(&pool, &before).await?,
+            count_failed(&pool, &from).await?
+        ),
+        (0, 2),
+        "the window is [from, to)"
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_bulk_replay_walks_its_matches_a_bounded_page_of_ids_at_a_time(pool: PgPool) -> Checked {
+    let mut failed = Vec::new();
+    for _ in 0..5 {
+        failed.push(failed_with(&pool, "invoice.send", "timeout").await?.id);
+    }
+    failed.sort();
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = failed_ids_after(&pool, &failures(), after, 2).await?;
+        let Some(&last) = page.last() else { break };
+        after = Some(last);
+        assert_eq!(
+            replay_failed(&pool, &failures(), &page).await?.len(),
+            page.len()
+        );
+        pages.push(page);
+    }
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        [2, 2, 1],
+        "never more than a page"
+    );
+    assert_eq!(pages.concat(), failed, "each once, in id order");
+    assert_eq!(count_failed(&pool, &failures()).await?, 0);
     Ok(())
 }

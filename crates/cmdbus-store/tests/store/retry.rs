@@ -199,24 +199,15 @@ async fn a_retry_or_release_after_a_cancel_request_ends_cancelled(pool: PgPool) 
 
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
 async fn a_released_run_of_an_exception_lane_can_be_claimed_again(pool: PgPool) -> Checked {
-    let waiting = queued(
+    let parked = parked(
         &pool,
         cmdbus_store::NewCommand {
             max_attempts: 1,
             ..command()
         },
+        "exceptions1",
     )
     .await?;
-    let held = claim_one(&pool, &waiting).await?.expect("claimed");
-    let parked = finish_with_token(
-        &pool,
-        held.id,
-        run(&held).claim,
-        Outcome::Fail(error("boom")),
-        Some("exceptions1"),
-    )
-    .await?
-    .remove(0);
     let rerun = claim_in(&pool, &[delivery(&parked)], "operator", Some("exceptions1"))
         .await?
         .remove(0);

@@ -1,7 +1,8 @@
 //! Recording commands (`insert`, `mark_queued`) and reading them back: a command is recorded
-//! once per `(tenant, idempotency key)`, and a broker confirm moves only rows still `new`.
+//! once per `(tenant, idempotency scope, idempotency key)`, and a broker confirm moves only rows still `new`;
+//! the trace context a command was submitted in goes along with its row, message and events.
 
-use cmdbus_domain::Status;
+use cmdbus_domain::{Event, Status, TraceParent};
 use cmdbus_store::{NewCommand, get, get_many, lookup, mark_queued};
 use serde_json::json;
 use sqlx::PgPool;
@@ -125,6 +126,54 @@ async fn an_idempotency_key_belongs_to_its_tenant(pool: PgPool) -> Checked {
 }
 
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn an_idempotency_key_belongs_to_whoever_submitted_under_it(pool: PgPool) -> Checked {
+    // An end user (scope: its subject) takes "order-1" first, for itself...
+    let users = NewCommand {
+        idempotency_key: Some("order-1".to_owned()),
+        idempotency_scope: Some("u1".to_owned()),
+        subject: Some("u1".to_owned()),
+        ..command()
+    };
+    let users = submit_one(&pool, users).await?;
+    // ...which takes it from neither the backend (no scope), even for that same subject, nor
+    // another end user.
+    let backends = NewCommand {
+        id: uuid::Uuid::now_v7(),
+        idempotency_key: Some("order-1".to_owned()),
+        idempotency_scope: None,
+        subject: Some("u1".to_owned()),
+        ..command()
+    };
+    let other_users = NewCommand {
+        id: uuid::Uuid::now_v7(),
+        idempotency_key: Some("order-1".to_owned()),
+        idempotency_scope: Some("u2".to_owned()),
+        subject: Some("u2".to_owned()),
+        ..command()
+    };
+
+    let submitted = submit(&pool, &[backends.clone(), other_users.clone()]).await?;
+
+    assert!(submitted.iter().all(|s| s.created));
+    assert_eq!(
+        (submitted[0].row.id, submitted[1].row.id),
+        (backends.id, other_users.id)
+    );
+    // Within one scope the key still names one command.
+    let again = NewCommand {
+        id: uuid::Uuid::now_v7(),
+        idempotency_key: Some("order-1".to_owned()),
+        idempotency_scope: Some("u1".to_owned()),
+        subject: Some("u1".to_owned()),
+        ..command()
+    };
+    let again = submit(&pool, &[again]).await?.remove(0);
+    assert!(!again.created);
+    assert_eq!(again.row.id, users.id);
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
 async fn a_broker_confirm_queues_only_rows_still_new(pool: PgPool) -> Checked {
     let waiting = submit_one(&pool, command()).await?;
     let raced = submit_one(&pool, command()).await?;
@@ -185,5 +234,55 @@ async fn a_tenant_reads_only_its_own_commands(pool: PgPool) -> Checked {
         lookup(&pool, theirs.id).await?.is_some(),
         "workers look up any tenant's"
     );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_commands_trace_context_is_stored_and_carried_in_its_message_and_events(
+    pool: PgPool,
+) -> Checked {
+    let parent = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .expect("a traceparent");
+    let traced = queued(
+        &pool,
+        NewCommand {
+            traceparent: Some(parent),
+            ..command()
+        },
+    )
+    .await?;
+    let untraced = queued(&pool, command()).await?;
+
+    assert_eq!(traced.trace_parent(), Some(parent));
+    assert_eq!(traced.routing().traceparent, Some(parent));
+    assert_eq!(traced.event().traceparent, Some(parent));
+    // The claim hands the worker the row's context, for runs whose message lost its header.
+    let running = claim_one(&pool, &traced).await?.expect("claimed");
+    assert_eq!(running.trace_parent(), Some(parent));
+    // Events carry it as text, and one that does not read is dropped, never the event.
+    let event = serde_json::to_value(traced.event()).expect("an event");
+    assert_eq!(event["traceparent"], json!(parent.to_string()));
+    let mut garbled = event.clone();
+    garbled["traceparent"] = json!("not a traceparent");
+    let read: Event = serde_json::from_value(garbled).expect("still an event");
+    assert_eq!((read.traceparent, read.command.id), (None, traced.id));
+
+    assert_eq!(untraced.trace_parent(), None);
+    assert_eq!(untraced.routing().traceparent, None);
+    let event = serde_json::to_value(untraced.event()).expect("an event");
+    assert!(
+        event.get("traceparent").is_none(),
+        "absent, not null: {event}"
+    );
+    // The column holds a version 00 traceparent or nothing.
+    let refused = sqlx::query("update commands set traceparent = 'garbage' where id = $1")
+        .bind(untraced.id)
+        .execute(&pool)
+        .await;
+    let constraint = match refused {
+        Err(sqlx::Error::Database(error)) => error.constraint().map(str::to_owned),
+        other => panic!("a malformed traceparent was stored: {other:?}"),
+    };
+    assert_eq!(constraint.as_deref(), Some("commands_traceparent_check"));
     Ok(())
 }

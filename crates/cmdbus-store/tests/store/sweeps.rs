@@ -93,18 +93,7 @@ async fn the_relay_takes_old_unconfirmed_rows_oldest_first_once_per_publish_leas
 async fn redelivery_takes_overdue_queue_rows_and_owed_parkings(pool: PgPool) -> Checked {
     let overdue = queued(&pool, command()).await?;
     let not_yet = queued(&pool, command()).await?;
-    let held = claim_one(&pool, &queued(&pool, command()).await?)
-        .await?
-        .expect("claimed");
-    let parked = finish_with_token(
-        &pool,
-        held.id,
-        run(&held).claim,
-        Outcome::Fail(error("boom")),
-        Some("exceptions1"),
-    )
-    .await?
-    .remove(0);
+    let parked = parked(&pool, command(), "exceptions1").await?;
     let running = claim_one(&pool, &queued(&pool, command()).await?)
         .await?
         .expect("claimed");
@@ -207,6 +196,42 @@ async fn a_confirmed_redelivery_waits_again_and_a_confirmed_parking_owes_nothing
     Ok(())
 }
 
+/// A command queued long ago is looked at again after as long as it has waited (at most eight
+/// intervals), so a backlog's waiting commands are not each copied every interval.
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn a_redelivery_waits_as_long_again_as_the_command_has_been_queued_within_bounds(
+    pool: PgPool,
+) -> Checked {
+    let interval = Duration::from_secs(10);
+    let fresh = queued(&pool, command()).await?;
+    let older = queued(&pool, command()).await?;
+    let ancient = queued(&pool, command()).await?;
+    for (row, ago) in [(&older, 30), (&ancient, 3_600)] {
+        sqlx::query(
+            "update commands set queued_at = now() - make_interval(secs => $2) where id = $1",
+        )
+        .bind(row.id)
+        .bind(f64::from(ago))
+        .execute(&pool)
+        .await?;
+    }
+    let before = db_now(&pool).await?;
+
+    redelivered(&pool, &[fresh.id, older.id, ancient.id], interval).await?;
+
+    let wait = |at: Option<chrono::DateTime<chrono::Utc>>| at.map(|at| (at - before).num_seconds());
+    let waits = [
+        wait(reload(&pool, fresh.id).await?.redeliver_at),
+        wait(reload(&pool, older.id).await?.redeliver_at),
+        wait(reload(&pool, ancient.id).await?.redeliver_at),
+    ];
+    assert!(
+        matches!(waits, [Some(10..=11), Some(30..=31), Some(80..=81)]),
+        "the interval, the age, eight intervals: {waits:?}"
+    );
+    Ok(())
+}
+
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
 async fn the_unfinished_are_counted_by_state(pool: PgPool) -> Checked {
     submit_one(&pool, command()).await?;
@@ -228,8 +253,32 @@ async fn the_unfinished_are_counted_by_state(pool: PgPool) -> Checked {
         vec![
             ("new".to_owned(), 1),
             ("queue".to_owned(), 2),
-            ("running".to_owned(), 1)
+            ("running".to_owned(), 1),
+            ("scheduled".to_owned(), 0)
         ]
+    );
+    Ok(())
+}
+
+/// Recording redelivered rows takes their locks in id order whatever the plan (a sequential or
+/// bitmap scan visits rows in the table's order), as a claim does: with `a` locked, recording
+/// `[a, b]` — `b` written first — holds nothing while it waits.
+#[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
+async fn recording_redelivered_rows_locks_them_in_id_order_whatever_the_plan(
+    pool: PgPool,
+) -> Checked {
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let b = queued(&pool, cmdbus_store::NewCommand { id: b, ..command() }).await?;
+    let a = queued(&pool, cmdbus_store::NewCommand { id: a, ..command() }).await?;
+    let planned = hash_joining(&pool).await?;
+    let ids = [a.id, b.id];
+    let (b_free, ()) = other_free_while_waiting(&pool, a.id, b.id, async move {
+        redelivered(&planned, &ids, REDELIVER_AFTER).await
+    })
+    .await?;
+    assert!(
+        b_free.is_ok(),
+        "recording held b while it waited for a: {b_free:?}"
     );
     Ok(())
 }

@@ -121,22 +121,23 @@ async fn a_queued_command_cancels_at_once_and_a_finished_one_conflicts() {
 #[tokio::test]
 async fn types_lists_the_registered_handlers() {
     let app = TestApp::start().await;
-    let types: Value = app
-        .http
-        .get(app.url("/v1/types"))
-        .send()
-        .await
-        .expect("types")
-        .json()
-        .await
-        .expect("json");
+    let types: Value = app.get_json("/v1/types").await;
     let names: Vec<_> = types["items"]
         .as_array()
         .expect("items")
         .iter()
         .map(|t| t["name"].as_str().unwrap_or_default().to_owned())
         .collect();
-    assert_eq!(names, ["demo.echo", "demo.fail", "demo.noop", "demo.sleep"]);
+    assert_eq!(
+        names,
+        [
+            "demo.add",
+            "demo.echo",
+            "demo.fail",
+            "demo.noop",
+            "demo.sleep"
+        ]
+    );
     app.stop().await;
 }
 
@@ -204,8 +205,9 @@ async fn metrics_count_unfinished_commands_and_attempts_by_outcome() {
     app.stop().await;
 }
 
-/// A status filter over more commands than one page looks through: each page examines a
-/// bounded window (short pages are fine), and following `next_cursor` reaches the oldest match.
+/// A type filter over more commands than one page looks through: each page examines a bounded
+/// window (short pages are fine), and following `next_cursor` reaches the oldest match. Failures
+/// have an index: `status=fail` finds the same command on its first page.
 #[tokio::test]
 async fn a_filtered_list_looks_through_a_bounded_window_and_its_cursor_goes_on() {
     let app = TestApp::start().await;
@@ -238,7 +240,7 @@ async fn a_filtered_list_looks_through_a_bounded_window_and_its_cursor_goes_on()
     let mut cursor: Option<String> = None;
     let mut pages = 0;
     loop {
-        let mut url = "/v1/commands?status=fail&limit=50".to_owned();
+        let mut url = "/v1/commands?type=demo.fail&limit=50".to_owned();
         if let Some(cursor) = &cursor {
             url.push_str(&format!("&cursor={cursor}"));
         }
@@ -266,5 +268,16 @@ async fn a_filtered_list_looks_through_a_bounded_window_and_its_cursor_goes_on()
         pages >= 2,
         "the first window held every command: {pages} page(s)"
     );
+    let failed: Value = app
+        .http
+        .get(app.url("/v1/commands?status=fail&limit=50"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(failed["items"][0]["id"], oldest.to_string(), "{failed}");
+    assert!(failed["next_cursor"].is_null(), "{failed}");
     app.stop().await;
 }

@@ -35,7 +35,7 @@ async fn a_read_only_key_sees_commands_but_no_submit_or_operate_controls() {
         "a reader sees the commands and nothing that changes them"
     );
 
-    // The Failed view offers no bulk retry, and the detail dialog no retry.
+    // The Failed view offers no bulk actions, and the command page no retry.
     browser.click(r#"[data-testid="view-failed"]"#).await;
     browser
         .wait_for(
@@ -50,9 +50,10 @@ async fn a_read_only_key_sees_commands_but_no_submit_or_operate_controls() {
         .await;
     browser
         .wait_for(
-            "the detail dialog of the failed command",
-            r#"const d = document.querySelector('[data-testid="detail"]');
-               return d.open && d.querySelector('[data-testid="detail-status"]').textContent === 'fail';"#,
+            "the command page of the failed command",
+            r#"const d = document.querySelector('[data-testid="command-page"]');
+               return !d.hidden && d.querySelector('[data-testid="detail-status"]').textContent === 'fail'
+                 && d.querySelector('[data-testid="attempts"]') !== null;"#,
             vec![],
         )
         .await;
@@ -62,12 +63,25 @@ async fn a_read_only_key_sees_commands_but_no_submit_or_operate_controls() {
         (0, false),
         "{controls:?}"
     );
+    let discard = browser
+        .js(
+            r#"return [...document.querySelectorAll('[data-testid="discard"], [data-testid="select"]')]
+                 .filter((el) => el.getClientRects().length > 0).length;"#,
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        discard,
+        json!(0),
+        "no discard and no selection for a reader"
+    );
     browser.screenshot("read-only.png").await;
-    browser.click("#detail-close").await;
+    browser.click(r#"[data-testid="command-back"]"#).await;
     browser
         .wait_for(
-            "the dialog to close",
-            r#"return !document.querySelector('[data-testid="detail"]').open;"#,
+            "the list again",
+            r#"return document.querySelector('[data-testid="command-page"]').hidden
+                 && !document.querySelector('#page-commands').hidden;"#,
             vec![],
         )
         .await;
@@ -109,16 +123,29 @@ async fn a_key_with_operate_sees_the_cancel_button_and_cancelling_works() {
             submit_form: false,
             cancel: 1,
             retry: 0,
-            bulk_retry: false,
+            bulk_retry: true,
             no_read: false,
         },
-        "an operator without submit gets the cancel button but no form"
+        "an operator without submit gets the cancel button and the bulk actions, but no form"
     );
     browser
         .click(&format!(
             r#"[data-testid="row"][data-id="{running}"] [data-testid="cancel"]"#
         ))
         .await;
+    // A running command is cancelled only after a confirmation.
+    browser
+        .wait_for(
+            "the confirmation",
+            r#"return document.querySelector('[data-testid="confirm"]').open;"#,
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        browser.row(running).await.map(|r| r.status),
+        Some("running".to_owned())
+    );
+    browser.click(r#"[data-testid="confirm-yes"]"#).await;
     browser.wait_row_status(running, "cancelled").await;
     app.wait_status(running, "cancelled", T).await;
     assert_eq!(browser.controls().await.cancel, 0, "nothing left to cancel");

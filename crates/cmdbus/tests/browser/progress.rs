@@ -1,5 +1,6 @@
 //! A command's progress in the page: submitted from the form, after a server restart, with forced
-//! polling, and the failed view on a phone screen.
+//! polling, and the failed view on a phone screen; and the page itself running on the browser
+//! library the server serves to every page.
 
 use super::*;
 
@@ -70,23 +71,33 @@ async fn a_command_submitted_from_the_form_shows_progress_then_success_without_r
     let view = app.wait_status(id, "success", T).await;
     assert_eq!(view["type"], "demo.sleep");
 
-    // The detail dialog opens on a click and shows the whole command.
+    // The command page opens on a click, at the command's own address, and shows the whole
+    // command; its payload once asked for.
     browser
         .click(&format!(r#"[data-testid="row"][data-id="{id}"]"#))
         .await;
+    browser
+        .wait_for(
+            "the command page",
+            r#"const d = document.querySelector('[data-testid="command-page"]');
+               return !d.hidden && location.hash === `#/commands/${arguments[0]}`
+                 && d.querySelector('[data-testid="detail-status"]').textContent === 'success';"#,
+            vec![json!(id)],
+        )
+        .await;
+    browser.click(r#"[data-testid="show-payload"]"#).await;
     let detail = browser
         .wait_for(
-            "the detail dialog",
-            r#"const d = document.querySelector('[data-testid="detail"]');
-               return d.open && d.querySelector('[data-testid="detail-status"]').textContent === 'success'
-                 ? d.textContent : null;"#,
+            "the payload shown",
+            r#"const d = document.querySelector('[data-testid="command-page"]');
+               return d.querySelector('[data-testid="payload"]') ? d.textContent : null;"#,
             vec![],
         )
         .await;
     let detail = detail.as_str().expect("dialog text");
     assert!(detail.contains(&id.to_string()), "full id shown: {detail}");
     assert!(detail.contains("\"steps\": 8"), "payload shown: {detail}");
-    browser.screenshot("detail.png").await;
+    browser.screenshot("command-page.png").await;
 
     browser.close().await;
     app.stop().await;
@@ -101,11 +112,10 @@ async fn the_page_reconnects_after_the_server_restarts_and_catches_up() {
     browser.mark_page().await;
     browser.js(RECORD_CHANGES, vec![]).await;
 
-    // A command that is running when the server goes away: the graceful stop closes the
-    // socket at once but lets the handler finish (well within the grace period), so its
-    // success is written after the page lost its socket and before the new instance exists;
-    // the page can only learn it by catching up from the database. Its first progress report
-    // comes after 0.5 s, which leaves 1.5 s of margin between the socket closing and success.
+    // A command that is running when the server goes away: the graceful stop lets the handler
+    // finish (well within the grace period) and pushes its success before it closes the socket
+    // with 1012, which the page takes as "reconnect now"; what is submitted once the new
+    // instance answers reaches the page on its new socket or by catching up from its cursor.
     let across = app
         .submit_ok(json!({"type": "demo.sleep", "payload": {"ms": 2000, "steps": 4}}))
         .await;
@@ -142,14 +152,14 @@ async fn the_page_reconnects_after_the_server_restarts_and_catches_up() {
     let lost = log
         .iter()
         .position(|entry| entry == "conn:reconnecting")
-        .unwrap_or_else(|| panic!("the page noticed the lost connection: {log:?}"));
+        .unwrap_or_else(|| panic!("the page noticed the closed connection: {log:?}"));
     let success = log
         .iter()
         .position(|entry| *entry == format!("row:{across}:success"))
         .unwrap_or_else(|| panic!("success recorded: {log:?}"));
     assert!(
-        lost < success,
-        "the success was learned after the connection was lost: {log:?}"
+        success < lost,
+        "the success was pushed before the socket closed: {log:?}"
     );
     let last_conn = log.iter().rfind(|entry| entry.starts_with("conn:"));
     assert_eq!(last_conn.map(String::as_str), Some("conn:live"), "{log:?}");
@@ -214,7 +224,7 @@ async fn the_failed_view_and_a_phone_screen() {
             "only failed rows",
             r#"const rows = [...document.querySelectorAll('[data-testid="row"]')];
                const failed = rows.find((r) => r.dataset.id === arguments[0]);
-               const bulk = document.querySelector('[data-testid="bulk-retry-form"]');
+               const bulk = document.querySelector('[data-testid="bulk"]');
                return rows.length === 1 && failed && bulk.offsetParent !== null
                  ? failed.querySelector('.progress-note').textContent : null;"#,
             vec![json!(failed)],
@@ -231,13 +241,21 @@ async fn the_failed_view_and_a_phone_screen() {
         phone.wait_row_status(id, "success").await;
     }
     phone.wait_row_status(failed, "fail").await;
-    // The form fills the first screen; show the commands, as cards.
-    phone
+    // The list comes first: it starts on the first screen, and its first card too.
+    let tops = phone
         .js(
-            r#"document.querySelector('[data-testid="row"]').closest('section').scrollIntoView();"#,
+            r#"const top = (el) => el.getBoundingClientRect().top + scrollY;
+               return [top(document.querySelector('#commands')),
+                       top(document.querySelector('[data-testid="row"]'))];"#,
             vec![],
         )
         .await;
+    let tops: (f64, f64) = serde_json::from_value(tops).expect("two positions");
+    assert!(
+        tops.0 < 844.0,
+        "the list starts on the first screen: {tops:?}"
+    );
+    assert!(tops.1 < 844.0, "its first row too: {tops:?}");
     let fits = phone
         .js(
             "return document.documentElement.scrollWidth <= document.documentElement.clientWidth;",
@@ -247,5 +265,66 @@ async fn the_failed_view_and_a_phone_screen() {
     assert_eq!(fits, json!(true), "nothing scrolls sideways on a phone");
     phone.screenshot("phone.png").await;
     phone.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_console_runs_on_the_library_every_page_gets() {
+    let app = TestApp::start().await;
+    let browser = Browser::launch(DESKTOP).await;
+    browser.open_signed_in(&app.url("/")).await;
+    browser.wait_conn("live").await;
+
+    // The page loaded the served library, and no private client of its own.
+    let scripts: Vec<String> = serde_json::from_value(
+        browser
+            .js(
+                r#"return performance.getEntriesByType('resource')
+                     .map((e) => new URL(e.name).pathname).filter((p) => p.endsWith('.js'));"#,
+                vec![],
+            )
+            .await,
+    )
+    .expect("script paths");
+    assert!(
+        scripts.iter().any(|path| path == "/v1/client.js"),
+        "the console imports /v1/client.js: {scripts:?}"
+    );
+    assert!(
+        !scripts
+            .iter()
+            .any(|path| path == "/client.js" || path.starts_with("/client/")),
+        "no private client: {scripts:?}"
+    );
+    for path in [
+        "/client.js",
+        "/client/live.js",
+        "/client/watch.js",
+        "/client/versions.js",
+    ] {
+        let status = app
+            .http
+            .get(app.url(path))
+            .send()
+            .await
+            .expect("request")
+            .status();
+        assert_eq!(status.as_u16(), 404, "{path} is not served any more");
+    }
+
+    // The form's payload reaches the server as typed, through the library's JSON: an integer
+    // past 2^53 is not rounded.
+    let id = browser
+        .submit_form("demo.echo", r#"{"n": 9007199254740993, "x": 1.50}"#)
+        .await;
+    browser.wait_row_status(id, "success").await;
+    let view = app.get_json(&format!("/v1/commands/{id}")).await;
+    assert_eq!(
+        view["payload"]["n"].as_u64(),
+        Some(9_007_199_254_740_993),
+        "{view}"
+    );
+
+    browser.close().await;
     app.stop().await;
 }

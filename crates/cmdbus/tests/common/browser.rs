@@ -52,11 +52,11 @@ pub(crate) struct Controls {
     pub(crate) rows: usize,
     /// The submit form is shown.
     pub(crate) submit_form: bool,
-    /// Cancel buttons in the page (rows and dialog), shown or not.
+    /// Cancel buttons in the page (rows and command page), shown or not.
     pub(crate) cancel: usize,
-    /// Retry buttons in the page (rows and dialog), shown or not.
+    /// Retry buttons in the page (rows and command page), shown or not.
     pub(crate) retry: usize,
-    /// The bulk retry form is shown.
+    /// The bulk action bar is shown.
     pub(crate) bulk_retry: bool,
     /// The "this key cannot read" message is shown.
     pub(crate) no_read: bool,
@@ -70,7 +70,7 @@ pub(crate) const CONTROLS: &str = r#"
       submit_form: shown('submit-form'),
       cancel: all('cancel').length,
       retry: all('retry').length,
-      bulk_retry: shown('bulk-retry-form'),
+      bulk_retry: shown('bulk'),
       no_read: shown('no-read'),
     };"#;
 
@@ -129,9 +129,19 @@ pub(crate) const PAGE_SUMMARY: &str = r#"
 
 impl Browser {
     /// Chromium with a window (and so a viewport) of `width` x `height` CSS pixels.
-    pub(crate) async fn launch((width, height): (u32, u32)) -> Self {
+    pub(crate) async fn launch(size: (u32, u32)) -> Self {
+        Self::launch_with(size, &[]).await
+    }
+
+    /// Chromium in dark mode (`prefers-color-scheme: dark`), for the dark screenshots.
+    pub(crate) async fn launch_dark(size: (u32, u32)) -> Self {
+        Self::launch_with(size, &["--force-dark-mode"]).await
+    }
+
+    async fn launch_with((width, height): (u32, u32), extra: &[&str]) -> Self {
         let driver = Chromedriver::start().await;
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|&flag| flag.to_owned()).collect();
+        args.extend(extra.iter().map(|&flag| flag.to_owned()));
         args.push(format!("--user-data-dir={}", driver.profile.display()));
         args.push(format!("--window-size={width},{height}"));
         let mut capabilities = Capabilities::new();

@@ -7,6 +7,7 @@
 
 mod broker;
 pub mod process;
+pub mod sse;
 mod ws;
 
 pub use broker::TestBroker;
@@ -85,6 +86,9 @@ impl Env {
         config.auth.max_long_polls_per_key = 0;
         config.auth.max_sockets_per_tenant = 0;
         config.auth.max_unfinished_per_tenant = 0;
+        config.auth.max_ids_per_tenant = 0;
+        config.auth.failed_auth_per_address = 0;
+        config.http.max_connections_per_address = 0;
         config
     }
 
@@ -140,6 +144,8 @@ impl Env {
             ("CMDBUS_MAX_LONG_POLLS_PER_KEY", "0".to_owned()),
             ("CMDBUS_MAX_SOCKETS_PER_TENANT", "0".to_owned()),
             ("CMDBUS_MAX_UNFINISHED_PER_TENANT", "0".to_owned()),
+            ("CMDBUS_MAX_IDS_PER_TENANT", "0".to_owned()),
+            ("CMDBUS_FAILED_AUTH_PER_ADDRESS", "0".to_owned()),
         ]
     }
 
@@ -252,8 +258,9 @@ impl TestApp {
 
     /// Stops the app gracefully and starts it again on the same address, database and
     /// namespace: what a client sees when the server it talks to is redeployed. The graceful
-    /// stop closes every WebSocket at once, while running handlers get their grace period to
-    /// finish; the new instance serves the same URL, so clients reconnect to it by themselves.
+    /// stop lets running handlers finish within their grace period, pushes what they did, then
+    /// closes every WebSocket with `1012`; the new instance serves the same URL, so clients
+    /// reconnect to it by themselves.
     pub async fn restart(&mut self) {
         self.shutdown.cancel();
         let result = (&mut self.handle).await.expect("app task");
@@ -316,6 +323,18 @@ impl TestApp {
             .expect("submit");
         let status = response.status();
         (status, response.json().await.expect("json body"))
+    }
+
+    /// `GET path` with the app's key: the JSON body (whatever the status).
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json body")
     }
 
     /// `POST` with no body, e.g. `/v1/commands/{id}/cancel`.
@@ -420,6 +439,7 @@ pub fn test_type(name: &str, max_attempts: i32) -> cmdbus_domain::TypeInfo {
         max_attempts,
         example: None,
         payload_schema: None,
+        result_schema: None,
     }
 }
 

@@ -8,6 +8,7 @@ use cmdbus::Role;
 
 use serde_json::Value;
 use std::{
+    path::Path,
     process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex,
@@ -42,7 +43,16 @@ impl Proc {
         Self::spawn_with(env, command, role, vars)
     }
 
-    fn spawn_with(env: &Env, mut command: Command, role: &str, vars: &[(&str, &str)]) -> Self {
+    /// `spawn` with the process's log (its standard error) written to the file `log`.
+    pub fn spawn_logging(env: &Env, role: &str, vars: &[(&str, &str)], log: &Path) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cmdbus"));
+        command.stderr(std::fs::File::create(log).expect("a log file"));
+        Self::spawn_with(env, command, role, vars)
+    }
+
+    /// `spawn` of `command` (a wrapper that execs the binary, or another build of it), given
+    /// the role, the environment's settings and `vars`.
+    pub fn spawn_with(env: &Env, mut command: Command, role: &str, vars: &[(&str, &str)]) -> Self {
         let port = free_port();
         command
             .arg(role)
@@ -91,6 +101,21 @@ impl Proc {
     /// Waits for the process to exit on its own; true when it exited cleanly.
     pub fn wait_exit(&mut self) -> bool {
         self.child.wait().expect("child exits").success()
+    }
+
+    /// Waits at most `within` for the process to exit on its own: `Some(clean)` when it did,
+    /// `None` when it still runs (it is killed when the guard drops).
+    pub async fn exit_within(&mut self, within: Duration) -> Option<bool> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                return Some(status.success());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await; // polling for an exit, bounded
+        }
     }
 
     /// SQL matching the `worker` column of rows this process claimed (`<host>-<pid>-<random>`).
@@ -347,17 +372,43 @@ pub fn finished(view: &Value) -> bool {
     ["success", "fail", "cancelled"].contains(&view["status"].as_str().unwrap_or_default())
 }
 
-/// The api role in-process (REST, relay, reaper) with a lease of 2 s; workers run elsewhere.
+/// The api role in-process (REST, relay, reaper) with the settings `tweak` changes; workers run
+/// elsewhere.
+pub async fn api_only(env: &Env, tweak: impl FnOnce(&mut cmdbus::Config)) -> TestApp {
+    TestApp::start_with(env.clone(), Role::Api, cmdbus::builtin_registry(), tweak).await
+}
+
+/// The api role in-process with a lease of 2 s; workers run elsewhere.
 pub async fn api_with_short_lease(env: &Env) -> TestApp {
-    TestApp::start_with(
-        env.clone(),
-        Role::Api,
-        cmdbus::builtin_registry(),
-        |config| {
-            config.lease_secs = 2.0;
-        },
+    api_only(env, |config| config.lease_secs = 2.0).await
+}
+
+/// Waits until every attempt of `id` has an outcome (none left open).
+pub async fn wait_attempts_closed(app: &TestApp, id: Uuid) {
+    app.wait_count(
+        &format!(
+            "select count(*) from command_attempts where command_id = '{id}' and outcome is null"
+        ),
+        "every attempt gets an outcome",
+        |open| open == 0,
     )
+    .await;
+}
+
+/// Submits a `demo.sleep` of `ms` in `steps` that ignores its cancellation (so a run that lost
+/// its lease tries to finish anyway), with one attempt, and waits until it runs and reported
+/// progress (within `within`).
+pub async fn long_run(app: &TestApp, ms: u64, steps: u64, within: Duration) -> Uuid {
+    let payload = serde_json::json!({"ms": ms, "steps": steps, "ignore_cancel": true});
+    let id = app
+        .submit_ok(serde_json::json!({"type": "demo.sleep", "payload": payload, "max_attempts": 1}))
+        .await;
+    app.wait_until(id, within, |v| {
+        v["status"] == "running" && v["progress"].as_f64() > Some(0.0)
+    })
     .await
+    .expect("running");
+    id
 }
 
 /// Counts the attempts of `id` matching the SQL `filter`.

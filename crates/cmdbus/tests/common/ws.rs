@@ -123,6 +123,28 @@ impl WsClient {
         }
     }
 
+    /// Subscribes to all and says whether the socket was let in: `Ok` once subscribed, or the
+    /// close code and reason of a refusal.
+    pub async fn admitted(&mut self, timeout: Duration) -> Result<(), (u16, String)> {
+        self.send(json!({"op": "subscribe", "all": true})).await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .expect("neither subscribed nor closed in time")
+                .expect("websocket ended without a close frame")
+                .expect("websocket");
+            match message {
+                Message::Text(text) if text.as_str().contains("\"subscribed\"") => return Ok(()),
+                Message::Close(Some(frame)) => {
+                    return Err((frame.code.into(), frame.reason.as_str().to_owned()));
+                }
+                Message::Close(None) => panic!("closed without a code"),
+                _ => {}
+            }
+        }
+    }
+
     /// Reads until the server closes the socket; the close code, its reason and the JSON
     /// messages that came before it.
     pub async fn closed(&mut self, timeout: Duration) -> anyhow::Result<(u16, String, Vec<Value>)> {

@@ -248,16 +248,17 @@ async fn a_request_that_is_not_a_websocket_handshake_gets_a_problem() {
 #[tokio::test]
 async fn the_description_states_what_this_deployment_accepts() {
     let app = TestApp::start().await;
-    let doc: Value = reqwest::get(app.url("/openapi.json"))
-        .await
-        .expect("openapi")
-        .json()
-        .await
-        .expect("json");
+    let doc: Value = app.get_json("/openapi.json").await;
     let schemas = &doc["components"]["schemas"];
     assert_eq!(
         schemas["SubmitRequest"]["properties"]["type"]["enum"],
-        json!(["demo.echo", "demo.fail", "demo.noop", "demo.sleep"]),
+        json!([
+            "demo.add",
+            "demo.echo",
+            "demo.fail",
+            "demo.noop",
+            "demo.sleep"
+        ]),
         "a submit names a registered type"
     );
     let ttl = &schemas["TokenRequest"]["properties"]["ttl_secs"];

@@ -203,7 +203,13 @@ async fn bulk_replay_counts_first_then_replays_and_fences_out_old_copies() {
         .json()
         .await
         .expect("json");
-    assert_eq!(dry, json!({"matched": 3, "retried": 0}));
+    // (`until`, the bound the dry run counted with, is the database's time: not compared.)
+    assert_eq!(
+        (&dry["matched"], &dry["retried"]),
+        (&json!(3), &json!(0)),
+        "{dry}"
+    );
+    assert!(dry["until"].is_string(), "{dry}");
     assert_eq!(
         app.count("select count(*) from commands where status = 'fail' and generation = 0")
             .await,
@@ -216,7 +222,11 @@ async fn bulk_replay_counts_first_then_replays_and_fences_out_old_copies() {
         .json()
         .await
         .expect("json");
-    assert_eq!(real, json!({"matched": 3, "retried": 3}));
+    assert_eq!(
+        (&real["matched"], &real["retried"]),
+        (&json!(3), &json!(3)),
+        "{real}"
+    );
     for id in &failed {
         app.wait_until(*id, T, |v| {
             v["status"] == "fail" && v["attempt"] == 1 && v["version"].as_i64() > Some(0)
@@ -245,6 +255,7 @@ async fn bulk_replay_counts_first_then_replays_and_fences_out_old_copies() {
             ordering_key: None,
             lane: Lane::Main,
             partition: None,
+            traceparent: None,
         })
         .await
         .expect("publish");
@@ -261,6 +272,75 @@ async fn bulk_replay_counts_first_then_replays_and_fences_out_old_copies() {
         "only the marker ran"
     );
     broker.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bulk_replay_counts_against_the_quota_and_is_refused_whole_when_it_does_not_fit() {
+    // Four failures, recorded by an app without a quota...
+    let env = Env::new();
+    let before =
+        TestApp::start_with(env.clone(), Role::All, cmdbus::builtin_registry(), |_| {}).await;
+    let mut failed = Vec::new();
+    for payload in [
+        json!({"permanent": true}),
+        json!({"permanent": true}),
+        json!({"times": 5}),
+        json!({"times": 5}),
+    ] {
+        let body = json!({"type": "demo.fail", "payload": payload, "max_attempts": 1});
+        failed.push(before.submit_ok(body).await);
+    }
+    for id in &failed {
+        before.wait_status(*id, "fail", T).await;
+    }
+    before.stop_keeping_env().await;
+    // ...then a quota of 3 unfinished commands, none in use.
+    let app = TestApp::start_with(env, Role::All, cmdbus::builtin_registry(), |config| {
+        config.auth.max_unfinished_per_tenant = 3;
+    })
+    .await;
+    let bulk = |filter: Value| {
+        app.http
+            .post(app.url("/v1/commands/retry"))
+            .json(&filter)
+            .send()
+    };
+    let refused = bulk(json!({"type": "demo.fail"}))
+        .await
+        .expect("bulk retry");
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let problem: Value = refused.json().await.expect("problem");
+    assert_eq!(problem["code"], "quota_exceeded", "{problem}");
+    assert_eq!(
+        app.count("select count(*) from commands where status = 'fail' and generation = 0")
+            .await,
+        4,
+        "refused whole: nothing replayed"
+    );
+    // A dry run still counts; a narrower replay that fits goes through.
+    let dry: Value = bulk(json!({"type": "demo.fail", "dry_run": true}))
+        .await
+        .expect("dry run")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (&dry["matched"], &dry["retried"]),
+        (&json!(4), &json!(0)),
+        "{dry}"
+    );
+    let fits: Value = bulk(json!({"error_code": "demo_permanent"}))
+        .await
+        .expect("bulk retry")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (&fits["matched"], &fits["retried"]),
+        (&json!(2), &json!(2)),
+        "{fits}"
+    );
     app.stop().await;
 }
 

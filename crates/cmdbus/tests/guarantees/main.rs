@@ -3,7 +3,8 @@
 //! cancels and lost messages; `effects`: runs fenced by their claim; `ops`: operations and data;
 //! `order`: order by key; `delivery`: duplicate and stale messages; `failures`: retries, parking,
 //! poison messages, bulk replay, cancelling a running command; `broker`: priorities, ordering
-//! keys, quorum queues and unreachable brokers.
+//! keys, quorum queues and unreachable brokers; `workers`: handlers that block, and worker
+//! processes that die or pause.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -15,6 +16,7 @@ mod failures;
 mod ops;
 mod order;
 mod runs;
+mod workers;
 
 use cmdbus::{LaneArg, Role};
 use cmdbus_bus::Outgoing;

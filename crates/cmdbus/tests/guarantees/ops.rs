@@ -241,6 +241,7 @@ async fn a_message_that_arrives_before_its_row_runs_once_the_row_exists() {
             ordering_key: None,
             lane: Lane::Main,
             partition: None,
+            traceparent: None,
         })
         .await
         .expect("publish");

@@ -4,7 +4,7 @@
 
 use crate::common::{
     Env, TestApp,
-    process::{Proc, api_with_short_lease, attempts, finished, unreachable_amqp_url},
+    process::{Proc, api_only, api_with_short_lease, attempts, finished, unreachable_amqp_url},
 };
 use cmdbus::Role;
 use cmdbus_worker::{Context, HandlerError, Registry};
@@ -192,5 +192,116 @@ async fn a_parked_predecessor_does_not_block_its_key_and_a_retrying_one_does() {
         ran_after(&app, retrying, after_retrying).await,
         "the later command ran while its predecessor waited for a retry"
     );
+    app.stop().await;
+}
+
+/// A keyed backlog whose commands fail now and then drains by hand-on, in linear time: a command
+/// that is not its key's turn is held in PostgreSQL (never bounced through the broker's delay
+/// tier), and the finish of its predecessor publishes it. The api's sweeps are slowed to a
+/// minute, so every command here was handed on by a worker's finish — a lost hand-on would
+/// leave its key stuck and the test waiting. One key never has two commands running, and each
+/// key's commands succeed in the order they were submitted.
+#[tokio::test]
+async fn a_keyed_backlog_with_failures_drains_by_hand_on_without_bouncing() {
+    const KEYS: usize = 4;
+    const PER_KEY: usize = 100;
+    let env = Env::new();
+    let app = api_only(&env, |config| config.sweep_interval_ms = 60_000).await;
+    // Its own process, so that its delivery counters are this test's alone.
+    let worker = Proc::worker(&env, "30", &[]).await;
+    let submitters: Vec<_> = (0..KEYS)
+        .map(|key| {
+            let app_url = app.url("/v1/commands");
+            let http = app.http.clone();
+            tokio::spawn(async move {
+                for n in 0..PER_KEY {
+                    // One in twenty fails once (a 1 s backoff), the rest succeed at once.
+                    let body = if n % 20 == 7 {
+                        json!({"type": "demo.fail", "payload": {"times": 1}, "max_attempts": 2,
+                               "ordering_key": format!("key-{key}")})
+                    } else {
+                        json!({"type": "demo.noop", "ordering_key": format!("key-{key}")})
+                    };
+                    let response = http
+                        .post(&app_url)
+                        .json(&body)
+                        .send()
+                        .await
+                        .expect("submit");
+                    assert_eq!(response.status(), StatusCode::ACCEPTED);
+                }
+            })
+        })
+        .collect();
+    for submitter in submitters {
+        submitter.await.expect("submitter");
+    }
+    let total = (KEYS * PER_KEY) as i64;
+    app.wait_count(
+        "select count(*) from commands where status = 'success'",
+        "every command succeeded",
+        |n| n == total,
+    )
+    .await;
+    // Each key's commands succeeded in the order they were submitted.
+    let out_of_order = app
+        .count(
+            "select count(*) from (
+                 select c.ordering_key, c.created_at, c.id,
+                        row_number() over (partition by c.ordering_key
+                                           order by c.created_at, c.id) as submitted,
+                        row_number() over (partition by c.ordering_key
+                                           order by a.started_at) as ran
+                   from commands c
+                   join command_attempts a on a.command_id = c.id and a.outcome = 'success') x
+              where submitted <> ran",
+        )
+        .await;
+    assert_eq!(out_of_order, 0, "a key's commands succeeded out of order");
+    // No attempt of a key started before the key's previous attempt ended.
+    let overlapping = app
+        .count(
+            "select count(*) from (
+                 select a.started_at,
+                        lag(a.finished_at) over (partition by c.ordering_key
+                                                 order by a.started_at) as previous_end
+                   from command_attempts a join commands c on c.id = a.command_id) x
+              where started_at < previous_end",
+        )
+        .await;
+    assert_eq!(overlapping, 0, "two commands of one key ran at once");
+    let metrics = reqwest::get(format!("{}/metrics", worker.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let skipped = |reason: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|line| {
+                line.starts_with("cmdbus_deliveries_skipped_total")
+                    && line.contains(&format!("reason=\"{reason}\""))
+            })
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0.0)
+    };
+    eprintln!(
+        "{total} keyed commands: {} deliveries held for their key, {} bounced",
+        skipped("held"),
+        skipped("ordered")
+    );
+    assert_eq!(
+        skipped("ordered"),
+        0.0,
+        "deliveries bounced through the broker"
+    );
+    assert!(
+        skipped("held") < total as f64,
+        "more deliveries held than commands: {}",
+        skipped("held")
+    );
+    drop(worker);
     app.stop().await;
 }

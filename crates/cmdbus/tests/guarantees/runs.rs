@@ -7,7 +7,8 @@
 use crate::common::{
     Env, TestApp, TestBroker,
     process::{
-        PgLink, Proc, api_with_short_lease, attempts, change_behind_the_back, finished, purge_queue,
+        PgLink, Proc, api_only, api_with_short_lease, attempts, change_behind_the_back, finished,
+        long_run, purge_queue, wait_attempts_closed,
     },
 };
 use cmdbus::Role;
@@ -25,15 +26,7 @@ async fn a_worker_paused_past_its_lease_is_fenced_out_and_the_command_ends_once(
     let env = Env::new();
     let app = api_with_short_lease(&env).await;
     let first = Proc::worker(&env, "2", &[]).await;
-    let payload = json!({"ms": 5000, "steps": 50, "ignore_cancel": true});
-    let id = app
-        .submit_ok(json!({"type": "demo.sleep", "payload": payload, "max_attempts": 1}))
-        .await;
-    app.wait_until(id, T, |v| {
-        v["status"] == "running" && v["progress"].as_f64() > Some(0.0)
-    })
-    .await
-    .expect("running");
+    let id = long_run(&app, 5000, 50, T).await;
     let second = Proc::worker(&env, "2", &[]).await;
     first.signal("STOP");
     // The pause is the fault: it lasts until the other worker took over, well past the lease.
@@ -48,14 +41,7 @@ async fn a_worker_paused_past_its_lease_is_fenced_out_and_the_command_ends_once(
     // The paused run wakes up with less left to sleep than the new run: it ends first.
     let done = app.wait_until(id, T, finished).await.expect("finished");
     assert_eq!(done["status"], "success", "{done}");
-    app.wait_count(
-        &format!(
-            "select count(*) from command_attempts where command_id = '{id}' and outcome is null"
-        ),
-        "every attempt gets an outcome",
-        |open| open == 0,
-    )
-    .await;
+    wait_attempts_closed(&app, id).await;
     let first_worker = format!("worker like '{}'", first.worker_like());
     let second_worker = format!("worker like '{}'", second.worker_like());
     assert_eq!(
@@ -230,15 +216,7 @@ async fn a_replay_is_never_finished_by_the_run_of_an_older_generation() {
     let env = Env::new();
     let app = api_with_short_lease(&env).await;
     let worker = Proc::worker(&env, "2", &[]).await;
-    let payload = json!({"ms": 6000, "steps": 60, "ignore_cancel": true});
-    let id = app
-        .submit_ok(json!({"type": "demo.sleep", "payload": payload, "max_attempts": 1}))
-        .await;
-    app.wait_until(id, T, |v| {
-        v["status"] == "running" && v["progress"].as_f64() > Some(0.0)
-    })
-    .await
-    .expect("running");
+    let id = long_run(&app, 6000, 60, T).await;
     worker.signal("STOP");
     let cancel = app.post(&format!("/v1/commands/{id}/cancel")).await;
     assert_eq!(cancel.status(), StatusCode::ACCEPTED);
@@ -320,15 +298,7 @@ async fn a_cancel_the_worker_never_heard_of_ends_cancelled_not_stuck_in_queue() 
 #[tokio::test]
 async fn a_queued_command_whose_message_was_lost_is_published_again() {
     let env = Env::new();
-    let app = TestApp::start_with(
-        env.clone(),
-        Role::Api,
-        cmdbus::builtin_registry(),
-        |config| {
-            config.redeliver_after_secs = 2.0;
-        },
-    )
-    .await;
+    let app = api_only(&env, |config| config.redeliver_after_secs = 2.0).await;
     let broker = TestBroker::connect(&env).await;
     let queue = broker.queue("demo.echo", Lane::Main);
     let id = app

@@ -17,7 +17,7 @@ fn rank(status: &Value) -> usize {
 }
 
 #[tokio::test]
-async fn a_subscriber_sees_every_change_of_a_command_in_version_order() {
+async fn a_subscriber_sees_a_command_change_in_version_order_to_its_end() {
     let app = TestApp::start().await;
     let mut ws = WsClient::connect(&app.ws_url()).await;
     ws.subscribe_all(None).await;
@@ -39,15 +39,17 @@ async fn a_subscriber_sees_every_change_of_a_command_in_version_order() {
         statuses.windows(2).all(|w| rank(w[0]) <= rank(w[1])),
         "{statuses:?}"
     );
-    assert_eq!(statuses.first().copied(), Some(&json!("new")));
     assert!(statuses.contains(&&json!("running")));
-    // Progress arrives while running, never going backwards, one report per step.
+    // Progress arrives while running, never going backwards, at most one report per step. (A
+    // change whose event is late — a loaded machine — reaches the socket from the database's
+    // tail as the row's latest state, so an intermediate state may be passed over, never shown
+    // out of order.)
     let progress: Vec<f64> = mine
         .iter()
         .filter(|c| c["status"] == "running")
         .filter_map(|c| c["progress"].as_f64())
         .collect();
-    assert_eq!(progress.len(), 3, "{progress:?}");
+    assert!((1..=3).contains(&progress.len()), "{progress:?}");
     assert!(progress.windows(2).all(|w| w[0] <= w[1]));
     let last = mine.last().expect("last");
     assert_eq!(last["progress"], 1.0);
@@ -148,6 +150,36 @@ async fn subscribing_by_id_sees_only_that_command_and_bad_requests_keep_the_sock
         seen.iter().all(|c| id_of(c) == id),
         "only the subscribed command"
     );
+    ws.close().await;
+    app.stop().await;
+}
+
+/// A cursor this database never handed out — well-formed, but ahead of it (another database's,
+/// or one restored from a backup) — is answered with `reset`, never with a silent empty replay:
+/// the client reloads and goes on from the cursor the reset carries.
+#[tokio::test]
+async fn a_cursor_from_the_future_is_answered_with_reset() {
+    let app = TestApp::start().await;
+    let mut ws = WsClient::connect(&app.ws_url()).await;
+    ws.subscribe_all(None).await;
+    let cursor = ws.cursor.clone().expect("a cursor");
+    ws.close().await;
+    let xmax: u64 = cursor
+        .split(':')
+        .nth(1)
+        .and_then(|xmax| xmax.parse().ok())
+        .expect("a snapshot's xmax");
+    let ahead = format!("{0}:{0}:", xmax + 1_000_000);
+
+    let mut ws = WsClient::connect(&app.ws_url()).await;
+    ws.send(json!({"op": "subscribe", "all": true, "since": ahead}))
+        .await;
+    let reset = ws.next_json(T).await.expect("an answer");
+    assert_eq!(reset["op"], "reset", "{reset}");
+    let subscribed = ws.next_json(T).await.expect("subscribed");
+    assert_eq!(subscribed["op"], "subscribed", "{subscribed}");
+    let fresh = subscribed["cursor"].as_str().expect("a cursor");
+    assert_ne!(fresh, ahead);
     ws.close().await;
     app.stop().await;
 }

@@ -1,6 +1,7 @@
 //! The development start and `cmdbus keys`: a start without keys prints a development key on
 //! loopback and refuses anywhere else; a development key never works off loopback, and a start
-//! off loopback revokes it.
+//! off loopback revokes it. `/metrics`, like the development key, is open on loopback only,
+//! unless its own token is set.
 
 use crate::common::{Env, http_client_with, process::free_port};
 use reqwest::StatusCode;
@@ -328,4 +329,65 @@ async fn a_development_key_never_works_off_loopback_and_a_public_start_revokes_i
     env.teardown(&cmdbus::builtin_registry().names())
         .await
         .expect("teardown");
+}
+
+#[tokio::test]
+async fn metrics_need_the_metrics_token_and_are_closed_off_loopback_without_one() {
+    // Every tenant's types and volumes are in the text: a tenant's key is not the credential.
+    let token = "a-metrics-token-for-the-scraper";
+    let app = crate::common::TestApp::start_tweaked(|config| {
+        config.auth.metrics_token = Some(token.to_owned());
+    })
+    .await;
+    let metrics = app.url("/metrics");
+    let status = reqwest::get(&metrics).await.expect("metrics").status();
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no credential");
+    for wrong in [
+        crate::common::test_key().key.as_str(),
+        "a-metrics-token-for-the-scrapeR",
+    ] {
+        let status = http_client_with(wrong)
+            .get(&metrics)
+            .send()
+            .await
+            .expect("metrics")
+            .status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{wrong}");
+    }
+    let scraped = reqwest::Client::new()
+        .get(&metrics)
+        .header("authorization", format!("bearer {token}"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(scraped.status(), StatusCode::OK);
+    let text = scraped.text().await.expect("text");
+    assert!(text.contains("cmdbus_commands{"), "{text}");
+    app.stop().await;
+
+    // Off loopback without a token set, nobody reads them; with one, the scraper does.
+    let env = Env::new();
+    env.authorize().await;
+    let port = free_port().to_string();
+    let listen = format!("0.0.0.0:{port}");
+    let base = format!("http://127.0.0.1:{port}");
+    for (set, expected) in [
+        (None, StatusCode::UNAUTHORIZED),
+        (Some(token), StatusCode::OK),
+    ] {
+        let mut vars = vec![("CMDBUS_LISTEN", listen.as_str())];
+        vars.extend(set.map(|token| ("CMDBUS_METRICS_TOKEN", token)));
+        let mut server = cmdbus(&env, &[], &vars);
+        crate::common::wait_ready(&reqwest::Client::new(), &base).await;
+        let status = http_client_with(token)
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .status();
+        assert_eq!(status, expected, "token set: {set:?}");
+        server.kill().expect("kill");
+        server.wait().expect("exit");
+    }
+    env.teardown(&[]).await.expect("teardown");
 }

@@ -2,7 +2,7 @@
 //! token's reach, each route refuses a credential without its scope, and revoking a key stops
 //! it in every running process.
 //! `tenants`: tenants, scopes and revocation; `tokens`: browser tokens; `access`: per-caller
-//! limits; `development`: the development start and `cmdbus keys`; `transport`, `transport_ws`, `transport_policy`: the
+//! limits; `fairness`: fair shares per subject and per client address; `development`: the development start and `cmdbus keys`; `transport`, `transport_ws`, `transport_policy`: the
 //! server's bounds against slow or greedy clients and what browsers may do.
 
 #[path = "../common/mod.rs"]
@@ -10,6 +10,7 @@ mod common;
 
 mod access;
 mod development;
+mod fairness;
 mod tenants;
 mod tokens;
 mod transport;

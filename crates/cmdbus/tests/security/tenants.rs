@@ -35,6 +35,7 @@ async fn tenants_never_see_each_others_commands() {
         (Method::GET, format!("/v1/commands/{theirs}?wait=1")),
         (Method::POST, format!("/v1/commands/{theirs}/retry")),
         (Method::POST, format!("/v1/commands/{theirs}/cancel")),
+        (Method::GET, format!("/v1/commands/{theirs}/attempts")),
     ] {
         let (status, problem) = call(&globex, method.clone(), app.url(&path), None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {problem}");
@@ -111,7 +112,7 @@ async fn each_route_refuses_a_credential_without_its_scope() {
     let app = TestApp::start().await;
     let id = app.submit_ok(json!({"type": "demo.echo"})).await;
     let some_key = Uuid::now_v7();
-    let routes: [(Method, String, Option<Value>, &str); 10] = [
+    let routes: [(Method, String, Option<Value>, &str); 20] = [
         (
             Method::POST,
             "/v1/commands".into(),
@@ -146,11 +147,53 @@ async fn each_route_refuses_a_credential_without_its_scope() {
         ),
         (Method::GET, "/v1/keys".into(), None, "admin"),
         (
+            Method::GET,
+            format!("/v1/commands/{id}/attempts"),
+            None,
+            "read",
+        ),
+        // Hosts and process ids of the deployment: not for every reader.
+        (Method::GET, "/v1/workers".into(), None, "admin"),
+        (
             Method::DELETE,
             format!("/v1/keys/{some_key}"),
             None,
             "admin",
         ),
+        (
+            Method::POST,
+            "/v1/commands/cancel".into(),
+            Some(json!({"dry_run": true})),
+            "operate",
+        ),
+        (Method::GET, "/v1/audit".into(), None, "operate"),
+        // Types and queues are shared by every tenant: pausing needs `operate` and `admin`.
+        (
+            Method::POST,
+            "/v1/types/demo.echo/pause".into(),
+            None,
+            "operate",
+        ),
+        (
+            Method::POST,
+            "/v1/types/demo.echo/pause".into(),
+            None,
+            "admin",
+        ),
+        (
+            Method::POST,
+            "/v1/types/demo.echo/resume".into(),
+            None,
+            "operate",
+        ),
+        (
+            Method::POST,
+            "/v1/types/demo.echo/resume".into(),
+            None,
+            "admin",
+        ),
+        (Method::GET, "/v1/queues".into(), None, "read"),
+        (Method::GET, "/v1/queues".into(), None, "admin"),
         // Minting needs `read` itself, even for a token of scopes the key holds.
         (
             Method::POST,

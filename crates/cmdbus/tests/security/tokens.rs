@@ -128,6 +128,21 @@ async fn a_browser_token_sees_its_subject_or_its_ids_and_nothing_else() {
     .await
     .expect("count");
     assert_eq!(untouched, 2, "another subject's commands were changed");
+    // Bulk actions and the audit trail reach the whole tenant: a subject's token gets none.
+    let (status, problem) = call(
+        &u1_operates,
+        Method::POST,
+        app.url("/v1/commands/cancel"),
+        Some(json!({"ids": [running]})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "bulk cancel by a token: {problem}"
+    );
+    let status = status_of(&u1_operates, Method::GET, app.url("/v1/audit")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the audit trail to a token");
     let status = status_of(
         &u1_operates,
         Method::POST,
@@ -283,5 +298,88 @@ async fn a_socket_is_told_to_renew_its_token_and_keeps_its_place() {
         before.iter().any(|message| message["op"] == "renew"),
         "{before:?}"
     );
+    app.stop().await;
+}
+
+/// Submits `body` with `Idempotency-Key: key`; the status and the view.
+async fn submit_keyed(
+    app: &TestApp,
+    http: &reqwest::Client,
+    key: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let response = http
+        .post(app.url("/v1/commands"))
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .expect("submit");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_end_user_cannot_take_an_idempotency_key_the_backend_or_another_user_uses() {
+    let app = app_with_token_secret().await;
+    let backend = http_client_with(&key(&app, "default", &["submit", "read"]).await);
+    let mint = |sub: &'static str| {
+        let backend = backend.clone();
+        let url = app.url("/v1/tokens");
+        async move {
+            let body = json!({"sub": sub, "scopes": ["read", "submit"]});
+            let (status, minted) = call(&backend, Method::POST, url, Some(body)).await;
+            assert_eq!(status, StatusCode::CREATED, "{minted}");
+            http_client_with(minted["token"].as_str().expect("token"))
+        }
+    };
+    let (u1, u2) = (mint("u1").await, mint("u2").await);
+    // The end user guesses the key the backend will use for its order, and uses it first.
+    let (status, squatted) = submit_keyed(
+        &app,
+        &u1,
+        "order-1",
+        json!({"type": "demo.echo", "payload": 1}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{squatted}");
+
+    // The backend's submit under that key is its own, even for the same subject.
+    let (status, backends) = submit_keyed(
+        &app,
+        &backend,
+        "order-1",
+        json!({"type": "demo.echo", "payload": 2, "subject": "u1"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{backends}");
+    assert_ne!(id_of(&backends), id_of(&squatted));
+    // So is another end user's.
+    let (status, others) = submit_keyed(
+        &app,
+        &u2,
+        "order-1",
+        json!({"type": "demo.echo", "payload": 1}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{others}");
+    assert_ne!(id_of(&others), id_of(&squatted));
+    // And each key still names one command for whoever holds it.
+    let (status, again) = submit_keyed(
+        &app,
+        &u1,
+        "order-1",
+        json!({"type": "demo.echo", "payload": 1}),
+    )
+    .await;
+    assert_eq!((status, id_of(&again)), (StatusCode::OK, id_of(&squatted)));
+    let (status, again) = submit_keyed(
+        &app,
+        &backend,
+        "order-1",
+        json!({"type": "demo.echo", "payload": 2, "subject": "u1"}),
+    )
+    .await;
+    assert_eq!((status, id_of(&again)), (StatusCode::OK, id_of(&backends)));
     app.stop().await;
 }

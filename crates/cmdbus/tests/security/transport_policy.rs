@@ -124,6 +124,7 @@ async fn cors_answers_preflights_and_requests_of_listed_origins_only() {
         "content-type",
         "idempotency-key",
         "if-none-match",
+        "last-event-id",
     ] {
         assert!(
             allow_headers.contains(name),
