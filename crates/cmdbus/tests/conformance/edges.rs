@@ -265,3 +265,52 @@ async fn the_description_states_what_this_deployment_accepts() {
     assert_eq!(ttl["maximum"], json!(86_400), "{ttl}");
     app.stop().await;
 }
+
+/// W3C Trace Context asks a receiver to ignore a `traceparent` it cannot read and start a trace
+/// of its own: so the description states the header's form without a `pattern`, and the submit
+/// is taken, recording a context that reads (Schemathesis once sent `4c{`, which a `pattern`
+/// made a schema-violating request accepted).
+#[tokio::test]
+async fn a_trace_header_that_does_not_read_is_ignored_not_refused() {
+    let app = TestApp::start().await;
+    let description: Value = get(&app, "/openapi.json").await.json().await.expect("json");
+    let parameters = description["paths"]["/v1/commands"]["post"]["parameters"]
+        .as_array()
+        .expect("submit's parameters");
+    let header = parameters
+        .iter()
+        .find(|parameter| parameter["name"] == "traceparent")
+        .expect("the traceparent header is described");
+    assert_eq!(header["schema"].get("pattern"), None, "{header}");
+
+    for garbage in [
+        "4c{",
+        "00-zz-zz-01",
+        "00-00000000000000000000000000000000-0000000000000000-01",
+    ] {
+        let response = app
+            .http
+            .post(app.url("/v1/commands"))
+            .header("traceparent", garbage)
+            .json(&json!({"type": "demo.noop"}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{garbage}");
+        let view: Value = response.json().await.expect("view");
+        let id = uuid::Uuid::parse_str(view["id"].as_str().expect("id")).expect("uuid");
+        let recorded: Option<String> =
+            sqlx::query_scalar("select traceparent from commands where id = $1")
+                .bind(id)
+                .fetch_one(&app.pool)
+                .await
+                .expect("the command's row");
+        let recorded = recorded.expect("a trace context of its own");
+        assert_ne!(recorded, garbage);
+        assert!(
+            cmdbus_domain::trace::TraceParent::parse(&recorded).is_some(),
+            "{garbage} left {recorded}"
+        );
+    }
+    app.stop().await;
+}

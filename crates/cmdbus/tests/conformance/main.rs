@@ -82,18 +82,46 @@ fn tool(name: &str) -> PathBuf {
     path
 }
 
-/// Runs `command` to its end, within `limit` (killed past it).
+/// Runs `command` to its end, within `limit`. Past it the tool is killed and the test fails with
+/// what it had printed, so that a slow pass says which operations it was at.
 async fn run(mut command: Command, limit: Duration) -> Output {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let child = command.spawn().expect("tool starts");
-    tokio::time::timeout(limit, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("{command:?} took longer than {limit:?}"))
-        .expect("tool output")
+    let mut child = command.spawn().expect("tool starts");
+    let stdout = read_to_end(child.stdout.take().expect("stdout"));
+    let stderr = read_to_end(child.stderr.take().expect("stderr"));
+    let (status, timed_out) = match tokio::time::timeout(limit, child.wait()).await {
+        Ok(status) => (status.expect("tool status"), false),
+        Err(_) => {
+            child.kill().await.expect("kill the tool");
+            (child.wait().await.expect("tool status"), true)
+        }
+    };
+    let output = Output {
+        status,
+        stdout: stdout.await.expect("stdout reader"),
+        stderr: stderr.await.expect("stderr reader"),
+    };
+    assert!(
+        !timed_out,
+        "{command:?} took longer than {limit:?}; it printed:\n{}",
+        report(&output)
+    );
+    output
+}
+
+/// All a pipe yields until it closes, read beside the process so that a full pipe never stalls it.
+fn read_to_end(
+    mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+) -> tokio::task::JoinHandle<Vec<u8>> {
+    tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut bytes).await;
+        bytes
+    })
 }
 
 fn report(output: &Output) -> String {
