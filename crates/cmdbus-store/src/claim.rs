@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{
     CommandRow, StoreError,
-    rules::{ATTEMPTS_LEFT, CHANGED, CLOCK, IN_TURN, in_lock_order},
+    rules::{ATTEMPTS_LEFT, CHANGED, CLOCK, IN_TURN, STATUS_BY_ID, in_lock_order},
 };
 
 /// A delivery that asks to run a command.
@@ -176,7 +176,7 @@ async fn start_runs<'c>(
              -- stall, then a failed batch). A running row is not waited for: it is not claimed.
              select id from commands
               where id = any($1)
-                and (status in ('new', 'queue') or (status = 'fail' and lane = $5))
+                and ({STATUS_BY_ID} in ('new', 'queue') or ({STATUS_BY_ID} = 'fail' and lane = $5))
               order by id for update
          ), claimed as (
              update commands c

@@ -9,7 +9,7 @@ use sqlx::{Acquire, AssertSqlSafe, PgConnection, PgExecutor, types::Json};
 use std::time::Duration;
 use uuid::Uuid;
 
-use crate::{CHANGED, CommandRow, StoreError};
+use crate::{CHANGED, CommandRow, StoreError, rules::STATUS_BY_ID};
 
 /// A command to record, already validated by the api.
 #[derive(Debug, Clone)]
@@ -162,7 +162,7 @@ pub async fn mark_queued<'c>(
 ) -> Result<Vec<CommandRow>, StoreError> {
     Ok(sqlx::query_as(AssertSqlSafe(format!(
         "with locked as (
-             select id from commands where id = any($1) and status = 'new'
+             select id from commands where id = any($1) and {STATUS_BY_ID} = 'new'
               order by id for update
          )
          update commands c

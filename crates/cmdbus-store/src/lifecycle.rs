@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     CommandRow, StoreError,
-    rules::{CHANGED, CLOCK, in_lock_order},
+    rules::{CHANGED, CLOCK, STATUS_BY_ID, in_lock_order},
     without_nul,
 };
 
@@ -130,7 +130,7 @@ pub async fn finish<'c>(
     Ok(sqlx::query_as(AssertSqlSafe(format!(
         "with {CLOCK}, locked as materialized (
              -- In id order first, as `claim` does: the update's join may visit rows in any order.
-             select id from commands where id = any($1) and status = 'running'
+             select id from commands where id = any($1) and {STATUS_BY_ID} = 'running'
               order by id for update
          ), finished as (
              update commands c

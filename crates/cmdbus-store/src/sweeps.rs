@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     CommandRow, StoreError,
-    rules::{CHANGED, CLOCK, IN_TURN},
+    rules::{CHANGED, CLOCK, IN_TURN, STATUS_BY_ID},
 };
 
 /// Takes up to `limit` rows the broker never confirmed, recorded more than `older_than` ago and
@@ -96,17 +96,17 @@ pub async fn redelivered<'c>(
     ids: &[Uuid],
     redeliver_after: Duration,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query(AssertSqlSafe(format!(
         "update commands
             set redeliver_at = case when status = 'queue'
                                     then now() + least(greatest(make_interval(secs => $2),
                                                                 now() - coalesce(queued_at, now())),
                                                        make_interval(secs => $2 * 8)) end
           where id in (select id from commands
-                        where id = any($1) and status in ('queue', 'fail')
+                        where id = any($1) and {STATUS_BY_ID} in ('queue', 'fail')
                         order by id for update)
-            and status in ('queue', 'fail')",
-    )
+            and status in ('queue', 'fail')"
+    )))
     .bind(ids)
     .bind(redeliver_after.as_secs_f64())
     .execute(executor)

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::{
     Claim, CommandRow, StoreError,
-    rules::{CHANGED, IN_TURN, in_lock_order},
+    rules::{CHANGED, IN_TURN, STATUS_BY_ID, in_lock_order},
 };
 
 /// Takes the advisory lock of each key (tenant, ordering key) of `keys`, in one order, so that
@@ -77,7 +77,7 @@ pub async fn hold(pool: &PgPool, claims: &[Claim]) -> Result<Vec<Uuid>, StoreErr
     lock_keys(&mut tx, &borrowed(&keys)).await?;
     let held: Vec<(Uuid,)> = sqlx::query_as(AssertSqlSafe(format!(
         "with locked as materialized (
-             select id from commands where id = any($1) and status in ('new', 'queue')
+             select id from commands where id = any($1) and {STATUS_BY_ID} in ('new', 'queue')
               order by id for update
          )
          update commands c set held_since = coalesce(c.held_since, now()), redeliver_at = null
@@ -113,7 +113,7 @@ pub async fn hold_new(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<CommandRow>, St
         "update commands c
             set status = 'queue', queued_at = coalesce(c.queued_at, now()),
                 held_since = now(), redeliver_at = null, {CHANGED}
-          where c.id in (select id from commands where id = any($1) and status = 'new'
+          where c.id in (select id from commands where id = any($1) and {STATUS_BY_ID} = 'new'
                           order by id for update)
             and c.status = 'new' and c.ordering_key is not null and not c.cancel_requested
             and not {IN_TURN}

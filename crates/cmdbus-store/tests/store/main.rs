@@ -30,6 +30,7 @@ mod keys;
 mod listing;
 mod operate;
 mod ordering;
+mod plans;
 mod reap;
 mod replay;
 mod retention;
