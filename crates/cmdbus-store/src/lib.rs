@@ -3,7 +3,8 @@
 //! functions take many rows at once so callers can batch.
 //!
 //! Layout. `rules.rs` names the rules the product promises (the version bump `CHANGED`, the
-//! ordering predicate `IN_TURN`, the attempt budget `ATTEMPTS_LEFT`, the lock order) and
+//! ordering predicate `IN_TURN`, the attempt budget `ATTEMPTS_LEFT`, the lock order and the
+//! by-id status test `STATUS_BY_ID` that keeps a batch off the backlog's partial indexes) and
 //! imports nothing; the statement modules splice them in. `row.rs` is the stored row, typed
 //! (`Status`, `Lane`), and what it converts into: the view, the event, the message's routing.
 //! The api's statements: `commands.rs` (insert, read, `queue`, cancel), `listing.rs` (lists,
