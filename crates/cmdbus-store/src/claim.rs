@@ -174,9 +174,9 @@ async fn start_runs<'c>(
              -- The rows first, in id order: the update's join may visit them in any order, and
              -- two batches that lock shared rows in different orders deadlock (a second's
              -- stall, then a failed batch). A running row is not waited for: it is not claimed.
-             select id from commands
-              where id = any($1)
-                and ({STATUS_BY_ID} in ('new', 'queue') or ({STATUS_BY_ID} = 'fail' and lane = $5))
+             select c.id from commands c
+              where c.id = any($1)
+                and ({STATUS_BY_ID} in ('new', 'queue') or ({STATUS_BY_ID} = 'fail' and c.lane = $5))
               order by id for update
          ), claimed as (
              update commands c
@@ -191,8 +191,8 @@ async fn start_runs<'c>(
                join locked on locked.id = d.id
                cross join clock
               where c.id = d.id and c.generation = d.generation and not c.cancel_requested
-                and ((c.status in ('new', 'queue') and {ATTEMPTS_LEFT})
-                     or (c.status = 'fail' and c.lane = $5))
+                and (({STATUS_BY_ID} in ('new', 'queue') and {ATTEMPTS_LEFT})
+                     or ({STATUS_BY_ID} = 'fail' and c.lane = $5))
                 and {IN_TURN}
              returning c.*
          ), history as (

@@ -162,7 +162,7 @@ pub async fn mark_queued<'c>(
 ) -> Result<Vec<CommandRow>, StoreError> {
     Ok(sqlx::query_as(AssertSqlSafe(format!(
         "with locked as (
-             select id from commands where id = any($1) and {STATUS_BY_ID} = 'new'
+             select c.id from commands c where c.id = any($1) and {STATUS_BY_ID} = 'new'
               order by id for update
          )
          update commands c
@@ -171,7 +171,7 @@ pub async fn mark_queued<'c>(
                 redeliver_at = case when c.held_since is null
                                     then now() + make_interval(secs => $2) end, {CHANGED}
            from locked
-          where c.id = locked.id and c.status = 'new'
+          where c.id = locked.id and {STATUS_BY_ID} = 'new'
           returning c.*"
     )))
     .bind(ids)

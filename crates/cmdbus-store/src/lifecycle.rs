@@ -130,7 +130,7 @@ pub async fn finish<'c>(
     Ok(sqlx::query_as(AssertSqlSafe(format!(
         "with {CLOCK}, locked as materialized (
              -- In id order first, as `claim` does: the update's join may visit rows in any order.
-             select id from commands where id = any($1) and {STATUS_BY_ID} = 'running'
+             select c.id from commands c where c.id = any($1) and {STATUS_BY_ID} = 'running'
               order by id for update
          ), finished as (
              update commands c
@@ -163,7 +163,7 @@ pub async fn finish<'c>(
                     as f(id, claim, status, result, error, lane, history, retry_in)
                join locked on locked.id = f.id
                cross join clock
-              where c.id = f.id and c.claim = f.claim and c.status = 'running'
+              where c.id = f.id and c.claim = f.claim and {STATUS_BY_ID} = 'running'
              returning c.*, f.history, f.error as attempt_error
          ), history as (
              update command_attempts a

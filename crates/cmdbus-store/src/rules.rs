@@ -42,15 +42,16 @@ pub(crate) const CLOCK: &str = "clock as materialized (select clock_timestamp() 
 /// `CommandRow::has_attempts_left` reads the same rule off a row).
 pub(crate) const ATTEMPTS_LEFT: &str = "(c.attempt < c.max_attempts + c.lease_losses + c.releases)";
 
-/// A command's `status` as the batched statements test it where they look rows up by id: an
-/// expression (`status || ''`, the same value) that no partial index's predicate can be proven
-/// from. Those lookups take a batch's ids, so the primary key is the way in; given the plain
-/// column, the planner may serve them from a partial index of every `new`, `running` or
-/// unfinished row (`commands_relay`, `commands_unfinished_per_subject`, …) and filter by id.
+/// The `status` of command `c` as the batched statements test it, in their lock lookups and in
+/// their updates alike: an expression (`c.status || ''`, the same value) that no partial index's
+/// predicate can be proven from. Those statements take a batch's ids, so the primary key is the
+/// way in; given the plain column, the planner may serve them from a partial index of every
+/// `new`, `running` or unfinished row (`commands_relay`, `commands_unfinished_per_subject`, …)
+/// and filter by id.
 /// It did, on statistics that lagged a growing backlog: every claim read every unfinished row,
 /// the cost per command grew with the backlog, and 2,000 submits a second fell behind
 /// (`store::plans`).
-pub(crate) const STATUS_BY_ID: &str = "(status || '')";
+pub(crate) const STATUS_BY_ID: &str = "(c.status || '')";
 
 /// `items` by command id: every batched statement locks its rows in id order, so two batches
 /// that share rows — a worker's claims and an api's `queue` update, say — wait for each other

@@ -97,15 +97,15 @@ pub async fn redelivered<'c>(
     redeliver_after: Duration,
 ) -> Result<(), StoreError> {
     sqlx::query(AssertSqlSafe(format!(
-        "update commands
-            set redeliver_at = case when status = 'queue'
+        "update commands c
+            set redeliver_at = case when c.status = 'queue'
                                     then now() + least(greatest(make_interval(secs => $2),
-                                                                now() - coalesce(queued_at, now())),
+                                                                now() - coalesce(c.queued_at, now())),
                                                        make_interval(secs => $2 * 8)) end
-          where id in (select id from commands
-                        where id = any($1) and {STATUS_BY_ID} in ('queue', 'fail')
-                        order by id for update)
-            and status in ('queue', 'fail')"
+          where c.id in (select c.id from commands c
+                          where c.id = any($1) and {STATUS_BY_ID} in ('queue', 'fail')
+                          order by c.id for update)
+            and {STATUS_BY_ID} in ('queue', 'fail')"
     )))
     .bind(ids)
     .bind(redeliver_after.as_secs_f64())

@@ -77,14 +77,14 @@ pub async fn hold(pool: &PgPool, claims: &[Claim]) -> Result<Vec<Uuid>, StoreErr
     lock_keys(&mut tx, &borrowed(&keys)).await?;
     let held: Vec<(Uuid,)> = sqlx::query_as(AssertSqlSafe(format!(
         "with locked as materialized (
-             select id from commands where id = any($1) and {STATUS_BY_ID} in ('new', 'queue')
+             select c.id from commands c where c.id = any($1) and {STATUS_BY_ID} in ('new', 'queue')
               order by id for update
          )
          update commands c set held_since = coalesce(c.held_since, now()), redeliver_at = null
            from unnest($1::uuid[], $2::int4[]) as d(id, generation)
            join locked on locked.id = d.id
           where c.id = d.id and c.generation = d.generation and c.ordering_key is not null
-            and c.status in ('new', 'queue') and not c.cancel_requested
+            and {STATUS_BY_ID} in ('new', 'queue') and not c.cancel_requested
             and not {IN_TURN}
           returning c.id"
     )))
@@ -113,9 +113,10 @@ pub async fn hold_new(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<CommandRow>, St
         "update commands c
             set status = 'queue', queued_at = coalesce(c.queued_at, now()),
                 held_since = now(), redeliver_at = null, {CHANGED}
-          where c.id in (select id from commands where id = any($1) and {STATUS_BY_ID} = 'new'
-                          order by id for update)
-            and c.status = 'new' and c.ordering_key is not null and not c.cancel_requested
+          where c.id in (select c.id from commands c
+                          where c.id = any($1) and {STATUS_BY_ID} = 'new'
+                          order by c.id for update)
+            and {STATUS_BY_ID} = 'new' and c.ordering_key is not null and not c.cancel_requested
             and not {IN_TURN}
           returning c.*"
     )))
