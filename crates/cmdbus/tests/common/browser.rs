@@ -310,14 +310,25 @@ impl Browser {
         serde_json::from_value(self.js(CONTROLS, vec![]).await).expect("controls")
     }
 
+    /// Clicks the element `css` names. A live page may re-render between finding the element
+    /// and clicking it (an event arrives, a list reloads); a user would click the new one, so
+    /// a stale element is found again, a few times at most.
     pub(crate) async fn click(&self, css: &str) {
-        self.client
-            .find(fantoccini::Locator::Css(css))
-            .await
-            .unwrap_or_else(|error| panic!("no {css}: {error}"))
-            .click()
-            .await
-            .unwrap_or_else(|error| panic!("click {css}: {error}"));
+        const TRIES: usize = 5;
+        for tries_left in (0..TRIES).rev() {
+            let element = self
+                .client
+                .find(fantoccini::Locator::Css(css))
+                .await
+                .unwrap_or_else(|error| panic!("no {css}: {error}"));
+            match element.click().await {
+                Ok(_) => return,
+                Err(fantoccini::error::CmdError::Standard(error))
+                    if error.error == fantoccini::error::ErrorStatus::StaleElementReference
+                        && tries_left > 0 => {}
+                Err(error) => panic!("click {css}: {error}"),
+            }
+        }
     }
 
     pub(crate) async fn conn_state(&self) -> String {
