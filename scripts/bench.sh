@@ -3,12 +3,13 @@
 # fresh database with a known key, runs the scenarios asked for, stops cmdbus and deletes its
 # broker namespace. Prints figures; never fails on speed.
 #
-#   scripts/bench.sh [e2e] [fanout] [limits] [keyed]      (default: the first three)
+#   scripts/bench.sh [e2e] [fanout] [limits] [keyed] [soak]      (default: the first three)
 #
 # Settings (environment): CMDBUS_BENCH_PORT (the first free port from 18080), CMDBUS_BENCH_PG (the server, default
 # postgres://postgres@127.0.0.1:5432), CMDBUS_AMQP_URL, CMDBUS_BENCH_RATES (open-loop rates, "100 500 2000"),
 # CMDBUS_BENCH_DURATION (each window, 10s), CMDBUS_BENCH_SERVER (another cmdbus binary to measure, for
-# an A/B against an older build), CMDBUS_BENCH_SOCKETS (fan-out, 10000).
+# an A/B against an older build), CMDBUS_BENCH_SOCKETS (fan-out, 10000), CMDBUS_BENCH_SOAK_RATE and
+# CMDBUS_BENCH_SOAK_MINUTES (soak: 800/s, about half the top rate here, for 10 one-minute windows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +17,8 @@ scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(e2e fanout limits)
 for scenario in "${scenarios[@]}"; do
   case "$scenario" in
-    e2e | fanout | limits | keyed) ;;
-    *) echo "unknown scenario $scenario (e2e, fanout, limits, keyed)" >&2; exit 2 ;;
+    e2e | fanout | limits | keyed | soak) ;;
+    *) echo "unknown scenario $scenario (e2e, fanout, limits, keyed, soak)" >&2; exit 2 ;;
   esac
 done
 
@@ -34,6 +35,8 @@ amqp=${CMDBUS_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 rates=${CMDBUS_BENCH_RATES:-100 500 2000}
 duration=${CMDBUS_BENCH_DURATION:-10s}
 sockets=${CMDBUS_BENCH_SOCKETS:-10000}
+soak_rate=${CMDBUS_BENCH_SOAK_RATE:-800}
+soak_minutes=${CMDBUS_BENCH_SOAK_MINUTES:-10}
 database=cmdbus_bench
 namespace=bench
 out=target/bench
@@ -113,6 +116,10 @@ for scenario in "${scenarios[@]}"; do
       # Issue 16's workload: 8 keys x 1,000 with 1 in 20 failing once, and 8 x 500 with none.
       "$bench" keyed --keys 8 --per-key 1000 --fail-every 20
       "$bench" keyed --keys 8 --per-key 500 --fail-every 0
+      ;;
+    soak)
+      "$bench" soak --server-pid "$server" --postgres-database "$database" \
+        --rate "$soak_rate" --duration 1m --windows "$soak_minutes"
       ;;
     limits)
       against=()

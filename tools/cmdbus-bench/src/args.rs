@@ -28,6 +28,9 @@ pub(crate) enum Scenario {
     /// A burst of keyed commands, some failing once: how long the backlog takes to drain and
     /// how many deliveries it cost.
     Keyed(KeyedArgs),
+    /// The same open-loop load for many windows in a row: the figures and cmdbus's memory
+    /// window by window (`--rate` and `--duration`, each window's length, e.g. `1m`).
+    Soak(SoakArgs),
     /// Delete the broker queues and exchanges of a namespace (after a run).
     Cleanup(CleanupArgs),
 }
@@ -153,6 +156,17 @@ pub(crate) struct KeyedArgs {
     /// Give up waiting for the backlog after this long.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub(crate) timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SoakArgs {
+    #[command(flatten)]
+    pub(crate) server: Server,
+    #[command(flatten)]
+    pub(crate) load: Load,
+    /// How many windows of `--duration` to run.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) windows: usize,
 }
 
 #[derive(Debug, Args)]

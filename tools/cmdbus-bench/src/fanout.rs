@@ -107,7 +107,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<()> {
 }
 
 /// The cmdbus process whose memory is read: the one given, or the only one running.
-fn server_pid(given: &[u32]) -> Option<u32> {
+pub(crate) fn server_pid(given: &[u32]) -> Option<u32> {
     match given {
         [pid, ..] => Some(*pid),
         [] => match procfs::pids_named("cmdbus").as_slice() {

@@ -1,4 +1,4 @@
-//! `cmdbus-bench e2e|fanout|limits|keyed|cleanup`: the load generator of cmdbus's benchmark (see
+//! `cmdbus-bench e2e|fanout|limits|keyed|soak|cleanup`: the load generator of cmdbus's benchmark (see
 //! docs/benchmarks.md). It drives a running cmdbus over HTTP and WebSocket, as clients would, and
 //! reads what each process spent from `/proc`. It prints figures; it never fails on speed.
 //!
@@ -6,7 +6,8 @@
 //! windows of load through `phase.rs`, which drives `load.rs` (the HTTP submitters) and `ws.rs`
 //! (the watcher and the idle crowds), times each command in `track.rs` and prints with
 //! `report.rs`; `limits/` measures PostgreSQL (`postgres.rs`) and RabbitMQ (`broker.rs`)
-//! without cmdbus; `keyed.rs` drains a burst of keyed commands; `cleanup.rs` deletes a run's namespace. `cpu.rs` and `procfs.rs`, at the
+//! without cmdbus; `keyed.rs` drains a burst of keyed commands; `soak.rs` runs
+//! windows in a row and watches cmdbus's memory; `cleanup.rs` deletes a run's namespace. `cpu.rs` and `procfs.rs`, at the
 //! bottom, read what each process spent from `/proc`.
 
 mod args;
@@ -20,6 +21,7 @@ mod load;
 mod phase;
 mod procfs;
 mod report;
+mod soak;
 mod track;
 mod ws;
 
@@ -35,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Fanout(args) => fanout::run(args).await,
         Scenario::Limits(args) => limits::run(args).await,
         Scenario::Keyed(args) => keyed::run(args).await,
+        Scenario::Soak(args) => soak::run(args).await,
         Scenario::Cleanup(args) => cleanup::run(args).await,
     }
 }
