@@ -125,7 +125,11 @@ impl ApiState {
     ) -> Self {
         Self {
             types: Arc::new(types::TypeCache::new(pool.clone(), broker.clone())),
-            batcher: batch::Batcher::start(pool.clone(), broker.clone(), config.redeliver_after),
+            batcher: batch::Batcher::start(
+                pool.for_batches(),
+                broker.clone(),
+                config.redeliver_after,
+            ),
             quota: Arc::new(quota::Quota::new(
                 pool.clone(),
                 config.max_unfinished_per_tenant,

@@ -171,7 +171,8 @@ pub async fn mark_queued<'c>(
                 redeliver_at = case when c.held_since is null
                                     then now() + make_interval(secs => $2) end, {CHANGED}
            from locked
-          where c.id = locked.id and {STATUS_BY_ID} = 'new'
+          -- `any($1)` again: the rows are looked up by key whatever the join's order.
+          where c.id = any($1) and c.id = locked.id and {STATUS_BY_ID} = 'new'
           returning c.*"
     )))
     .bind(ids)

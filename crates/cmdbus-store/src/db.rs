@@ -22,6 +22,9 @@ use std::ops::Deref;
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: PgPool,
+    /// Where the group-committed statements of the hot path run, when it is not `pool`: see
+    /// [`Db::for_batches`].
+    batches: Option<PgPool>,
     /// Statements given to the handle itself run in a transaction of their own.
     pgbouncer: bool,
 }
@@ -32,6 +35,17 @@ impl Db {
     pub fn direct(pool: PgPool) -> Self {
         Self {
             pool,
+            batches: None,
+            pgbouncer: false,
+        }
+    }
+
+    /// A direct pool, with a second one (connected with `plan_cache_mode=force_generic_plan`)
+    /// for the group-committed statements: see [`Db::for_batches`].
+    pub fn direct_with_batches(pool: PgPool, batches: PgPool) -> Self {
+        Self {
+            pool,
+            batches: Some(batches),
             pgbouncer: false,
         }
     }
@@ -41,8 +55,32 @@ impl Db {
     pub fn through_pgbouncer(pool: PgPool) -> Self {
         Self {
             pool,
+            batches: None,
             pgbouncer: true,
         }
+    }
+
+    /// The handle the group-committed statements of the hot path run on (the api's inserts and
+    /// `queue` marks, the worker's claims, finishes and hand-ons). Those statements find their
+    /// rows by id, and the best plan for them never depends on the values bound, yet PostgreSQL
+    /// plans each run afresh (a batch's array of ids makes every custom plan look cheaper than
+    /// the generic one), and planning statements over a table with many partial indexes cost
+    /// as much as running them: half of PostgreSQL's CPU per command at low rates. Their own
+    /// connections keep one generic plan per statement. The rest of cmdbus (listings with
+    /// optional filters, bulk actions paging by id) keeps custom plans, which those need.
+    pub fn for_batches(&self) -> Db {
+        match &self.batches {
+            Some(batches) => Db::direct(batches.clone()),
+            None => self.clone(),
+        }
+    }
+
+    /// Closes the pool, and the batches' pool if there is one.
+    pub async fn close(&self) {
+        if let Some(batches) = &self.batches {
+            batches.close().await;
+        }
+        self.pool.close().await;
     }
 
     /// The pool itself.

@@ -239,7 +239,23 @@ pub enum Route {
 /// [`connect_and_migrate`]; through PgBouncer, checking that every migration is applied.
 pub async fn connect(config: &PoolConfig, route: Route) -> Result<Db, StoreError> {
     match route {
-        Route::Direct => Ok(Db::direct(connect_and_migrate(config).await?)),
+        Route::Direct => {
+            // The budget is shared: half for the group-committed statements (see
+            // `Db::for_batches`), half for the rest, one each at least.
+            let batches = (config.max_connections / 2).max(1);
+            let rest = PoolConfig {
+                url: config.url.clone(),
+                max_connections: config.max_connections.saturating_sub(batches).max(1),
+            };
+            let pool = connect_and_migrate(&rest).await?;
+            let options = for_batches(PgConnectOptions::from_str(&config.url)?);
+            let batches = PgPoolOptions::new()
+                .max_connections(batches)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await?;
+            Ok(Db::direct_with_batches(pool, batches))
+        }
         Route::PgBouncer => {
             let options = PgConnectOptions::from_str(&config.url)?
                 // A cached statement would be looked up again on another server.
@@ -257,6 +273,22 @@ pub async fn connect(config: &PoolConfig, route: Route) -> Result<Db, StoreError
             Ok(db)
         }
     }
+}
+
+/// The connections of the group-committed statements (see [`Db::for_batches`]): one generic
+/// plan per statement. A generic plan is made once, maybe on an empty table or on statistics
+/// taken before a backlog grew (autovacuum late or off), and kept. Made there, a plan that
+/// scans the table (sequentially, or a whole index for a merge or hash join) looks as cheap as
+/// one that looks its rows up, and stays when the table grows; without those, the only plans
+/// left for these statements look each row up by key, which is right at any size, since a
+/// batch holds at most a few hundred rows.
+pub fn for_batches(options: PgConnectOptions) -> PgConnectOptions {
+    options.options([
+        ("plan_cache_mode", "force_generic_plan"),
+        ("enable_seqscan", "off"),
+        ("enable_mergejoin", "off"),
+        ("enable_hashjoin", "off"),
+    ])
 }
 
 /// Fails with [`StoreError::NotMigrated`] unless every migration of this build is applied.

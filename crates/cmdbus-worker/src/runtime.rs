@@ -82,7 +82,7 @@ pub async fn run(
         inflight: Arc::default(),
         lane: config.lane,
         batches: Batches::start(batch::Settings {
-            pool: pool.clone(),
+            pool: pool.for_batches(),
             broker: broker.clone(),
             worker: config.worker_id.clone(),
             lease: config.lease,
