@@ -9,7 +9,7 @@
 # postgres://postgres@127.0.0.1:5432), CMDBUS_AMQP_URL, CMDBUS_BENCH_RATES (open-loop rates, "100 500 2000"),
 # CMDBUS_BENCH_DURATION (each window, 10s), CMDBUS_BENCH_SERVER (another cmdbus binary to measure, for
 # an A/B against an older build), CMDBUS_BENCH_SOCKETS (fan-out, 10000), CMDBUS_BENCH_SOAK_RATE and
-# CMDBUS_BENCH_SOAK_MINUTES (soak: 800/s, about half the top rate here, for 10 one-minute windows).
+# CMDBUS_BENCH_SOAK_MINUTES (soak: 1400/s, about half the top rate here, for 10 one-minute windows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +35,7 @@ amqp=${CMDBUS_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 rates=${CMDBUS_BENCH_RATES:-100 500 2000}
 duration=${CMDBUS_BENCH_DURATION:-10s}
 sockets=${CMDBUS_BENCH_SOCKETS:-10000}
-soak_rate=${CMDBUS_BENCH_SOAK_RATE:-800}
+soak_rate=${CMDBUS_BENCH_SOAK_RATE:-1400}
 soak_minutes=${CMDBUS_BENCH_SOAK_MINUTES:-10}
 database=cmdbus_bench
 namespace=bench

@@ -104,6 +104,10 @@ const SECONDS_BUCKETS: [f64; 12] = [
 /// Group-commit batch sizes (`cmdbus_batch_size`): one caller alone up to a full batch.
 const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
+/// How often the histograms' recorded values are folded in, scraped or not (the exporter's
+/// own default when it runs its upkeep itself).
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process-wide recorder, installed once (`None` when the embedding application installed
 /// its own recorder first: then it owns the metrics).
 fn recorder() -> Option<&'static PrometheusHandle> {
@@ -121,6 +125,20 @@ fn recorder() -> Option<&'static PrometheusHandle> {
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            // A histogram keeps every value recorded until an upkeep folds them in: without a
+            // scraper calling `/metrics`, memory would grow with every command.
+            let upkeep = handle.clone();
+            let started = std::thread::Builder::new()
+                .name("cmdbus-metrics-upkeep".to_owned())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(error) = started {
+                tracing::warn!(%error, "no metrics upkeep: histograms grow until /metrics is scraped");
+            }
             Some(handle)
         })
         .as_ref()
