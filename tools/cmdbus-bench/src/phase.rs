@@ -34,6 +34,44 @@ impl Phase {
     pub(crate) fn per_sec(&self) -> f64 {
         self.measured.successes_in_window as f64 / self.window.as_secs_f64().max(1e-9)
     }
+
+    /// What went wrong in the window, if anything: failures, refused or skipped submits,
+    /// commands unfinished after the drain, the watcher's trouble.
+    pub(crate) fn notes(&self) -> Vec<String> {
+        let measured = &self.measured;
+        let mut notes = Vec::new();
+        if measured.failures_in_window > 0 {
+            notes.push(format!("{} failed", measured.failures_in_window));
+        }
+        if !measured.refused.is_empty() {
+            let mut refused: Vec<_> = measured.refused.iter().collect();
+            refused.sort();
+            let refused: Vec<String> = refused
+                .iter()
+                .map(|(status, count)| match status {
+                    0 => format!("{count} without an answer"),
+                    status => format!("{count} × {status}"),
+                })
+                .collect();
+            notes.push(format!("submits refused: {}", refused.join(", ")));
+        }
+        if measured.skipped > 0 {
+            notes.push(format!(
+                "{} scheduled submits skipped (too many in flight)",
+                measured.skipped
+            ));
+        }
+        if self.unfinished > 0 {
+            notes.push(format!(
+                "{} measured commands not finished after the drain",
+                self.unfinished
+            ));
+        }
+        if let Some(problem) = &self.problem {
+            notes.push(problem.clone());
+        }
+        notes
+    }
 }
 
 /// Runs `load` through one window.
@@ -88,38 +126,7 @@ pub(crate) fn render(title: &str, phase: &Phase) -> String {
         phase.per_sec(),
         measured.successes_in_window
     );
-    let mut notes = Vec::new();
-    if measured.failures_in_window > 0 {
-        notes.push(format!("{} failed", measured.failures_in_window));
-    }
-    if !measured.refused.is_empty() {
-        let mut refused: Vec<_> = measured.refused.iter().collect();
-        refused.sort();
-        let refused: Vec<String> = refused
-            .iter()
-            .map(|(status, count)| match status {
-                0 => format!("{count} without an answer"),
-                status => format!("{count} × {status}"),
-            })
-            .collect();
-        notes.push(format!("submits refused: {}", refused.join(", ")));
-    }
-    if measured.skipped > 0 {
-        notes.push(format!(
-            "{} scheduled submits skipped (too many in flight)",
-            measured.skipped
-        ));
-    }
-    if phase.unfinished > 0 {
-        notes.push(format!(
-            "{} measured commands not finished after the drain",
-            phase.unfinished
-        ));
-    }
-    if let Some(problem) = &phase.problem {
-        notes.push(problem.clone());
-    }
-    for note in notes {
+    for note in phase.notes() {
         let _ = writeln!(out, "  note: {note}");
     }
     out.push_str(&latency_table(&[

@@ -12,7 +12,7 @@ use crate::{
     load::Submitter,
     phase::{self, Phase},
     procfs,
-    report::Summary,
+    report::{Summary, millis},
     track::Tracker,
     ws::Watcher,
 };
@@ -53,7 +53,7 @@ pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
         let kib = pid.and_then(procfs::vm_rss_kib);
         rss.extend(kib);
         println!("  {}", line(window, &phase, kib));
-        for note in notes(&phase) {
+        for note in phase.notes() {
             println!("         note: {note}");
         }
     }
@@ -74,9 +74,10 @@ pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
 /// One window's row.
 fn line(window: usize, phase: &Phase, rss_kib: Option<u64>) -> String {
     let commands = phase.measured.successes_in_window.max(1) as f64;
+    let ms = |duration| format!("{:.1}", millis(duration));
     let cpu = |group| format!("{:.3}", phase.usage.seconds(group) * 1e3 / commands);
     let (p50, p99, p999) = match phase.measured.pushed.summary() {
-        Some(Summary { p50, p99, p999, .. }) => (millis(p50), millis(p99), millis(p999)),
+        Some(Summary { p50, p99, p999, .. }) => (ms(p50), ms(p99), ms(p999)),
         None => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
     };
     format!(
@@ -88,31 +89,6 @@ fn line(window: usize, phase: &Phase, rss_kib: Option<u64>) -> String {
         cpu(Group::Generator),
         mib(rss_kib)
     )
-}
-
-/// What went wrong in a window, if anything: failures, refusals, skips, stragglers.
-fn notes(phase: &Phase) -> Vec<String> {
-    let measured = &phase.measured;
-    let mut notes = Vec::new();
-    if measured.failures_in_window > 0 {
-        notes.push(format!("{} failed", measured.failures_in_window));
-    }
-    let refused: u64 = measured.refused.values().sum();
-    if refused > 0 {
-        notes.push(format!("{refused} submits refused"));
-    }
-    if measured.skipped > 0 {
-        notes.push(format!("{} scheduled submits skipped", measured.skipped));
-    }
-    if phase.unfinished > 0 {
-        notes.push(format!("{} not finished after the drain", phase.unfinished));
-    }
-    notes.extend(phase.problem.clone());
-    notes
-}
-
-fn millis(duration: std::time::Duration) -> String {
-    format!("{:.1}", duration.as_secs_f64() * 1e3)
 }
 
 fn mib(kib: Option<u64>) -> String {
