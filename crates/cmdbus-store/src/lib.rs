@@ -249,11 +249,7 @@ pub async fn connect(config: &PoolConfig, route: Route) -> Result<Db, StoreError
             };
             let pool = connect_and_migrate(&rest).await?;
             let options = for_batches(PgConnectOptions::from_str(&config.url)?);
-            let batches = PgPoolOptions::new()
-                .max_connections(batches)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect_with(options)
-                .await?;
+            let batches = pool_options(batches).connect_with(options).await?;
             Ok(Db::direct_with_batches(pool, batches))
         }
         Route::PgBouncer => {
@@ -263,9 +259,7 @@ pub async fn connect(config: &PoolConfig, route: Route) -> Result<Db, StoreError
                 // A startup parameter PgBouncer refuses unless told to ignore it; PostgreSQL 12+
                 // prints floats exactly without it.
                 .extra_float_digits(None);
-            let pool = PgPoolOptions::new()
-                .max_connections(config.max_connections)
-                .acquire_timeout(Duration::from_secs(5))
+            let pool = pool_options(config.max_connections)
                 .connect_with(options)
                 .await?;
             let db = Db::through_pgbouncer(pool);
@@ -273,6 +267,14 @@ pub async fn connect(config: &PoolConfig, route: Route) -> Result<Db, StoreError
             Ok(db)
         }
     }
+}
+
+/// Every pool's settings: `max_connections`, and a caller waits at most 5 s for one (then the
+/// request answers `503`).
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
 }
 
 /// The connections of the group-committed statements (see [`Db::for_batches`]): one generic
@@ -321,9 +323,7 @@ async fn check_migrated(db: &Db) -> Result<(), StoreError> {
 pub async fn connect_and_migrate(config: &PoolConfig) -> Result<PgPool, StoreError> {
     let options = PgConnectOptions::from_str(&config.url)?;
     create_database_if_missing(&options).await?;
-    let pool = PgPoolOptions::new()
-        .max_connections(config.max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+    let pool = pool_options(config.max_connections)
         .connect_with(options)
         .await?;
     MIGRATOR.run(&pool).await?;

@@ -6,7 +6,7 @@
 //! generic plan each (`Db::for_batches`), made whenever a statement first runs; those must read
 //! their rows by key too, even when made on an empty table.
 
-use cmdbus_store::{Claim, Finish, Outcome, StoreError, claim, finish, insert, mark_queued};
+use cmdbus_store::{Claim, Finish, Outcome, claim, finish, insert, mark_queued};
 use serde_json::json;
 use sqlx::{
     PgPool,
@@ -33,12 +33,7 @@ async fn rows_read(one: &PgPool) -> Result<i64, sqlx::Error> {
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
 async fn a_batch_reads_its_own_rows_not_the_backlog_beside_it(pool: PgPool) -> Checked {
     let options = pool.connect_options().as_ref().clone();
-    let read = rows_read_by_a_batch_beside_a_backlog(options, false).await?;
-    assert!(
-        read <= 200,
-        "a batch of 10 read {read} rows of commands beside a backlog of 5,000"
-    );
-    Ok(())
+    reads_only_its_own_rows(options, false).await
 }
 
 /// The connections `Db::for_batches` runs them on keep one generic plan per statement, made the
@@ -46,22 +41,14 @@ async fn a_batch_reads_its_own_rows_not_the_backlog_beside_it(pool: PgPool) -> C
 #[sqlx::test(migrator = "cmdbus_store::MIGRATOR")]
 async fn a_batch_on_plans_made_on_an_empty_table_reads_its_own_rows_too(pool: PgPool) -> Checked {
     let options = cmdbus_store::for_batches(pool.connect_options().as_ref().clone());
-    let read = rows_read_by_a_batch_beside_a_backlog(options, true).await?;
-    assert!(
-        read <= 200,
-        "a batch of 10 read {read} rows of commands beside a backlog of 5,000"
-    );
-    Ok(())
+    reads_only_its_own_rows(options, true).await
 }
 
-/// Rows of `commands` that a batch of ten read through `mark_queued`, `claim` and `finish` on
-/// one connection made with `options`, beside a backlog of 5,000 (half of it `queue`). With
-/// `plan_first`, one batch goes through on the empty table first, so that cached plans are
-/// made there.
-async fn rows_read_by_a_batch_beside_a_backlog(
-    options: PgConnectOptions,
-    plan_first: bool,
-) -> Result<i64, StoreError> {
+/// A batch of ten, through `mark_queued`, `claim` and `finish` on one connection made with
+/// `options` beside a backlog of 5,000 (half of it `queue`), reads at most 200 rows of
+/// `commands`. With `plan_first`, batches go through on the empty table first, so that cached
+/// plans are made there.
+async fn reads_only_its_own_rows(options: PgConnectOptions, plan_first: bool) -> Checked {
     // One connection, so that the table's read counts are this test's statements' alone.
     let one = PgPoolOptions::new()
         .max_connections(1)
@@ -89,7 +76,12 @@ async fn rows_read_by_a_batch_beside_a_backlog(
 
     let before = rows_read(&one).await?;
     run_one_batch(&one).await?;
-    Ok(rows_read(&one).await? - before)
+    let read = rows_read(&one).await? - before;
+    assert!(
+        read <= 200,
+        "a batch of 10 read {read} rows of commands beside a backlog of 5,000"
+    );
+    Ok(())
 }
 
 /// Ten new commands, queued, claimed and finished, a statement each (the insert is not
