@@ -9,6 +9,11 @@ use cmdbus::{Cli, Command, Role};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of glibc's allocator: a request allocates a few hundred times, and glibc's
+/// malloc and free were an eighth of the server's CPU (docs/benchmarks.md, "What bounds cmdbus").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let args: Vec<_> = std::env::args_os().collect();
