@@ -7,7 +7,8 @@
 //! lease too, and reads the types an operator paused), consumes the types not paused, and hands each delivery to `delivery.rs` (`Runner`: claim, run the
 //! handler, finish, each step in a span of `steps.rs` that joins the trace the command's message
 //! carries), which calls `batch.rs` (claims and finishes group-committed, their
-//! changes announced), `settle.rs` (ack, requeue, park or delay: the only place that acks),
+//! changes announced), `settle.rs` (ack, requeue, park or delay: the only place that settles,
+//! its acks sent by `acks.rs`, which folds those that come together into one `multiple` frame),
 //! `lease.rs` (the leases held, renewed by one loop, cancels from the control fanout) and the
 //! handler through `handler.rs` (the `Handler` trait and `Registry`) with a `context.rs`
 //! (`Context`: what a handler sees), run on `executor.rs`'s runtime (`HandlerRuntime`: handlers
@@ -17,6 +18,7 @@
 //! and result as Rust types, their JSON Schemas registered with the type) to the `Handler`
 //! trait. `demo.rs` holds the demo handlers.
 
+mod acks;
 mod batch;
 mod context;
 mod delivery;

@@ -22,6 +22,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument as _;
 
 use crate::{
+    acks::Acks,
     batch::{self, Batches},
     delivery::{self, Runner},
     executor::HandlerRuntime,
@@ -253,6 +254,8 @@ async fn consume(
         started = start => started?,
     };
     let mut deliveries = futures_util::stream::select_all(consumers);
+    // One channel, one ledger of its delivery tags.
+    let acks = Acks::start();
     tracing::info!(queues = tags.len(), lane = ?config.lane, "consuming");
     loop {
         let next = tokio::select! {
@@ -278,7 +281,14 @@ async fn consume(
                 Err(_) => break,
             },
         };
-        tasks.spawn(process(Arc::clone(runtime), delivery, channel, permit));
+        let acks = acks.clone();
+        tasks.spawn(process(
+            Arc::clone(runtime),
+            delivery,
+            channel,
+            acks,
+            permit,
+        ));
     }
     // Stop new deliveries; running ones keep the channel open to ack when they finish. A broker
     // that stopped answering (its node hung, the network cut) never confirms a cancel: waiting
@@ -306,10 +316,11 @@ async fn process(
     runtime: Arc<Runner>,
     delivery: Delivery,
     channel: Channel,
+    acks: Acks,
     _permit: OwnedSemaphorePermit,
 ) {
     let (settle, span) = delivery::handle(&runtime, &delivery).await;
-    settle_delivery(&runtime.shared, delivery, settle)
+    settle_delivery(&runtime.shared, &acks, delivery, settle)
         .instrument(span)
         .await;
     // Only now may the channel close (when no other task holds it): closing it earlier would

@@ -1,17 +1,14 @@
 //! Settling a delivery once PostgreSQL says how its run ended: ack, requeue, park it in an
 //! exception lane, or hold it in a delay tier. Parking and delaying are confirmed publishes
 //! followed by an ack, so neither depends on dead-lettering (which RabbitMQ performs at most
-//! once). This is the only place that acks, and it runs last.
+//! once). This is the only place that settles, and it runs last; acks go through the
+//! channel's `Acks`, which sends those that come together as one frame.
 
 use cmdbus_bus::Outgoing;
 use cmdbus_domain::RETRY_TIERS;
-use lapin::{
-    message::Delivery,
-    options::{BasicAckOptions, BasicNackOptions},
-    types::AMQPValue,
-};
+use lapin::{message::Delivery, options::BasicNackOptions, types::AMQPValue};
 
-use crate::shared::Shared;
+use crate::{acks::Acks, shared::Shared};
 
 /// Header counting how often a message for an unknown command was put back to wait.
 pub(crate) const UNKNOWN_TRIES_HEADER: &str = "cmdbus-unknown-tries";
@@ -55,21 +52,24 @@ pub(crate) fn unknown_tries(delivery: &Delivery) -> u32 {
 }
 
 /// Settles `delivery` as `settle` says; parking and delaying publish through `shared.broker`.
-pub(crate) async fn settle_delivery(shared: &Shared, delivery: Delivery, settle: Settle) {
+pub(crate) async fn settle_delivery(
+    shared: &Shared,
+    acks: &Acks,
+    delivery: Delivery,
+    settle: Settle,
+) {
     let requeue = BasicNackOptions {
         multiple: false,
         requeue: true,
     };
-    let result = match settle {
-        Settle::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
-        Settle::Requeue => delivery.acker.nack(requeue).await,
-        Settle::DeadLetter => {
-            let dead_letter = BasicNackOptions {
-                multiple: false,
-                requeue: false,
-            };
-            delivery.acker.nack(dead_letter).await
-        }
+    let dead_letter = BasicNackOptions {
+        multiple: false,
+        requeue: false,
+    };
+    match settle {
+        Settle::Ack => acks.ack(delivery).await,
+        Settle::Requeue => nack(acks, delivery, requeue).await,
+        Settle::DeadLetter => nack(acks, delivery, dead_letter).await,
         Settle::Park(outgoing) => {
             let broker = &shared.broker;
             match broker.park(&outgoing, outgoing.lane).await {
@@ -85,7 +85,7 @@ pub(crate) async fn settle_delivery(shared: &Shared, delivery: Delivery, settle:
                 // The row owes its parking publish; the api's sweep makes it.
                 Err(error) => tracing::warn!(%error, "cannot park now; the sweep will"),
             }
-            delivery.acker.ack(BasicAckOptions::default()).await
+            acks.ack(delivery).await
         }
         Settle::Delay { delay_ms, tries } => {
             let headers: Vec<(&str, AMQPValue)> = tries
@@ -103,17 +103,22 @@ pub(crate) async fn settle_delivery(shared: &Shared, delivery: Delivery, settle:
                 )
                 .await;
             match delayed {
-                Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
+                Ok(()) => acks.ack(delivery).await,
                 Err(error) => {
                     tracing::warn!(%error, "cannot delay the message; requeueing it");
-                    delivery.acker.nack(requeue).await
+                    nack(acks, delivery, requeue).await
                 }
             }
         }
-    };
-    if let Err(error) = result {
+    }
+}
+
+/// Nacks a delivery on its own, then tells the ledger, so that no `multiple` ack covers it first.
+async fn nack(acks: &Acks, delivery: Delivery, options: BasicNackOptions) {
+    match delivery.acker.nack(options).await {
+        Ok(_) => acks.settled(delivery.delivery_tag),
         // The channel is gone: the broker requeues the message and the claim sorts it out.
-        tracing::debug!(%error, "cannot settle delivery");
+        Err(error) => tracing::debug!(%error, "cannot settle delivery"),
     }
 }
 

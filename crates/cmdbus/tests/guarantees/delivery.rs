@@ -158,3 +158,100 @@ async fn a_message_for_a_long_gone_command_is_dropped_at_once_and_a_fresh_unknow
     broker.close().await;
     app.stop().await;
 }
+
+/// A run that holds until the test lets it go (`{"hold": true}`), and runs that end at once.
+fn gated_registry(gate: Arc<tokio::sync::Semaphore>) -> Registry {
+    let mut registry = Registry::new();
+    registry.register(
+        crate::common::test_type("test.gate", 1),
+        move |_ctx: Context, payload: Value| {
+            let gate = Arc::clone(&gate);
+            async move {
+                if payload["hold"] == json!(true) {
+                    let _ = gate.acquire().await;
+                }
+                Ok(payload)
+            }
+        },
+    );
+    registry
+}
+
+/// Unacknowledged messages of `queue`, as the broker counts them.
+fn unacknowledged(queue: &str) -> u64 {
+    let listing = crate::common::process::rabbitmqctl(&[
+        "list_queues",
+        "-q",
+        "--no-table-headers",
+        "name",
+        "messages_unacknowledged",
+    ]);
+    listing
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .find(|(name, _)| name.trim() == queue)
+        .and_then(|(_, count)| count.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{queue} is not listed: {listing}"))
+}
+
+/// Polls the broker until `queue` holds at most `at_most` unacknowledged messages; returns the
+/// count then.
+async fn wait_unacknowledged(queue: &str, at_most: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let now = unacknowledged(queue);
+        if now <= at_most || tokio::time::Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // polling the broker's count
+    }
+}
+
+/// Runs that end together are acked with one `multiple` frame (`acks.rs`), which acks every
+/// delivery of the channel up to its tag: it must never reach a delivery whose run is still
+/// going, or a crash of this worker would lose that command's message. A run holds the lowest
+/// tag while forty later ones end; the broker must still count its message unacknowledged.
+#[tokio::test]
+async fn acks_of_runs_that_end_together_never_cover_a_run_still_going() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let env = Env::new();
+    let app = TestApp::start_with(
+        env.clone(),
+        Role::All,
+        gated_registry(Arc::clone(&gate)),
+        |config| config.worker_concurrency = 16,
+    )
+    .await;
+    let queue =
+        cmdbus_domain::Names::new(env.namespace.clone()).command_queue("test.gate", Lane::Main);
+    let held = app
+        .submit_ok(json!({"type": "test.gate", "payload": {"hold": true}}))
+        .await;
+    app.wait_status(held, "running", T).await;
+    // Submitted at once, they end together: their acks come in batches.
+    let quick = futures_util::future::join_all(
+        (0..40).map(|n| app.submit_ok(json!({"type": "test.gate", "payload": {"n": n}}))),
+    )
+    .await;
+    for id in quick {
+        app.wait_status(id, "success", T).await;
+    }
+    assert_eq!(
+        wait_unacknowledged(&queue, 1).await,
+        1,
+        "the running command's message is still unacknowledged, every other one acked"
+    );
+    assert_eq!(
+        app.get_json(&format!("/v1/commands/{held}")).await["status"],
+        "running"
+    );
+
+    gate.add_permits(1);
+    app.wait_status(held, "success", T).await;
+    assert_eq!(
+        wait_unacknowledged(&queue, 0).await,
+        0,
+        "its own ack follows"
+    );
+    app.stop().await;
+}
