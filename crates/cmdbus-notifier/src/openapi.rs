@@ -28,9 +28,10 @@ const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 const READ_BUFFER: usize = 1024;
 
 /// Bytes queued for a client past which a write fails (the session then drops the client).
-/// Messages are sent one at a time, each flushed before the next, and pongs to the client's
-/// pings are bounded by the session's ping budget; so this only has to hold the largest message
-/// we send (a command view with its payload and result), and caps whatever else might queue.
+/// Messages are flushed at most 64 at a time (the changes the feed has ready), and pongs to the
+/// client's pings are bounded by the session's ping budget; so this only has to hold a few dozen
+/// of the largest message we send (a command view with its payload and result), and caps
+/// whatever else might queue.
 const MAX_WRITE_BUFFER: usize = 64 * 1024 * 1024;
 
 /// The WebSocket handshake (RFC 6455 section 4.1), as a client sends it.

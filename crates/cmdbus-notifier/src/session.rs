@@ -49,6 +49,10 @@ impl From<Refused> for Closed {
     }
 }
 
+/// Most changes written to a WebSocket before it is flushed: what the feed has ready for a
+/// connection leaves in one write, not a write each.
+const CORKED: usize = 64;
+
 /// Close code and reason of a client that could not keep up.
 const TOO_SLOW: Closed = Closed::Close(1013, "too slow; resume with since");
 
@@ -82,7 +86,11 @@ pub(crate) async fn serve(
     connections.increment(1.0);
     let (sink, mut stream) = socket.split();
     let ping_interval = state.config.ping_interval;
-    let mut connection = Connection::new(state, outlet::Outlet::Socket(sink), address);
+    let outlet = outlet::Outlet::Socket {
+        sink,
+        corked: false,
+    };
+    let mut connection = Connection::new(state, outlet, address);
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
     let auth_deadline = Instant::now() + connection.state.config.auth_within;
     let mut last_heard = Instant::now();
@@ -122,7 +130,7 @@ pub(crate) async fn serve(
                 Some(Err(_)) | None => Err(Closed::Peer),
             },
             delivery = connection.subscriber.next() => match delivery {
-                Ok(delivery) => connection.on_delivery(delivery).await,
+                Ok(delivery) => connection.on_deliveries(delivery).await,
                 // The client could not keep up with its changes: bounded memory beats a gap.
                 Err(Lagged) => Err(TOO_SLOW),
             },
@@ -241,6 +249,24 @@ impl Connection {
             self.position.sent(cursor);
         }
         Ok(())
+    }
+
+    /// An item popped from the feed and those ready behind it (up to `CORKED`), flushed together.
+    async fn on_deliveries(&mut self, first: Delivery) -> Result<(), Closed> {
+        self.outlet.cork();
+        let mut sent = self.on_delivery(first).await;
+        for _ in 1..CORKED {
+            if sent.is_err() {
+                break;
+            }
+            sent = match self.subscriber.try_next() {
+                Ok(Some(delivery)) => self.on_delivery(delivery).await,
+                Ok(None) => break,
+                Err(Lagged) => Err(TOO_SLOW),
+            };
+        }
+        let flushed = self.outlet.uncork(self.state.config.send_timeout).await;
+        sent.and(flushed)
     }
 
     /// An item popped from the feed, and with it, perhaps, a cursor this connection may now hand

@@ -14,8 +14,11 @@ use crate::protocol::{ServerMessage, command_frame};
 
 /// A session's way out.
 pub(super) enum Outlet {
-    /// A WebSocket.
-    Socket(SplitSink<WebSocket, Message>),
+    /// A WebSocket; while `corked`, frames are written to its buffer and flushed by `uncork`.
+    Socket {
+        sink: SplitSink<WebSocket, Message>,
+        corked: bool,
+    },
     /// An SSE stream: events go to the response body through a bounded channel.
     Stream(mpsc::Sender<Event>),
 }
@@ -28,7 +31,7 @@ impl Outlet {
         timeout: Duration,
     ) -> Result<(), Closed> {
         match self {
-            Outlet::Socket(_) => match serde_json::to_string(message) {
+            Outlet::Socket { .. } => match serde_json::to_string(message) {
                 Ok(text) => self.frame(Message::Text(text.into()), timeout).await,
                 Err(error) => {
                     tracing::error!(%error, "cannot encode message");
@@ -50,7 +53,7 @@ impl Outlet {
         timeout: Duration,
     ) -> Result<(), Closed> {
         match self {
-            Outlet::Socket(_) => {
+            Outlet::Socket { .. } => {
                 let frame = command_frame(view_json, cursor);
                 self.frame(Message::Text(frame.into()), timeout).await
             }
@@ -68,7 +71,7 @@ impl Outlet {
     /// Keeps the connection alive: a WebSocket ping, an SSE comment.
     pub(super) async fn ping(&mut self, timeout: Duration) -> Result<(), Closed> {
         match self {
-            Outlet::Socket(_) => self.frame(Message::Ping(Default::default()), timeout).await,
+            Outlet::Socket { .. } => self.frame(Message::Ping(Default::default()), timeout).await,
             Outlet::Stream(_) => self.event(Event::default().comment("ping"), timeout).await,
         }
     }
@@ -79,7 +82,7 @@ impl Outlet {
             code,
             reason: Utf8Bytes::from_static(reason),
         };
-        if let Outlet::Socket(_) = self {
+        if let Outlet::Socket { .. } = self {
             let _ = self.frame(Message::Close(Some(frame)), timeout).await;
         }
     }
@@ -88,19 +91,40 @@ impl Outlet {
     pub(super) async fn gone(&self) {
         match self {
             Outlet::Stream(events) => events.closed().await,
-            Outlet::Socket(_) => std::future::pending().await,
+            Outlet::Socket { .. } => std::future::pending().await,
         }
     }
 
-    async fn frame(&mut self, message: Message, timeout: Duration) -> Result<(), Closed> {
-        let Outlet::Socket(sink) = self else {
+    /// Holds the frames that follow in the socket's buffer until `uncork`: changes that are
+    /// ready together leave in one write instead of a write each.
+    pub(super) fn cork(&mut self) {
+        if let Outlet::Socket { corked, .. } = self {
+            *corked = true;
+        }
+    }
+
+    /// Writes out what `cork` held.
+    pub(super) async fn uncork(&mut self, timeout: Duration) -> Result<(), Closed> {
+        let Outlet::Socket { sink, corked } = self else {
             return Ok(());
         };
-        match tokio::time::timeout(timeout, sink.send(message)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Closed::Peer),
-            Err(_) => Err(Closed::Close(1013, "too slow")),
-        }
+        *corked = false;
+        written(tokio::time::timeout(timeout, sink.flush()).await)
+    }
+
+    async fn frame(&mut self, message: Message, timeout: Duration) -> Result<(), Closed> {
+        let Outlet::Socket { sink, corked } = self else {
+            return Ok(());
+        };
+        // Corked, a frame is only buffered (the buffer writes itself out when full).
+        let write = async {
+            if *corked {
+                sink.feed(message).await
+            } else {
+                sink.send(message).await
+            }
+        };
+        written(tokio::time::timeout(timeout, write).await)
     }
 
     async fn event(&mut self, event: Event, timeout: Duration) -> Result<(), Closed> {
@@ -112,6 +136,17 @@ impl Outlet {
             Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(Closed::Peer),
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(Closed::Close(1013, "too slow")),
         }
+    }
+}
+
+/// What a write that had `timeout` to finish means for the connection.
+fn written(
+    result: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>,
+) -> Result<(), Closed> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Closed::Peer),
+        Err(_) => Err(Closed::Close(1013, "too slow")),
     }
 }
 
