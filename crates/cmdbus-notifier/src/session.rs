@@ -265,8 +265,10 @@ impl Connection {
                 Err(Lagged) => Err(TOO_SLOW),
             };
         }
-        let flushed = self.outlet.uncork(self.state.config.send_timeout).await;
-        sent.and(flushed)
+        self.outlet.uncork();
+        // A write that failed already waited out its timeout: the close that follows flushes.
+        sent?;
+        self.outlet.flush(self.state.config.send_timeout).await
     }
 
     /// An item popped from the feed, and with it, perhaps, a cursor this connection may now hand

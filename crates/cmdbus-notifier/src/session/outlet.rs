@@ -98,18 +98,27 @@ impl Outlet {
     /// Holds the frames that follow in the socket's buffer until `uncork`: changes that are
     /// ready together leave in one write instead of a write each.
     pub(super) fn cork(&mut self) {
-        if let Outlet::Socket { corked, .. } = self {
-            *corked = true;
-        }
+        self.set_corked(true);
     }
 
-    /// Writes out what `cork` held.
-    pub(super) async fn uncork(&mut self, timeout: Duration) -> Result<(), Closed> {
-        let Outlet::Socket { sink, corked } = self else {
+    /// Ends what `cork` began; `flush` writes out what it held (else the next frame sent does,
+    /// a close frame on the way out).
+    pub(super) fn uncork(&mut self) {
+        self.set_corked(false);
+    }
+
+    /// Writes out the frames a cork held.
+    pub(super) async fn flush(&mut self, timeout: Duration) -> Result<(), Closed> {
+        let Outlet::Socket { sink, .. } = self else {
             return Ok(());
         };
-        *corked = false;
         written(tokio::time::timeout(timeout, sink.flush()).await)
+    }
+
+    fn set_corked(&mut self, to: bool) {
+        if let Outlet::Socket { corked, .. } = self {
+            *corked = to;
+        }
     }
 
     async fn frame(&mut self, message: Message, timeout: Duration) -> Result<(), Closed> {
