@@ -22,18 +22,15 @@ end $$;
 create or replace function command_stats_ended() returns trigger language plpgsql as $$
 begin
     insert into command_stats (tenant, type, minute, outcome, bucket, count)
-    select c.tenant, c.type, ended.minute, ended.outcome, ended.bucket, sum(ended.change)
-      from (select command_id, date_trunc('minute', finished_at) as minute, outcome,
-                   width_bucket(extract(epoch from finished_at - started_at)::float8 * 1000,
-                                command_stats_bounds()) as bucket,
-                   -1 as change
+    select c.tenant, c.type, date_trunc('minute', ended.finished_at), ended.outcome,
+           width_bucket(extract(epoch from ended.finished_at - ended.started_at)::float8 * 1000,
+                        command_stats_bounds()),
+           sum(ended.change)
+      from (select command_id, started_at, finished_at, outcome, -1 as change
               from before_rows
              where outcome is not null and finished_at is not null
             union all
-            select command_id, date_trunc('minute', finished_at), outcome,
-                   width_bucket(extract(epoch from finished_at - started_at)::float8 * 1000,
-                                command_stats_bounds()),
-                   1
+            select command_id, started_at, finished_at, outcome, 1
               from after_rows
              where outcome is not null and finished_at is not null) ended
       join commands c on c.id = ended.command_id
