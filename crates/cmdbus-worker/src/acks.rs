@@ -137,7 +137,7 @@ async fn ack_loop(ledger: Arc<Mutex<Ledger>>, mut requests: mpsc::UnboundedRecei
             ledger.settle(*tag);
         }
         drop(ledger);
-        // Their waiters learn it as the requests (and their senders) are dropped.
+        // Only now, settled in the ledger, may their tasks let the channel go.
         for request in covered.into_values().chain(alone.into_values()) {
             let _ = request.sent.send(());
         }
