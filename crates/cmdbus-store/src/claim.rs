@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{
     CommandRow, StoreError,
-    rules::{ATTEMPTS_LEFT, CHANGED, CLOCK, IN_TURN, STATUS_BY_ID, in_lock_order},
+    rules::{ATTEMPTS_LEFT, CHANGED, IN_TURN, STATUS_BY_ID, in_lock_order},
 };
 
 /// A delivery that asks to run a command.
@@ -170,7 +170,7 @@ async fn start_runs<'c>(
     let ids: Vec<Uuid> = claims.iter().map(|c| c.id).collect();
     let generations: Vec<i32> = claims.iter().map(|c| c.generation).collect();
     Ok(sqlx::query_as(AssertSqlSafe(format!(
-        "with {CLOCK}, locked as materialized (
+        "with locked as materialized (
              -- The rows first, in id order: the update's join may visit them in any order, and
              -- two batches that lock shared rows in different orders deadlock (a second's
              -- stall, then a failed batch). A running row is not waited for: it is not claimed.
@@ -178,6 +178,13 @@ async fn start_runs<'c>(
               where c.id = any($1)
                 and ({STATUS_BY_ID} in ('new', 'queue') or ({STATUS_BY_ID} = 'fail' and c.lane = $5))
               order by id for update
+         ),
+         -- The clock once every row is locked: a claim that waited for a row (held by a sweep
+         -- whose publish hangs on a broker that is gone, say) while its key's previous run
+         -- ended would otherwise date its run before that end, two runs of one key on record
+         -- that never ran together (`cmdbus-check`, seed 13 with every broker node killed).
+         clock as materialized (
+             select clock_timestamp() as at from (select count(*) from locked) all_locked
          ), claimed as (
              update commands c
                 set status = 'running', attempt = c.attempt + 1, worker = $3,
